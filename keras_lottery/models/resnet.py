@@ -1,0 +1,107 @@
+"""CIFAR ResNet v1 (He et al. 2016) as the paper's original code built it.
+
+Differences from most Keras ResNets, all deliberate (SPEC §4.2): the first
+block of *every* stage has a 1×1 projection shortcut (stage 1's is 16→16,
+stride 1); stride-2 convolutions pad symmetrically and then use VALID
+padding; conv kernels use truncated LeCun-normal init, the classifier
+N(0, 0.01); batch norm has momentum 0.997 and epsilon 1e-5; weight decay is an
+L2 penalty on every trainable variable. Layer names follow the original
+(`conv_<k>`, `proj_<k>_<j>`, `dense`).
+"""
+
+import keras
+
+from keras_lottery.layers import MaskedConv2D
+from keras_lottery.layers import MaskedDense
+
+WEIGHT_DECAY = 2e-4
+BN_MOMENTUM = 0.997
+BN_EPSILON = 1e-5
+
+
+def resnet(depth, num_classes=10, input_shape=(32, 32, 3)):
+    """Builds CIFAR ResNet-`depth` v1, depth = 6n + 2.
+
+    Args:
+        depth: 8, 20, 56, 110, ... (6n + 2).
+        num_classes: classifier outputs.
+        input_shape: image shape, channels last.
+    """
+    if depth < 8 or (depth - 2) % 6:
+        raise ValueError(f"ResNet depth must be 6n + 2 >= 8, got {depth}.")
+    blocks = (depth - 2) // 6
+    # The original's wd * sum(v**2) / 2 is Keras's L2(wd / 2).
+    l2 = keras.regularizers.L2(WEIGHT_DECAY / 2)
+    names = _Namer()
+
+    def conv(x, filters, size, stride, name):
+        if stride > 1:
+            pad = (size - 1) // 2
+            if pad:
+                x = keras.layers.ZeroPadding2D(pad, name=f"{name}_pad")(x)
+        return MaskedConv2D(
+            filters,
+            size,
+            strides=stride,
+            padding="same" if stride == 1 else "valid",
+            use_bias=False,
+            kernel_initializer=keras.initializers.LecunNormal(),
+            kernel_regularizer=l2,
+            name=name,
+        )(x)
+
+    def bn(x, name):
+        return keras.layers.BatchNormalization(
+            momentum=BN_MOMENTUM,
+            epsilon=BN_EPSILON,
+            beta_regularizer=l2,
+            gamma_regularizer=l2,
+            name=f"{name}_bn",
+        )(x)
+
+    inputs = keras.Input(shape=input_shape, name="image")
+    name = names.conv()
+    x = conv(inputs, 16, 3, 1, name)
+    x = keras.layers.ReLU(name=f"{name}_relu")(bn(x, name))
+    for stage, filters in enumerate((16, 32, 64)):
+        for block in range(blocks):
+            stride = 2 if stage > 0 and block == 0 else 1
+            if block == 0:
+                name = names.projection()
+                shortcut = bn(conv(x, filters, 1, stride, name), name)
+            else:
+                shortcut = x
+            name = names.conv()
+            y = conv(x, filters, 3, stride, name)
+            y = keras.layers.ReLU(name=f"{name}_relu")(bn(y, name))
+            name = names.conv()
+            y = bn(conv(y, filters, 3, 1, name), name)
+            x = keras.layers.Add(name=f"{name}_add")([y, shortcut])
+            x = keras.layers.ReLU(name=f"{name}_out")(x)
+    x = keras.layers.GlobalAveragePooling2D(name="pool")(x)
+    outputs = MaskedDense(
+        num_classes,
+        kernel_initializer=keras.initializers.RandomNormal(0.0, 0.01),
+        kernel_regularizer=l2,
+        bias_regularizer=l2,
+        name="dense",
+    )(x)
+    return keras.Model(inputs, outputs, name=f"resnet{depth}")
+
+
+class _Namer:
+    """The original's names: conv_<k> counts 3×3 convs; proj_<k>_<j> takes
+    the next 3×3 index k and j = convolutions so far + 1."""
+
+    def __init__(self):
+        self.convs = 0
+        self.total = 0
+
+    def conv(self):
+        self.convs += 1
+        self.total += 1
+        return f"conv_{self.convs}"
+
+    def projection(self):
+        self.total += 1
+        return f"proj_{self.convs + 1}_{self.total}"
