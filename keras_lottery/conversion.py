@@ -74,7 +74,7 @@ def _convert(model, mapping, verb):
     clone = keras.models.clone_model(
         model, clone_function=clone_layer, recursive=True
     )
-    for old, new in zip(iter_layers(model), iter_layers(clone)):
+    for old, new in zip(_weighted_layers(model), _weighted_layers(clone)):
         if old.name != new.name:
             raise RuntimeError(
                 f"Layer order changed while cloning ({old.name} vs "
@@ -87,6 +87,12 @@ def _convert(model, mapping, verb):
         else:
             new.set_weights(old.get_weights())
     return clone
+
+
+def _weighted_layers(model):
+    # clone_model renames unnamed Inputs after their tensors; they hold no
+    # weights, so pair up everything else.
+    return [l for l in iter_layers(model) if not isinstance(l, keras.layers.InputLayer)]
 
 
 def _copy_kernel_layer(old, new):
