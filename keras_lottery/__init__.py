@@ -7,35 +7,53 @@ The public API:
   and the pure `magnitude_masks`;
 - your own models: `masked`, `strip`;
 - optimizer: `MomentumSGD` (TF1 momentum update);
-- architectures: `keras_lottery.models.build(name)`, `models.available()`.
+- architectures: `keras_lottery.models.build(name)`, `models.available()`;
+- runs: `train`, `rewind`, `rewind_lr`, `finetune`, each returning a `Run`;
+  `Run.open(path)`; the `IterationCheckpoint` callback; `recipe.make`.
 """
 
 __version__ = "0.1.0"
 
 from keras_lottery import models
+from keras_lottery import recipe
+from keras_lottery.callbacks import IterationCheckpoint
 from keras_lottery.conversion import masked
 from keras_lottery.conversion import strip
 from keras_lottery.layers import MaskedConv2D
 from keras_lottery.layers import MaskedDense
+from keras_lottery.errors import LotteryError
 from keras_lottery.optimizer import MomentumSGD
+from keras_lottery.procedures import finetune
+from keras_lottery.procedures import rewind
+from keras_lottery.procedures import rewind_lr
+from keras_lottery.procedures import train
 from keras_lottery.pruning import density
 from keras_lottery.pruning import get_masks
 from keras_lottery.pruning import magnitude_masks
 from keras_lottery.pruning import prune
 from keras_lottery.pruning import set_masks
 from keras_lottery.pruning import sparsity_report
+from keras_lottery.runs import Run
 
 __all__ = [
+    "IterationCheckpoint",
+    "LotteryError",
     "MaskedConv2D",
     "MaskedDense",
     "MomentumSGD",
+    "Run",
     "density",
+    "finetune",
     "get_masks",
     "magnitude_masks",
     "masked",
     "models",
     "prune",
+    "recipe",
+    "rewind",
+    "rewind_lr",
     "set_masks",
     "sparsity_report",
     "strip",
+    "train",
 ]

@@ -1,0 +1,103 @@
+"""Keras callbacks: full-state checkpoints at exact training iterations."""
+
+import os
+import pathlib
+
+import keras
+
+from keras_lottery import runs
+
+
+class IterationCheckpoint(keras.callbacks.Callback):
+    """Saves the full training state at exact optimizer iterations.
+
+    A checkpoint holds the weights, the masks, batch-norm statistics, the
+    optimizer's slots (momentum) and its iteration counter: everything a
+    rewind restores. Iteration N is written after N updates, so iteration 0
+    (or whatever iteration training starts at) is the state before the first
+    update of this `fit`. `final` is written when training ends. Files are
+    `checkpoint_iter_<N>.weights.h5`, written under a temporary name and
+    renamed, so a crash never leaves half a checkpoint.
+
+    With `steps_per_execution=N > 1`, Keras calls callbacks only every N
+    batches; a requested iteration that would fall between two calls makes
+    `fit` fail before the first step instead of being silently missed.
+
+    Example:
+
+    >>> model.fit(data, epochs=10, callbacks=[
+    ...     IterationCheckpoint("ckpt", iterations=[0, 100, 500])])
+
+    Args:
+        directory: folder for the files (created if missing).
+        iterations: optimizer iterations at which to save.
+        save_final: also write `checkpoint_iter_final` at the end of `fit`.
+    """
+
+    def __init__(self, directory, iterations, save_final=True):
+        super().__init__()
+        self.directory = pathlib.Path(directory)
+        self.iterations = sorted({int(i) for i in iterations})
+        if self.iterations and self.iterations[0] < 0:
+            raise ValueError("checkpoint iterations must be >= 0")
+        self.save_final = save_final
+        self.written = []
+        self._step = 0
+        self._epoch_start = 0
+
+    def on_train_begin(self, logs=None):
+        model = self.model
+        if not model.optimizer.built:
+            model.optimizer.build(model.trainable_variables)
+        self._step = int(model.optimizer.iterations)
+        self._maybe_save(self._step)
+
+    def _check_reachable(self):
+        # Runs before each epoch's first step: with steps_per_execution=N the
+        # callbacks see steps N, 2N, ... and the epoch's last step only.
+        every = int(getattr(self.model, "steps_per_execution", 1) or 1)
+        steps = (self.params or {}).get("steps")
+        if every == 1 or not steps:
+            return
+        start = self._step
+        reachable = {start + min(k, steps) for k in range(every, steps + every, every)}
+        missed = [
+            i for i in self.iterations
+            if start < i <= start + steps and i not in reachable
+        ]
+        if missed:
+            raise ValueError(
+                f"steps_per_execution={every} would skip checkpoint iterations "
+                f"{missed} (callbacks run only every {every} steps); use a "
+                "steps_per_execution that divides the distance between "
+                "checkpoints, or 1."
+            )
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch_start = self._step
+        self._check_reachable()
+
+    def on_train_batch_end(self, batch, logs=None):
+        self._step = self._epoch_start + batch + 1
+        self._maybe_save(self._step)
+
+    def on_train_end(self, logs=None):
+        if self.save_final:
+            self.save("final")
+
+    def _maybe_save(self, step):
+        if step in self.iterations and step not in self.written:
+            self.save(step)
+
+    def save(self, iteration):
+        """Writes `checkpoint_iter_<iteration>` now, atomically."""
+        self.directory.mkdir(parents=True, exist_ok=True)
+        path = self.directory / runs.checkpoint_name(iteration)
+        tmp = runs.temporary_path(path)
+        try:
+            self.model.save_weights(tmp)
+            os.replace(tmp, path)
+        finally:
+            if tmp.exists():
+                tmp.unlink()
+        self.written.append(iteration)

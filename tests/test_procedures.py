@@ -1,0 +1,231 @@
+"""The procedures' semantics (DESIGN decision 6), on resnet8 and synthetic data."""
+
+import keras
+import numpy as np
+import pytest
+
+import keras_lottery as kl
+from keras_lottery import procedures
+from keras_lottery import recipe as recipe_lib
+from keras_lottery import runs
+
+T = 24
+K = 15  # after the first LR drop (boundary 12), so the LR at k is 0.01
+BATCH = 32
+EVAL_EVERY = 8
+SMALL = dict(steps=T, batch_size=BATCH, eval_every=EVAL_EVERY)
+
+
+@pytest.fixture(scope="module")
+def root(tmp_path_factory):
+    return tmp_path_factory.mktemp("runs")
+
+
+@pytest.fixture(scope="module")
+def parent(root):
+    return kl.train("resnet8", dataset="synthetic", seed=3, verbose=0,
+                    out=root / "train", **SMALL)
+
+
+@pytest.fixture(scope="module")
+def derived(parent, root):
+    made = {}
+    for name, fn in [("rewind", kl.rewind), ("rewind_lr", kl.rewind_lr),
+                     ("finetune", kl.finetune)]:
+        made[name] = fn(parent.path, iteration=K, density=0.8, seed=4,
+                        verbose=0, out=root / name)
+    return made
+
+
+def _state(run, iteration):
+    """(weights by path, momentum by path, iteration) of a checkpoint."""
+    model = kl.models.build("resnet8")
+    procedures._compile(model, run_schedule(run))
+    model.load_weights(run.checkpoints[iteration])
+    weights = {v.path: keras.ops.convert_to_numpy(v) for v in model.weights}
+    momentum = {v.path: keras.ops.convert_to_numpy(model.optimizer.slot(v))
+                for v in model.trainable_variables}
+    return weights, momentum, int(model.optimizer.iterations)
+
+
+def run_schedule(run):
+    if run.mode == "finetune":
+        return recipe_lib.ConstantSchedule(run.config["lr"])
+    return recipe_lib.Recipe.from_dict(run.config["recipe"]).schedule()
+
+
+def _masks(weights):
+    return {p: w for p, w in weights.items() if p.endswith("/mask")}
+
+
+def test_train_checkpoints_at_exact_iterations(parent):
+    recipe = recipe_lib.make(**SMALL)
+    assert parent.status == runs.FINISHED
+    assert list(parent.checkpoints) == list(recipe.checkpoint_iters) + ["final"]
+    for it in recipe.checkpoint_iters:
+        assert _state(parent, it)[2] == it
+    assert _state(parent, "final")[2] == T
+    leftovers = [p for p in (parent.path / "checkpoints").iterdir()
+                 if not p.name.startswith("checkpoint_iter_")]
+    assert leftovers == []
+
+
+def test_iteration_zero_is_the_initialization(parent):
+    keras.utils.set_random_seed(3)
+    fresh = kl.models.build("resnet8")
+    weights, momentum, it = _state(parent, 0)
+    assert it == 0
+    for v in fresh.weights:
+        np.testing.assert_array_equal(weights[v.path], keras.ops.convert_to_numpy(v))
+    assert all(not m.any() for m in momentum.values())
+    after, _, _ = _state(parent, recipe_lib.make(**SMALL).checkpoint_iters[1])
+    assert any(not np.array_equal(after[p], weights[p]) for p in weights)
+
+
+def test_train_metrics_cadence_and_columns(parent):
+    rows = parent.metrics
+    assert [r["step"] for r in rows] == [8, 16, 24]
+    assert list(rows[0]) == list(runs.METRIC_COLUMNS)
+    recipe = recipe_lib.make(**SMALL)
+    assert [r["lr"] for r in rows] == pytest.approx([recipe.lr_at(s - 1) for s in (8, 16, 24)])
+    for r in rows:
+        assert 0 <= r["top1"] <= r["top5"] <= 1 and r["density"] == 1.0
+    assert list((parent.path / "logs" / "eval").glob("events.out.tfevents.*"))
+
+
+def test_rewind_starts_from_parent_iteration_k(parent, derived):
+    run = derived["rewind"]
+    assert (run.config["start_step"], run.config["end_step"]) == (K, T)
+    p_weights, p_momentum, _ = _state(parent, K)
+    weights, momentum, it = _state(run, K)
+    assert it == K
+    masks = _masks(weights)
+    for path, w in weights.items():
+        if path.endswith("/mask"):
+            continue
+        mask = masks.get(path.replace("/kernel", "/mask"))
+        expected = p_weights[path] * mask if mask is not None and path.endswith("/kernel") else p_weights[path]
+        np.testing.assert_array_equal(w, expected, err_msg=path)
+    for path, m in momentum.items():
+        mask = masks.get(path.replace("/kernel", "/mask"))
+        expected = p_momentum[path] * mask if mask is not None and path.endswith("/kernel") else p_momentum[path]
+        np.testing.assert_array_equal(m, expected, err_msg=path)
+    assert any(np.abs(m).sum() > 0 for m in momentum.values())
+    # BN moving statistics came from k too (they differ from the final ones).
+    final, _, _ = _state(parent, "final")
+    stat = next(p for p in weights if p.endswith("moving_mean"))
+    assert not np.array_equal(final[stat], weights[stat])
+    # The first update's LR is the parent's LR at k.
+    model = kl.models.build("resnet8")
+    procedures._compile(model, run_schedule(run))
+    model.load_weights(run.checkpoints[K])
+    lr_first = float(keras.ops.convert_to_numpy(model.optimizer.learning_rate))
+    parent_lr_at_k = recipe_lib.make(**SMALL).lr_at(K)
+    assert parent_lr_at_k == pytest.approx(0.01 * BATCH / 128)  # after the drop
+    assert lr_first == pytest.approx(parent_lr_at_k)
+
+
+def test_rewind_lr_starts_from_final_state_at_iteration_k(parent, derived):
+    run = derived["rewind_lr"]
+    assert (run.config["start_step"], run.config["end_step"]) == (K, T)
+    p_weights, p_momentum, _ = _state(parent, "final")
+    weights, momentum, it = _state(run, K)
+    assert it == K
+    masks = _masks(weights)
+    for path, w in weights.items():
+        if path.endswith("/kernel") and path.replace("/kernel", "/mask") in masks:
+            np.testing.assert_array_equal(w, p_weights[path] * masks[path.replace("/kernel", "/mask")])
+            np.testing.assert_array_equal(momentum[path], p_momentum[path] * masks[path.replace("/kernel", "/mask")])
+        elif not path.endswith("/mask"):
+            np.testing.assert_array_equal(w, p_weights[path], err_msg=path)
+
+
+def test_finetune_constant_lr_ends_at_2t_minus_k(parent, derived):
+    run = derived["finetune"]
+    assert (run.config["start_step"], run.config["end_step"]) == (T, 2 * T - K)
+    assert list(run.checkpoints) == [T, "final"]
+    assert _state(run, "final")[2] == 2 * T - K
+    assert _state(run, T)[2] == T
+    assert {r["lr"] for r in run.metrics} == {0.001}
+    assert [r["step"] for r in run.metrics] == [T + EVAL_EVERY, 2 * T - K]
+
+
+@pytest.mark.parametrize("mode", ["rewind", "rewind_lr", "finetune"])
+def test_derived_masks_exact_fixed_and_kernels_zero(derived, mode):
+    run = derived[mode]
+    total = 77_616
+    first = None
+    for it in run.checkpoints:
+        weights, momentum, _ = _state(run, it)
+        masks = _masks(weights)
+        kept = sum(int(m.sum()) for m in masks.values())
+        assert kept == round(0.8 * total), it
+        if first is None:
+            first = masks
+        for path, mask in masks.items():
+            np.testing.assert_array_equal(mask, first[path])
+            kernel = weights[path.replace("/mask", "/kernel")]
+            assert (kernel[mask == 0] == 0).all(), (it, path)
+    assert all(r["density"] == round(0.8 * total) / total for r in run.metrics)
+
+
+def test_masks_come_from_magnitudes_of_parent_final(parent, derived):
+    final, _, _ = _state(parent, "final")
+    kernels = {p: w for p, w in final.items() if p.endswith("/kernel")}
+    ones = {p: np.ones_like(w) for p, w in kernels.items()}
+    expected = kl.magnitude_masks(kernels, ones, 0.8)
+    weights, _, _ = _state(derived["rewind"], K)
+    for path, mask in expected.items():
+        np.testing.assert_array_equal(weights[path.replace("/kernel", "/mask")], mask)
+
+
+def test_chaining_rounds_nests_masks(derived, root):
+    first = derived["rewind"]
+    second = kl.rewind(first.path, iteration=K, density=0.64, seed=5,
+                       verbose=0, out=root / "round2")
+    m1 = _masks(_state(first, "final")[0])
+    m2 = _masks(_state(second, "final")[0])
+    for path in m1:
+        assert (m2[path] <= m1[path]).all()
+    assert sum(int(m.sum()) for m in m2.values()) == round(0.64 * 77_616)
+    assert second.config["parent"] == str(first.path)
+
+
+def test_derived_run_refuses_contradicting_recipe_and_bad_iteration(parent, root):
+    with pytest.raises(kl.LotteryError, match="contradicts the parent"):
+        kl.rewind(parent.path, iteration=K, density=0.8, steps=T + 1, out=root / "x")
+    with pytest.raises(kl.LotteryError, match="saved iterations: 0, 2"):
+        kl.rewind(parent.path, iteration=K + 1, density=0.8, out=root / "x")
+    with pytest.raises(kl.LotteryError, match=r"\(0, 1\]"):
+        kl.rewind_lr(parent.path, iteration=K, density=1.5, out=root / "x")
+    assert not (root / "x").exists()
+
+
+def test_finished_run_is_never_overwritten(parent):
+    before = (parent.path / "run.json").read_bytes()
+    with pytest.raises(kl.LotteryError, match="already holds a finished run"):
+        kl.train("resnet8", dataset="synthetic", seed=3, verbose=0,
+                 out=parent.path, **SMALL)
+    assert (parent.path / "run.json").read_bytes() == before
+
+
+def test_run_open_exposes_config_metrics_checkpoints(parent):
+    run = kl.Run.open(parent.path)
+    assert run.config["arch"] == "resnet8" and run.config["seed"] == 3
+    assert run.config["recipe"]["steps"] == T
+    assert "keras" in run.config["versions"]
+    assert run.metrics == parent.metrics
+    assert run.checkpoints[0].name == "checkpoint_iter_0.weights.h5"
+
+
+def test_train_accepts_a_user_model(tmp_path):
+    model = keras.Sequential([
+        keras.Input((32, 32, 3)), keras.layers.Conv2D(4, 3, strides=4),
+        keras.layers.Flatten(), keras.layers.Dense(10)])
+    run = kl.train(model, dataset="synthetic", seed=1, verbose=0,
+                   out=tmp_path / "mine", steps=4, batch_size=16, eval_every=4)
+    assert (run.path / "model.json").exists()
+    child = kl.finetune(run.path, iteration=2, density=0.5, verbose=0,
+                        out=tmp_path / "child")
+    assert child.config["end_step"] == 4 + 2
+    assert child.metrics[-1]["density"] == pytest.approx(0.5, abs=1e-3)
