@@ -21,7 +21,8 @@ class IterationCheckpoint(keras.callbacks.Callback):
 
     With `steps_per_execution=N > 1`, Keras calls callbacks only every N
     batches; a requested iteration that would fall between two calls makes
-    `fit` fail before the first step instead of being silently missed.
+    `fit` fail at the start of the epoch that would skip it, before any of
+    its steps run, instead of being silently missed.
 
     Example:
 
@@ -78,7 +79,13 @@ class IterationCheckpoint(keras.callbacks.Callback):
         self._check_reachable()
 
     def on_train_batch_end(self, batch, logs=None):
-        self._step = self._epoch_start + batch + 1
+        # With steps_per_execution, Keras reports the end of a partial last
+        # execution past the epoch's end; the epoch really stops at `steps`.
+        done = batch + 1
+        steps = (self.params or {}).get("steps")
+        if steps:
+            done = min(done, steps)
+        self._step = self._epoch_start + done
         self._maybe_save(self._step)
 
     def on_train_end(self, logs=None):

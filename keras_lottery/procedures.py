@@ -12,6 +12,7 @@ segments that end exactly at the next checkpoint or evaluation step, since
 Keras evaluates only at epoch ends; one segment is one Keras "epoch".
 """
 
+import pathlib
 import random
 import time
 import warnings
@@ -249,7 +250,6 @@ def _fit(run, model, data, recipe, checkpoint_iters, verbose):
                         f"{row['top5']:.4f}  loss {row['loss']:.4f}  "
                         f"lr {row['lr']:g}  density {row['density']:.4f}"
                     )
-        checkpoint.on_train_begin()  # writes the start state if no step ran
         checkpoint.save("final")
     except BaseException as e:
         run.set_status(runs.FAILED, error=f"{type(e).__name__}: {e}")
@@ -424,8 +424,6 @@ def _check_inherited(recipe, flags, parent):
 
 
 def _check_out(out):
-    import pathlib
-
     out = pathlib.Path(out)
     if (out / runs.RUN_JSON).exists():
         status = runs.Run.open(out).status

@@ -1,0 +1,237 @@
+import json
+
+import keras
+import numpy as np
+import pytest
+
+from keras_lottery import recipe
+
+# The paper's numbers, written out here (SPEC §3, §4.1) rather than read from
+# the module under test.
+T0 = 71108
+BOUNDARIES = (35546, 53125)
+VALUES = (0.1, 0.01, 0.001)
+CHECKPOINTS = (0, 4701, 12514, 20326, 28139, 35951, 43764, 51576, 59389, 67201, 71108)
+EVAL = 10000
+
+
+def _scaled(c, steps):
+    return min(max(round(c * steps / T0), 0), steps)
+
+
+def _expected(steps):
+    iters = []
+    for c in CHECKPOINTS:
+        s = _scaled(c, steps)
+        if s not in iters:
+            iters.append(s)
+    return {
+        "steps": steps,
+        "boundaries": tuple(_scaled(b, steps) for b in BOUNDARIES),
+        "checkpoint_iters": tuple(iters),
+        "eval_every": max(1, round(EVAL * steps / T0)),
+    }
+
+
+def _lr(schedule, step):
+    return float(keras.ops.convert_to_numpy(schedule(step)))
+
+
+def test_default_recipe_is_the_paper():
+    r = recipe.make()
+    assert r.steps == 71108
+    assert r.batch_size == 128
+    assert tuple(r.lr_boundaries) == (35546, 53125)
+    assert tuple(r.lr_values) == (0.1, 0.01, 0.001)
+    assert tuple(r.checkpoint_iters) == CHECKPOINTS
+    assert r.eval_every == 10000
+    assert r.momentum == 0.9
+    assert recipe.make() == recipe.Recipe()
+
+
+@pytest.mark.parametrize(
+    "step, lr",
+    [(0, 0.1), (1, 0.1), (35546, 0.1), (35547, 0.01), (53125, 0.01),
+     (53126, 0.001), (71108, 0.001)],
+)
+def test_schedule_is_piecewise_constant_on_previous_step(step, lr):
+    r = recipe.Recipe()
+    schedule = r.schedule()
+    assert isinstance(schedule, keras.optimizers.schedules.LearningRateSchedule)
+    assert _lr(schedule, step) == pytest.approx(lr, rel=1e-6)
+    assert r.lr_at(step) == pytest.approx(lr, rel=1e-12)
+
+
+def test_optimizer_uses_lr_of_iteration_before_update():
+    # The update made at iteration g uses lr(g): with boundary 1, the first two
+    # updates (g = 0, 1) use 0.1 and the third (g = 2) uses 0.01.
+    import keras_lottery as kl
+
+    r = recipe.Recipe(steps=4, lr_boundaries=(1, 3), lr_values=(0.1, 0.01, 0.001))
+    opt = kl.MomentumSGD(r.schedule(), momentum=0.0)
+    var = keras.Variable(np.zeros(1, "float32"))
+    seen = []
+    for _ in range(4):
+        before = float(keras.ops.convert_to_numpy(var)[0])
+        opt.apply_gradients([(keras.ops.ones((1,)), var)])
+        seen.append(before - float(keras.ops.convert_to_numpy(var)[0]))
+    np.testing.assert_allclose(seen, [0.1, 0.1, 0.01, 0.01], rtol=1e-5)
+    assert [r.lr_at(g) for g in range(4)] == [0.1, 0.1, 0.01, 0.01]
+
+
+@pytest.mark.parametrize("steps", [1000, 100, 500, 3])
+def test_scaling_to_shorter_runs(steps):
+    r = recipe.make(steps=steps)
+    want = _expected(steps)
+    assert r.steps == steps
+    assert tuple(r.lr_boundaries) == want["boundaries"]
+    assert tuple(r.checkpoint_iters) == want["checkpoint_iters"]
+    assert r.eval_every == want["eval_every"]
+    assert tuple(r.lr_values) == pytest.approx(VALUES)
+    assert r.batch_size == 128
+    iters = list(r.checkpoint_iters)
+    assert iters == sorted(set(iters))
+    assert iters[0] == 0 and iters[-1] == steps
+
+
+def test_scaling_known_values():
+    # Hand-checked: 35546*1000/71108 = 499.9, 53125*1000/71108 = 747.1,
+    # 10000*1000/71108 = 140.6; 4701*1000/71108 = 66.1.
+    r = recipe.make(steps=1000)
+    assert tuple(r.lr_boundaries) == (500, 747)
+    assert r.eval_every == 141
+    assert tuple(r.checkpoint_iters)[:3] == (0, 66, 176)
+    assert recipe.make(steps=100).eval_every == 14
+
+
+def test_tiny_run_drops_duplicate_checkpoints_and_keeps_eval_positive():
+    r = recipe.make(steps=3)
+    assert tuple(r.checkpoint_iters) == (0, 1, 2, 3)
+    assert r.eval_every == 1
+    assert tuple(r.lr_boundaries) == (1, 2)
+    assert r.eval_steps(0, 3) == [1, 2, 3]
+
+
+@pytest.mark.parametrize("epochs, batch", [(2, 128), (1, 256), (0.5, 100)])
+def test_epochs_set_steps(epochs, batch):
+    r = recipe.make(epochs=epochs, batch_size=batch)
+    assert r.steps == round(epochs * 50000 / batch)
+    assert r.batch_size == batch
+    assert tuple(r.checkpoint_iters) == _expected(r.steps)["checkpoint_iters"]
+
+
+def test_epochs_known_value():
+    assert recipe.make(epochs=2).steps == 781  # 100000 / 128 = 781.25
+
+
+def test_batch_size_scales_learning_rates():
+    r = recipe.make(batch_size=256)
+    assert tuple(r.lr_values) == pytest.approx((0.2, 0.02, 0.002), rel=1e-12)
+    assert r.steps == 71108
+    assert tuple(r.lr_boundaries) == BOUNDARIES
+    assert _lr(r.schedule(), 0) == pytest.approx(0.2, rel=1e-6)
+    assert _lr(r.schedule(), 35547) == pytest.approx(0.02, rel=1e-6)
+    assert _lr(r.schedule(), 53126) == pytest.approx(0.002, rel=1e-6)
+    assert tuple(recipe.make(batch_size=64).lr_values) == pytest.approx(
+        (0.05, 0.005, 0.0005), rel=1e-12
+    )
+
+
+def test_explicit_checkpoints_and_eval_every_override():
+    r = recipe.make(steps=100, checkpoint_iters=[0, 7, 100], eval_every=30)
+    assert tuple(r.checkpoint_iters) == (0, 7, 100)
+    assert r.eval_every == 30
+    assert tuple(r.lr_boundaries) == _expected(100)["boundaries"]
+    assert r.eval_steps(0, 100) == [30, 60, 90, 100]
+
+
+@pytest.mark.parametrize(
+    "kwargs, words",
+    [
+        (dict(steps=100, epochs=1), "epochs"),
+        (dict(steps=0), "steps"),
+        (dict(steps=-5), "steps"),
+        (dict(batch_size=0), "batch"),
+        (dict(batch_size=-128), "batch"),
+        (dict(steps=100, checkpoint_iters=[0, 50, 20]), "sorted"),
+        (dict(steps=100, checkpoint_iters=[0, 20, 20]), "unique"),
+        (dict(steps=100, checkpoint_iters=[0, 101]), "101"),
+        (dict(steps=100, checkpoint_iters=[-1, 5]), "-1"),
+        (dict(steps=100, eval_every=0), "eval"),
+        (dict(steps=100, eval_every=-3), "eval"),
+        (dict(epochs=0), "epochs"),
+    ],
+)
+def test_invalid_arguments(kwargs, words):
+    with pytest.raises(ValueError) as info:
+        recipe.make(**kwargs)
+    message = str(info.value)
+    assert message and "\n" not in message
+    assert words in message
+
+
+def test_eval_steps_base_run():
+    r = recipe.Recipe()
+    assert r.eval_steps(0, 71108) == [10000, 20000, 30000, 40000, 50000, 60000, 70000, 71108]
+
+
+def test_eval_steps_rewind_from_4701():
+    r = recipe.Recipe()
+    want = [14701, 24701, 34701, 44701, 54701, 64701, 71108]
+    assert r.eval_steps(4701, 71108) == want
+
+
+def test_eval_steps_finetune():
+    r = recipe.Recipe()
+    got = r.eval_steps(71108, 137515)
+    assert got == [81108, 91108, 101108, 111108, 121108, 131108, 137515]
+    assert 71108 not in got
+
+
+def test_eval_steps_exact_multiple_and_empty():
+    r = recipe.Recipe(eval_every=5)
+    assert r.eval_steps(0, 10) == [5, 10]  # the end is not listed twice
+    assert r.eval_steps(10, 10) == []
+    assert 0 not in r.eval_steps(0, 3)
+
+
+def test_dict_round_trip():
+    r = recipe.make(steps=1000, batch_size=64, checkpoint_iters=[0, 10, 1000], eval_every=7)
+    d = r.to_dict()
+    text = json.dumps(d)
+    back = recipe.Recipe.from_dict(json.loads(text))
+    assert back == r
+    assert back.lr_boundaries == r.lr_boundaries
+    assert isinstance(back.checkpoint_iters, tuple)
+    assert json.loads(text)["checkpoint_iters"] == [0, 10, 1000]
+    assert json.loads(text)["steps"] == 1000
+    assert recipe.Recipe.from_dict(recipe.Recipe().to_dict()) == recipe.Recipe()
+
+
+def test_from_dict_rejects_unknown_field():
+    d = recipe.Recipe().to_dict()
+    d["warmup"] = 5
+    with pytest.raises(ValueError, match="warmup"):
+        recipe.Recipe.from_dict(d)
+
+
+@pytest.mark.parametrize("step", [0, 1, 35547, 10**6])
+def test_constant_schedule(step):
+    s = recipe.ConstantSchedule(0.001)
+    assert _lr(s, step) == pytest.approx(0.001, rel=1e-6)
+    back = keras.optimizers.schedules.deserialize(
+        json.loads(json.dumps(keras.optimizers.schedules.serialize(s)))
+    )
+    assert type(back) is recipe.ConstantSchedule
+    assert _lr(back, step) == pytest.approx(0.001, rel=1e-6)
+    assert back.get_config() == {"learning_rate": 0.001}
+
+
+def test_constant_schedule_drives_optimizer():
+    import keras_lottery as kl
+
+    opt = kl.MomentumSGD(recipe.ConstantSchedule(0.25), momentum=0.0)
+    var = keras.Variable(np.zeros(1, "float32"))
+    for _ in range(3):
+        opt.apply_gradients([(keras.ops.ones((1,)), var)])
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(var), [-0.75], rtol=1e-6)
