@@ -8,7 +8,39 @@ import keras
 from keras_lottery import runs
 
 
-class IterationCheckpoint(keras.callbacks.Callback):
+class StepCounter(keras.callbacks.Callback):
+    """Tracks the global optimizer iteration on the host.
+
+    Reads `optimizer.iterations` once per `fit` and counts batches after
+    that, so no variable is read per step. `self.step` is the number of
+    updates done so far.
+    """
+
+    def __init__(self):
+        super().__init__()
+        self.step = 0
+        self._epoch_start = 0
+
+    def on_train_begin(self, logs=None):
+        model = self.model
+        if not model.optimizer.built:
+            model.optimizer.build(model.trainable_variables)
+        self.step = int(model.optimizer.iterations)
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch_start = self.step
+
+    def on_train_batch_end(self, batch, logs=None):
+        # With steps_per_execution, Keras reports the end of a partial last
+        # execution past the epoch's end; the epoch really stops at `steps`.
+        done = batch + 1
+        steps = (self.params or {}).get("steps")
+        if steps:
+            done = min(done, steps)
+        self.step = self._epoch_start + done
+
+
+class IterationCheckpoint(StepCounter):
     """Saves the full training state at exact optimizer iterations.
 
     A checkpoint holds the weights, the masks, batch-norm statistics, the
@@ -43,15 +75,10 @@ class IterationCheckpoint(keras.callbacks.Callback):
             raise ValueError("checkpoint iterations must be >= 0")
         self.save_final = save_final
         self.written = []
-        self._step = 0
-        self._epoch_start = 0
 
     def on_train_begin(self, logs=None):
-        model = self.model
-        if not model.optimizer.built:
-            model.optimizer.build(model.trainable_variables)
-        self._step = int(model.optimizer.iterations)
-        self._maybe_save(self._step)
+        super().on_train_begin(logs)
+        self._maybe_save(self.step)
 
     def _check_reachable(self):
         # Runs before each epoch's first step: with steps_per_execution=N the
@@ -60,7 +87,7 @@ class IterationCheckpoint(keras.callbacks.Callback):
         steps = (self.params or {}).get("steps")
         if every == 1 or not steps:
             return
-        start = self._step
+        start = self.step
         reachable = {start + min(k, steps) for k in range(every, steps + every, every)}
         missed = [
             i for i in self.iterations
@@ -75,18 +102,12 @@ class IterationCheckpoint(keras.callbacks.Callback):
             )
 
     def on_epoch_begin(self, epoch, logs=None):
-        self._epoch_start = self._step
+        super().on_epoch_begin(epoch, logs)
         self._check_reachable()
 
     def on_train_batch_end(self, batch, logs=None):
-        # With steps_per_execution, Keras reports the end of a partial last
-        # execution past the epoch's end; the epoch really stops at `steps`.
-        done = batch + 1
-        steps = (self.params or {}).get("steps")
-        if steps:
-            done = min(done, steps)
-        self._step = self._epoch_start + done
-        self._maybe_save(self._step)
+        super().on_train_batch_end(batch, logs)
+        self._maybe_save(self.step)
 
     def on_train_end(self, logs=None):
         if self.save_final:

@@ -190,8 +190,7 @@ def results(run_dirs, curve, fmt):
     from keras_lottery import runs
 
     if not run_dirs:
-        root = pathlib.Path(runs.DEFAULT_ROOT)
-        run_dirs = sorted(p.parent for p in root.glob(f"**/{runs.RUN_JSON}"))
+        run_dirs = runs.find_runs(runs.DEFAULT_ROOT)
         if not run_dirs:
             raise click.ClickException(
                 f"no runs under ./{runs.DEFAULT_ROOT}; name run directories "

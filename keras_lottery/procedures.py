@@ -25,6 +25,7 @@ from keras_lottery import pruning
 from keras_lottery import recipe as recipe_lib
 from keras_lottery import runs
 from keras_lottery.callbacks import IterationCheckpoint
+from keras_lottery.callbacks import StepCounter
 from keras_lottery.conversion import masked
 from keras_lottery.errors import LotteryError
 from keras_lottery.optimizer import MomentumSGD
@@ -172,6 +173,10 @@ def _derived(
     start = parent_end if mode == "finetune" else iteration
     end = start + steps - iteration
     seed = _seed(seed)
+    out = out or runs.default_out(
+        parent.config["arch"], mode, seed, iteration, density, root=root
+    )
+    _check_out(out)
     dataset = parent.config["dataset"]
     data_dir = data_dir if data_dir is not None else parent.config.get("data_dir")
     data = _load_data(dataset, data_dir, seed)
@@ -190,10 +195,6 @@ def _derived(
     model.optimizer.iterations.assign(start)
     pruning.set_masks(model, masks)
 
-    out = out or runs.default_out(
-        parent.config["arch"], mode, seed, iteration, density, root=root
-    )
-    _check_out(out)
     config = _config(
         mode, parent.config["arch"], dataset, data_dir, recipe, seed,
         start=start, end=end, density=pruning.density(model),
@@ -257,23 +258,20 @@ def _fit(run, model, data, recipe, checkpoint_iters, verbose):
     run.set_status(runs.FINISHED)
 
 
-class _Progress(keras.callbacks.Callback):
+class _Progress(StepCounter):
     """One Keras progress bar over the whole run's steps (segments are an
     implementation detail, so no per-segment "Epoch 1/1" bars)."""
 
     def __init__(self, start, end):
         super().__init__()
-        self.start, self.step = start, start
+        self.start = start
         self.bar = keras.utils.Progbar(
             end - start, stateful_metrics=["loss", "top1", "top5"],
             unit_name="step",
         )
 
-    def on_epoch_begin(self, epoch, logs=None):
-        self._segment_start = self.step
-
     def on_train_batch_end(self, batch, logs=None):
-        self.step = self._segment_start + batch + 1
+        super().on_train_batch_end(batch, logs)
         values = [(k, float(v)) for k, v in (logs or {}).items()
                   if k in ("loss", "top1", "top5")]
         self.bar.update(self.step - self.start, values=values)

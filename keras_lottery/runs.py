@@ -101,17 +101,22 @@ def default_out(arch, mode, seed, iteration=None, density=None, root=DEFAULT_ROO
     return pathlib.Path(root) / arch / name
 
 
+def find_runs(root=DEFAULT_ROOT):
+    """Every run directory (a folder with a run.json) under `root`, sorted."""
+    return sorted(p.parent for p in pathlib.Path(root).glob(f"**/{RUN_JSON}"))
+
+
 def find_base_run(root=DEFAULT_ROOT):
     """The single finished `train` run under `root`, for a default --from."""
     root = pathlib.Path(root)
     found = []
-    for path in sorted(root.glob(f"**/{RUN_JSON}")):
+    for path in find_runs(root):
         try:
-            config = json.loads(path.read_text())
+            config = json.loads((path / RUN_JSON).read_text())
         except (OSError, ValueError):
             continue
         if config.get("mode") == "train" and config.get("status") == FINISHED:
-            found.append(path.parent)
+            found.append(path)
     if len(found) == 1:
         return found[0]
     listing = ", ".join(map(str, found)) if found else "none"
