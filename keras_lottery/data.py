@@ -5,7 +5,9 @@ official files (binary or python version) in a `--data-dir`. The python
 version is read with a restricted unpickler that only admits the three numpy
 globals the real files name, mapped to local stand-ins, so a doctored file
 cannot run code. A small synthetic dataset of CIFAR shapes serves smoke tests
-and demos.
+and demos. The 8x8 handwritten digits (UCI, 1,797 images) ship with the
+package (`datasets/digits.npz`, see `datasets/README.md`): a real dataset
+that trains in seconds offline, with a fixed train/test split.
 
 The training stream is a pure function of `(seed, step)`: epoch `e` is the
 permutation drawn from `np.random.default_rng([seed, e])`, step `s` takes
@@ -17,6 +19,7 @@ one would.
 
 import dataclasses
 import functools
+import importlib.resources
 import math
 import os
 import pickle
@@ -24,7 +27,7 @@ import pickle
 import keras
 import numpy as np
 
-DATASETS = ("cifar10", "synthetic")
+DATASETS = ("cifar10", "synthetic", "digits")
 NUM_CLASSES = 10
 IMAGE_SHAPE = (32, 32, 3)
 # Zero padding on each side before the random crop (40x40 -> 32x32).
@@ -41,6 +44,14 @@ _PY_DIR = "cifar-10-batches-py"
 # `[seed, epoch]` shuffle streams.
 _AUGMENT_TAG = 0x61756721
 _SYNTHETIC_TAG = 0x73796E21
+# The bundled digits: `images` (1797, 8, 8) uint8 in 0..16, `labels` (1797,)
+# uint8, `test_index` the 360 sorted rows held out for testing (36 per class,
+# drawn once; stored, so no RNG change can move the test set).
+DIGITS_FILE = "digits.npz"
+DIGITS_IMAGE_SHAPE = (8, 8, 1)
+DIGITS_NUM_TRAIN = 1437
+DIGITS_NUM_TEST = 360
+_DIGITS_MAX = 16
 
 
 class DataError(ValueError):
@@ -51,7 +62,11 @@ class DataError(ValueError):
 class Dataset:
     """A labelled image dataset held in memory.
 
-    Images are uint8 NHWC; labels are flat int32 class indices.
+    Images are uint8 NHWC; labels are flat int32 class indices. `augment`
+    says whether training applies `augment` (random crop and flip): true for
+    the CIFAR-shaped datasets, false for digits, where a flip changes what
+    the image shows and a 4-pixel shift moves half of an 8x8 image out.
+    Pass it on as `TrainBatches(..., augment=dataset.augment)`.
     """
 
     name: str
@@ -60,6 +75,7 @@ class Dataset:
     x_test: np.ndarray = dataclasses.field(repr=False)
     y_test: np.ndarray = dataclasses.field(repr=False)
     num_classes: int = NUM_CLASSES
+    augment: bool = True
 
     @property
     def image_shape(self):
@@ -70,12 +86,19 @@ class Dataset:
 def load(name="cifar10", data_dir=None, *, seed=0):
     """Loads a dataset by name.
 
+    Example:
+
+    >>> ds = load("digits")
+    >>> ds.x_train.shape, ds.x_test.shape, ds.augment
+    ((1437, 8, 8, 1), (360, 8, 8, 1), False)
+
     Args:
         name: One of `DATASETS`.
         data_dir: For `"cifar10"`, a folder with the official files (the
             extracted `cifar-10-batches-bin`/`-py` folder or its parent); `None`
-            uses Keras's cached download.
-        seed: Seed of the `"synthetic"` dataset; unused by `"cifar10"`.
+            uses Keras's cached download. Must be `None` for the others.
+        seed: Seed of the `"synthetic"` dataset; unused by `"cifar10"` and
+            `"digits"` (whose split is fixed, so every seed sees one test set).
 
     Returns:
         A `Dataset`.
@@ -84,13 +107,13 @@ def load(name="cifar10", data_dir=None, *, seed=0):
         if data_dir is None:
             return _download_cifar10()
         return read_cifar10(data_dir)
-    if name == "synthetic":
+    if name in ("synthetic", "digits"):
         if data_dir is not None:
             raise DataError(
                 f"--data-dir {data_dir}: only the cifar10 dataset reads files; "
-                "drop --data-dir for the synthetic dataset"
+                f"drop --data-dir for the {name} dataset"
             )
-        return synthetic(seed=seed)
+        return synthetic(seed=seed) if name == "synthetic" else digits()
     raise DataError(
         f"unknown dataset {name!r}; choose one of: {', '.join(DATASETS)}"
     )
@@ -126,6 +149,63 @@ def synthetic(num_train=512, num_test=256, seed=0):
     x_train, y_train = draw(num_train)
     x_test, y_test = draw(num_test)
     return Dataset("synthetic", x_train, y_train, x_test, y_test, NUM_CLASSES)
+
+
+def digits():
+    """Loads the 8x8 handwritten digits bundled with the package.
+
+    The UCI "Optical Recognition of Handwritten Digits" test set (1,797
+    images, 10 classes; CC BY 4.0, see `datasets/README.md`). Pixels count
+    the on-pixels of 4x4 blocks of a 32x32 bitmap (0..16); they are scaled to
+    0..255 as `round(v * 255 / 16)`. The split is fixed and stratified: 36
+    images per class (360) for testing, the other 1,437 for training, each
+    in file order.
+
+    Example:
+
+    >>> ds = digits()
+    >>> ds.image_shape, ds.num_classes
+    ((8, 8, 1), 10)
+
+    Returns:
+        A `Dataset` named `"digits"` with `augment=False`.
+    """
+    resource = importlib.resources.files(__package__) / "datasets" / DIGITS_FILE
+    fix = "reinstall keras-lottery (the file is package data)"
+    try:
+        with resource.open("rb") as f, np.load(f, allow_pickle=False) as npz:
+            images, labels = npz["images"], npz["labels"]
+            test_index = npz["test_index"].astype(np.int64)
+    except FileNotFoundError:
+        raise DataError(f"{resource}: bundled digits file missing; {fix}") from None
+    except Exception as e:  # A damaged zip fails in many ways.
+        raise DataError(f"{resource}: corrupt ({_one_line(e)}); {fix}") from None
+    n = DIGITS_NUM_TRAIN + DIGITS_NUM_TEST
+    if (
+        images.shape != (n,) + DIGITS_IMAGE_SHAPE[:2] or labels.shape != (n,)
+        or test_index.shape != (DIGITS_NUM_TEST,)
+        or images.dtype != np.uint8 or labels.dtype != np.uint8
+    ):
+        raise DataError(f"{resource}: unexpected arrays; {fix}")
+    if images.max() > _DIGITS_MAX or labels.max() >= NUM_CLASSES:
+        raise DataError(f"{resource}: pixel or label out of range; {fix}")
+    is_test = np.zeros(n, dtype=bool)
+    is_test[test_index[test_index < n]] = True
+    if is_test.sum() != DIGITS_NUM_TEST:
+        raise DataError(f"{resource}: test indices out of range or repeated; {fix}")
+    # Integer round-half-up of v * 255 / 16 (only v = 8 has a half: 128).
+    levels = (np.arange(_DIGITS_MAX + 1) * 255 + _DIGITS_MAX // 2) // _DIGITS_MAX
+    scaled = levels.astype(np.uint8)[images].reshape((n,) + DIGITS_IMAGE_SHAPE)
+    labels = labels.astype(np.int32)
+    return Dataset(
+        "digits",
+        np.ascontiguousarray(scaled[~is_test]),
+        labels[~is_test],
+        np.ascontiguousarray(scaled[is_test]),
+        labels[is_test],
+        NUM_CLASSES,
+        augment=False,
+    )
 
 
 def _download_cifar10():
@@ -529,7 +609,8 @@ class TrainBatches(keras.utils.PyDataset):
         seed: Non-negative integer.
         start_step: Global step of item 0.
         num_steps: Number of items.
-        augment: Whether to crop and flip before standardizing.
+        augment: Whether to crop and flip before standardizing; pass the
+            dataset's `Dataset.augment` (false for digits).
         **kwargs: `workers`, `use_multiprocessing`, `max_queue_size` for
             `keras.utils.PyDataset`.
     """

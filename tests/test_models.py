@@ -16,9 +16,12 @@ from keras_lottery import MaskedConv2D
 from keras_lottery import MaskedDense
 from keras_lottery import models
 
-ALL_ARCHS = ("resnet8", "resnet20", "resnet56", "resnet110", "vgg16", "vgg16_nofc")
+ALL_ARCHS = (
+    "lenet300", "resnet8", "resnet20", "resnet56", "resnet110", "vgg16", "vgg16_nofc",
+)
 RESNET_WD = 2e-4
 VGG_WD = 5e-4
+LENET_WD = 1e-4
 # The 0.87962566 of TF1 / Keras truncated normal: std of N(0, 1) cut at ±2.
 TRUNC_STD = 0.87962566103423978
 
@@ -80,11 +83,16 @@ def test_unknown_name_raises_with_available_names():
         assert name in message
 
 
+def _family_wd(name):
+    if name.startswith("lenet"):
+        return LENET_WD
+    return VGG_WD if name.startswith("vgg") else RESNET_WD
+
+
 def test_weight_decay_table():
     assert set(models.WEIGHT_DECAY) == set(ALL_ARCHS)
     for name in ALL_ARCHS:
-        expected = VGG_WD if name.startswith("vgg") else RESNET_WD
-        assert models.WEIGHT_DECAY[name] == pytest.approx(expected, rel=1e-12)
+        assert models.WEIGHT_DECAY[name] == pytest.approx(_family_wd(name), rel=1e-12)
 
 
 # --------------------------------------------------------------------------
@@ -496,7 +504,10 @@ def _expected_trainables(model):
     return expected
 
 
-@pytest.mark.parametrize("name, wd", [("resnet8", RESNET_WD), ("vgg16_nofc", VGG_WD)])
+@pytest.mark.parametrize(
+    "name, wd",
+    [("resnet8", RESNET_WD), ("vgg16_nofc", VGG_WD), ("lenet300", LENET_WD)],
+)
 def test_weight_decay_on_every_trainable_variable(name, wd):
     model = _fresh(name)
     trainable = model.trainable_variables
@@ -609,3 +620,78 @@ def test_vgg16_nofc_has_no_dropout():
     np.testing.assert_array_equal(
         _np(model(x, training=False)), _np(model(x, training=False))
     )
+
+
+# --------------------------------------------------------------------------
+# LeNet-300-100.
+
+
+def _lenet_count(inputs, num_classes=10):
+    return inputs * 300 + 300 * 100 + 100 * num_classes
+
+
+@pytest.mark.parametrize(
+    "input_shape, num_classes", [((8, 8, 1), 10), ((32, 32, 3), 10), ((8, 8, 1), 4)]
+)
+def test_lenet300_shape_names_and_counts(input_shape, num_classes):
+    model = _fresh("lenet300", input_shape=input_shape, num_classes=num_classes)
+    inputs = math.prod(input_shape)
+    assert model.name == "lenet300"
+    assert tuple(model.input_shape) == (None,) + input_shape
+    assert tuple(model.output_shape) == (None, num_classes)
+    assert [layer.name for layer in model.layers] == [
+        "image", "flatten", "fc_1", "fc_2", "fc_3"
+    ]
+    names = [layer.name for layer in kl.pruning.masked_layers(model)]
+    assert names == ["fc_1", "fc_2", "fc_3"]
+    shapes = {name: tuple(m.shape) for name, m in kl.get_masks(model).items()}
+    assert shapes == {
+        "fc_1": (inputs, 300), "fc_2": (300, 100), "fc_3": (100, num_classes)
+    }
+    report = kl.sparsity_report(model)
+    assert report.total.total == _lenet_count(inputs, num_classes)
+    assert report.total.remaining == report.total.total
+    if input_shape == (8, 8, 1) and num_classes == 10:
+        assert report.total.total == 64 * 300 + 300 * 100 + 100 * 10 == 50_200
+    y = model.predict(np.zeros((2,) + input_shape, "float32"), verbose=0)
+    assert y.shape == (2, num_classes)
+
+
+def test_lenet300_layers():
+    model = _fresh("lenet300", input_shape=(8, 8, 1), seed=2)
+    activations = [model.get_layer(f"fc_{k}").activation for k in (1, 2, 3)]
+    assert activations[:2] == [keras.activations.relu] * 2
+    assert activations[2] is keras.activations.linear  # logits
+    assert not _of_type(model, keras.layers.BatchNormalization)
+    for layer in _of_type(model, MaskedDense):
+        assert isinstance(layer.kernel_initializer, keras.initializers.GlorotNormal)
+        assert layer.use_bias
+        np.testing.assert_array_equal(_np(layer.bias), np.zeros(layer.units))
+    # Gaussian Glorot: std sqrt(2 / (fan_in + fan_out)), truncated at 2 sigma.
+    kernel = _np(model.get_layer("fc_1").kernel).astype(np.float64)
+    target = math.sqrt(2 / (64 + 300))
+    assert abs(kernel.std() / target - 1) < 0.05
+    assert np.abs(kernel).max() <= 2 * target / TRUNC_STD + 1e-6
+
+
+def test_lenet300_trains_on_digits():
+    from keras_lottery import data
+    from keras_lottery.optimizer import MomentumSGD
+
+    ds = data.load("digits")
+    model = _fresh("lenet300", input_shape=ds.image_shape, num_classes=ds.num_classes)
+    model.compile(
+        optimizer=MomentumSGD(0.05, momentum=0.9),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=[keras.metrics.SparseCategoricalAccuracy(name="top1")],
+    )
+    test = data.EvalBatches(ds.x_test, ds.y_test, 360)
+    loss_before, _ = model.evaluate(test, verbose=0)
+    batches = data.TrainBatches(
+        ds.x_train, ds.y_train, 64, seed=0, num_steps=40, augment=ds.augment
+    )
+    model.fit(batches, epochs=1, verbose=0)
+    loss_after, top1 = model.evaluate(test, verbose=0)
+    assert loss_before > 2.0  # about ln 10 at init
+    assert loss_after < 0.5 * loss_before
+    assert top1 > 0.8
