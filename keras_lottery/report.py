@@ -1,13 +1,36 @@
-"""Results of runs as rows, tables, CSV and JSON — instead of event files."""
+"""Results of runs as rows, tables, CSV and JSON — instead of event files.
+
+Three kinds of rows: `summary` (one per run), `curve` (one per evaluation)
+and `group` (one per arch, method, k and density, with the median, min and
+max over seeds, as the paper reports). `render` prints any of them.
+Densities are fractions in rows, CSV and JSON, and percent in tables.
+"""
 
 import csv
 import io
 import json
+import statistics
+
+from keras_lottery.errors import LotteryError
+from keras_lottery.runs import FINISHED
+from keras_lottery.runs import Run
 
 SUMMARY_COLUMNS = (
     "run", "mode", "arch", "density", "iter", "steps", "final_top1", "best_top1",
 )
 CURVE_COLUMNS = ("run", "step", "top1")
+GROUP_COLUMNS = (
+    "arch", "method", "k", "density", "n",
+    "top1_median", "top1_min", "top1_max",
+    "best_median", "best_min", "best_max", "unfinished",
+)
+# How `group` picks each run's reported test top-1: at the last evaluation,
+# or at the evaluation with the highest validation top-1 (`val_top1`, written
+# by runs that hold out a validation split).
+SELECTS = ("final", "best_val")
+# Columns shown as percent in tables (DESIGN: fractions in files and Python,
+# percent for people).
+PERCENT_COLUMNS = ("density",)
 
 
 def summary(run):
@@ -35,8 +58,133 @@ def curve(run):
     ]
 
 
+def load(runs):
+    """Opens what it is given: `Run` objects pass through, paths are opened.
+
+    Example:
+
+    >>> report.load(["runs/resnet20/train-s0", run])
+    [Run('runs/resnet20/train-s0', ...), Run(...)]
+    """
+    return [r if isinstance(r, Run) else Run.open(r) for r in runs]
+
+
+def group(runs, select="final"):
+    """One row per (arch, method, k, density): statistics over seeds.
+
+    The paper's figures show, for each density, the median over trials
+    with min and max; this gives those numbers for the top-1 test accuracy
+    each run reports (`top1_*`) and for the best top-1 it reached at any
+    evaluation (`best_*`, chosen on the test set, so optimistic).
+
+    Only finished runs with at least one evaluation count (`n`); the others
+    of a group are counted in `unfinished` and nothing else. A group with
+    no finished run is still listed, with `n` 0 and no statistics, so a
+    missing result is visible rather than silently absent.
+
+    `method` is the run's mode, taken as is (train, rewind, rewind_lr,
+    finetune or any control). `k` is its `iteration` (None for a train
+    run); `density` the fraction of weights kept, from run.json or else
+    the last metrics row (1.0 for an unpruned run). Rows are sorted by
+    arch, method, k and density from dense to sparse.
+
+    Example:
+
+    >>> rows = report.group(runs.find_runs("runs"))
+    >>> print(report.render(rows, report.GROUP_COLUMNS))
+    arch      method  k     density  n  top1_median  top1_min  top1_max ...
+    resnet20  rewind  4701  80%      3  0.9176       0.9151    0.9190   ...
+
+    Args:
+        runs: `Run` objects or run directory paths.
+        select: which test top-1 a run reports. "final" (default): the
+            one at its last evaluation, i.e. a fixed training budget.
+            "best_val": the one at the evaluation with the highest
+            validation top-1 (earliest on ties), which needs a `val_top1`
+            column (runs made with a validation split); the paper instead
+            picks the retrain length with the best median validation
+            accuracy over trials, which needs runs of several lengths.
+
+    Returns:
+        A list of dicts with the `GROUP_COLUMNS`, plus `runs` (the counted
+        run paths) and `seeds` (their seeds).
+    """
+    if select not in SELECTS:
+        raise LotteryError(
+            f"unknown select {select!r}; use one of {', '.join(SELECTS)}"
+        )
+    groups = {}
+    for run in load(runs):
+        outcome = _outcome(run, select)
+        groups.setdefault(outcome["key"], []).append(outcome)
+    return [_group_row(key, groups[key]) for key in sorted(groups, key=_order)]
+
+
+def _outcome(run, select):
+    """What one run contributes to its group."""
+    config = run.config
+    metrics = run.metrics
+    density = config.get("density")
+    if density is None and metrics:
+        density = metrics[-1].get("density")
+    if density is not None:
+        # Equal fractions computed along different paths (kept / N, 0.8**i)
+        # may differ in the last bits; they must not split a group.
+        density = round(float(density), 6)
+    key = (config.get("arch"), config.get("mode"), config.get("iteration"), density)
+    outcome = {"key": key, "run": str(run.path), "seed": config.get("seed")}
+    if config.get("status") != FINISHED or not metrics:
+        return dict(outcome, counted=False)
+    top1 = [m["top1"] for m in metrics]
+    if select == "final":
+        chosen = top1[-1]
+    else:
+        val = [m.get("val_top1") for m in metrics]
+        if any(v is None for v in val):
+            raise LotteryError(
+                f"{run.path} has no val_top1 column to select by; use "
+                "select 'final' or runs trained with a validation split"
+            )
+        chosen = top1[val.index(max(val))]
+    return dict(outcome, counted=True, top1=chosen, best=max(top1))
+
+
+def _order(key):
+    # None (a train run's k, an unknown density) sorts first, then the
+    # values; density descends, as the sparsity of iterative rounds grows.
+    arch, method, k, density = key
+    return (
+        (arch is not None, str(arch)),
+        (method is not None, str(method)),
+        (k is not None, k if k is not None else 0),
+        (density is not None, -density if density is not None else 0.0),
+    )
+
+
+def _group_row(key, outcomes):
+    arch, method, k, density = key
+    counted = [o for o in outcomes if o["counted"]]
+    row = {
+        "arch": arch, "method": method, "k": k, "density": density,
+        "n": len(counted), "unfinished": len(outcomes) - len(counted),
+        "runs": [o["run"] for o in counted],
+        "seeds": [o["seed"] for o in counted],
+    }
+    for name in ("top1", "best"):
+        values = [o[name] for o in counted]
+        row[f"{name}_median"] = statistics.median(values) if values else None
+        row[f"{name}_min"] = min(values) if values else None
+        row[f"{name}_max"] = max(values) if values else None
+    return row
+
+
 def render(rows, columns, fmt="table"):
-    """Renders rows as an aligned text table, CSV or JSON."""
+    """Renders rows as an aligned text table, CSV or JSON.
+
+    Numbers keep full precision in CSV and JSON; the table rounds
+    accuracies to 4 decimals and shows `PERCENT_COLUMNS` (density) as a
+    percent with 4 significant digits (80%, 51.2%, 32.77%).
+    """
     if fmt == "json":
         return json.dumps([{c: r[c] for c in columns} for r in rows], indent=2)
     if fmt == "csv":
@@ -46,7 +194,8 @@ def render(rows, columns, fmt="table"):
         for row in rows:
             writer.writerow({c: _cell(row[c], plain=True) for c in columns})
         return buffer.getvalue().rstrip("\n")
-    cells = [[_cell(r[c]) for c in columns] for r in rows]
+    cells = [[_cell(r[c], percent=c in PERCENT_COLUMNS) for c in columns]
+             for r in rows]
     widths = [max(len(x) for x in col) for col in zip(columns, *cells)]
     lines = ["  ".join(f"{h:<{w}}" for h, w in zip(columns, widths))]
     lines.append("  ".join("-" * w for w in widths))
@@ -58,9 +207,11 @@ def render(rows, columns, fmt="table"):
     return "\n".join(lines)
 
 
-def _cell(value, plain=False):
+def _cell(value, plain=False, percent=False):
     if value is None:
         return "" if plain else "-"
+    if percent and isinstance(value, (int, float)) and not plain:
+        return f"{value * 100:.4g}%"
     if isinstance(value, float):
         return repr(value) if plain else f"{value:.4f}"
     return str(value)

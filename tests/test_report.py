@@ -5,6 +5,7 @@ import json
 import pytest
 
 from keras_lottery import report
+from keras_lottery.errors import LotteryError
 from keras_lottery.runs import Run
 
 TOP1 = [0.31, 0.6543219, 0.52]  # best is not the last
@@ -129,3 +130,175 @@ def test_render_summary_rows(tmp_path):
     assert table[0].split() == list(report.SUMMARY_COLUMNS)
     assert table[-1].split()[-2:] == ["-", "-"]
     assert "0.6543" in table[-2].split()
+
+
+# --- grouped results ------------------------------------------------------
+
+def _write_run(root, name, mode="rewind", arch="resnet8", seed=0, iteration=3,
+               density=0.8, top1=(0.5,), status="finished", val_top1=None):
+    """A run directory written by hand: run.json and metrics.csv.
+
+    Any mode string is accepted (controls included), so the Run is built
+    from its config rather than through Run.open.
+    """
+    path = root / name
+    path.mkdir(parents=True)
+    config = {"mode": mode, "arch": arch, "dataset": "synthetic", "seed": seed,
+              "parent": None, "iteration": iteration, "density": density,
+              "recipe": {}, "start_step": 0, "end_step": 10 * len(top1),
+              "status": status}
+    if mode == "train":
+        del config["iteration"], config["density"]
+    (path / "run.json").write_text(json.dumps(config))
+    columns = ["step", "top1", "top5", "loss", "lr", "density", "elapsed"]
+    if val_top1 is not None:
+        columns.append("val_top1")
+    lines = [",".join(columns)]
+    for i, acc in enumerate(top1):
+        cells = [10 * (i + 1), acc, 0.9, 1.5, 0.1,
+                 1.0 if density is None or mode == "train" else density, 1.0]
+        if val_top1 is not None:
+            cells.append(val_top1[i])
+        lines.append(",".join(map(str, cells)))
+    if top1:
+        (path / "metrics.csv").write_text("\n".join(lines) + "\n")
+    return Run(path, json.loads((path / "run.json").read_text()))
+
+
+def _by_key(rows):
+    return {(r["arch"], r["method"], r["k"], r["density"]): r for r in rows}
+
+
+def test_group_statistics_over_seeds(tmp_path):
+    made = [
+        # Odd count: finals 0.70, 0.60, 0.62 -> median 0.62 (mean 0.64);
+        # bests 0.75, 0.60, 0.66 -> median 0.66.
+        _write_run(tmp_path, "a0", seed=0, top1=(0.75, 0.70)),
+        _write_run(tmp_path, "a1", seed=1, top1=(0.50, 0.60)),
+        _write_run(tmp_path, "a2", seed=2, top1=(0.66, 0.62)),
+        # Even count at a lower density: finals 0.40, 0.50, 0.20, 0.36 ->
+        # median 0.38, the mean of the middle two (not 0.36 or 0.40, nor
+        # the mean 0.365).
+        _write_run(tmp_path, "b0", density=0.512, seed=0, top1=(0.40,)),
+        _write_run(tmp_path, "b1", density=0.512, seed=1, top1=(0.50,)),
+        _write_run(tmp_path, "b2", density=0.512, seed=2, top1=(0.20,)),
+        _write_run(tmp_path, "b3", density=0.512, seed=3, top1=(0.36,)),
+    ]
+    rows = _by_key(report.group(made))
+    assert len(rows) == 2
+    a = rows[("resnet8", "rewind", 3, 0.8)]
+    assert a["n"] == 3 and a["unfinished"] == 0
+    assert a["top1_median"] == 0.62
+    assert (a["top1_min"], a["top1_max"]) == (0.60, 0.70)
+    assert a["best_median"] == 0.66
+    assert (a["best_min"], a["best_max"]) == (0.60, 0.75)
+    assert sorted(a["seeds"]) == [0, 1, 2]
+    assert sorted(a["runs"]) == sorted(str(r.path) for r in made[:3])
+    b = rows[("resnet8", "rewind", 3, 0.512)]
+    assert b["n"] == 4
+    assert b["top1_median"] == pytest.approx(0.38)
+    assert (b["top1_min"], b["top1_max"]) == (0.20, 0.50)
+    assert b["best_median"] == pytest.approx(0.38)
+
+
+def test_group_accepts_paths(tmp_path):
+    _write_run(tmp_path, "a0", top1=(0.5,))
+    rows = report.group([tmp_path / "a0", str(tmp_path / "a0")])
+    assert len(rows) == 1 and rows[0]["n"] == 2
+
+
+def test_group_counts_only_finished_runs_with_metrics(tmp_path):
+    made = [
+        _write_run(tmp_path, "done", seed=0, top1=(0.70,)),
+        _write_run(tmp_path, "running", seed=1, top1=(0.10,), status="running"),
+        _write_run(tmp_path, "failed", seed=2, top1=(0.05,), status="failed"),
+        _write_run(tmp_path, "empty", seed=3, top1=()),  # finished, no metrics
+        # A group with nothing finished is listed, without statistics.
+        _write_run(tmp_path, "other", density=0.64, top1=(0.3,), status="running"),
+    ]
+    rows = _by_key(report.group(made))
+    done = rows[("resnet8", "rewind", 3, 0.8)]
+    assert done["n"] == 1 and done["unfinished"] == 3
+    assert done["top1_median"] == done["top1_min"] == done["top1_max"] == 0.70
+    assert done["seeds"] == [0]
+    other = rows[("resnet8", "rewind", 3, 0.64)]
+    assert other["n"] == 0 and other["unfinished"] == 1
+    assert all(other[c] is None for c in report.GROUP_COLUMNS
+               if c.startswith(("top1_", "best_")))
+    table = report.render(list(rows.values()), report.GROUP_COLUMNS)
+    assert table.splitlines()[-1].split()[4:] == ["0"] + ["-"] * 6 + ["1"]
+
+
+def test_group_keys_and_order(tmp_path):
+    made = [
+        _write_run(tmp_path, "r1", mode="rewind_lr", density=0.32768),
+        _write_run(tmp_path, "r2", mode="rewind", density=0.4096),
+        _write_run(tmp_path, "r3", mode="rewind", density=0.8),
+        _write_run(tmp_path, "r4", mode="rewind", iteration=0, density=0.8),
+        _write_run(tmp_path, "r5", mode="reinit", density=0.8),  # any mode
+        _write_run(tmp_path, "r6", mode="rewind", arch="resnet20", density=0.8),
+        _write_run(tmp_path, "t", mode="train", top1=(0.9,)),
+        # Float noise in an equal density does not split its group.
+        _write_run(tmp_path, "r7", mode="rewind", seed=1, density=0.4096 + 1e-12),
+    ]
+    rows = report.group(made)
+    keys = [(r["arch"], r["method"], r["k"], r["density"]) for r in rows]
+    assert keys == [
+        ("resnet20", "rewind", 3, 0.8),
+        ("resnet8", "reinit", 3, 0.8),
+        ("resnet8", "rewind", 0, 0.8),
+        ("resnet8", "rewind", 3, 0.8),
+        ("resnet8", "rewind", 3, 0.4096),
+        ("resnet8", "rewind_lr", 3, 0.32768),
+        # A train run has no k; its density comes from metrics.csv.
+        ("resnet8", "train", None, 1.0),
+    ]
+    assert rows[4]["n"] == 2
+
+
+def test_group_select_best_val(tmp_path):
+    made = [
+        # Validation peaks at the 2nd evaluation (first of the tied maxima).
+        _write_run(tmp_path, "v0", seed=0, top1=(0.5, 0.6, 0.7, 0.8),
+                   val_top1=(0.1, 0.9, 0.9, 0.2)),
+        _write_run(tmp_path, "v1", seed=1, top1=(0.3, 0.4),
+                   val_top1=(0.8, 0.7)),
+    ]
+    row = report.group(made, select="best_val")[0]
+    assert (row["top1_min"], row["top1_max"]) == (0.3, 0.6)
+    assert row["best_max"] == 0.8  # best test top-1 is unaffected
+    final = report.group(made)[0]
+    assert (final["top1_min"], final["top1_max"]) == (0.4, 0.8)
+
+
+def test_group_select_errors(tmp_path):
+    made = [_write_run(tmp_path, "a", top1=(0.5,))]
+    with pytest.raises(LotteryError, match="val_top1") as info:
+        report.group(made, select="best_val")
+    assert "\n" not in str(info.value)
+    with pytest.raises(LotteryError, match="final"):
+        report.group(made, select="best")
+
+
+def test_render_group_rows(tmp_path):
+    made = [
+        _write_run(tmp_path, "a", density=0.512, top1=(0.5,)),
+        _write_run(tmp_path, "b", density=0.4096, top1=(0.5,)),
+        _write_run(tmp_path, "c", density=0.32768, top1=(0.123456789,)),
+        _write_run(tmp_path, "t", mode="train", top1=(0.9,)),
+    ]
+    rows = report.group(made)
+    table = report.render(rows, report.GROUP_COLUMNS).splitlines()
+    assert table[0].split() == list(report.GROUP_COLUMNS)
+    body = [line.split() for line in table[2:]]
+    assert [cells[3] for cells in body] == ["51.2%", "40.96%", "32.77%", "100%"]
+    assert body[3][2] == "-"  # the train run's k
+    assert body[2][5] == "0.1235"
+    back = json.loads(report.render(rows, report.GROUP_COLUMNS, "json"))
+    assert [r["density"] for r in back] == [0.512, 0.4096, 0.32768, 1.0]
+    assert back[2]["top1_median"] == 0.123456789
+    assert list(back[0]) == list(report.GROUP_COLUMNS)
+    parsed = list(csv.DictReader(io.StringIO(
+        report.render(rows, report.GROUP_COLUMNS, "csv"))))
+    assert [float(r["density"]) for r in parsed] == [0.512, 0.4096, 0.32768, 1.0]
+    assert parsed[3]["k"] == "" and parsed[0]["n"] == "1"
