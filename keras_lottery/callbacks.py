@@ -119,13 +119,23 @@ class IterationCheckpoint(StepCounter):
 
     def save(self, iteration):
         """Writes `checkpoint_iter_<iteration>` now, atomically."""
-        self.directory.mkdir(parents=True, exist_ok=True)
-        path = self.directory / runs.checkpoint_name(iteration)
-        tmp = runs.temporary_path(path)
-        try:
-            self.model.save_weights(tmp)
-            os.replace(tmp, path)
-        finally:
-            if tmp.exists():
-                tmp.unlink()
+        save_state(self.model, self.directory / runs.checkpoint_name(iteration))
         self.written.append(iteration)
+
+
+def save_state(model, path):
+    """Saves the model's full state (`save_weights`) to `path` atomically.
+
+    The file is written under a temporary name and renamed; if writing fails
+    half-way (a full disk, say), the temporary file is removed and any
+    previous file at `path` is left as it was.
+    """
+    path = pathlib.Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = runs.temporary_path(path)
+    try:
+        model.save_weights(tmp)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()

@@ -39,8 +39,9 @@ def recipe_options(f):
     """Options shared by every training command (derived runs must agree
     with the parent's values, or leave them out)."""
     options = [
-        click.option("--dataset", type=click.Choice(["cifar10", "synthetic"]),
-                     default=None, help="Training data [default: cifar10]."),
+        click.option("--dataset", type=click.Choice(["cifar10", "digits", "synthetic"]),
+                     default=None, help="Training data [default: cifar10]; "
+                     "digits is a small real set bundled with the package."),
         click.option("--data-dir", type=click.Path(path_type=pathlib.Path),
                      help="Read the official CIFAR-10 files (binary or python "
                      "version) from here instead of downloading."),
@@ -58,7 +59,11 @@ def recipe_options(f):
         click.option("--seed", type=int, help="Seed for initialization and "
                      "data order [default: drawn and recorded in run.json]."),
         click.option("--out", type=click.Path(path_type=pathlib.Path),
-                     help="Run directory [default: runs/<arch>/<mode>-...]."),
+                     help="Run directory [default: runs/<arch>/<mode>-...]. "
+                     "Re-running a command resumes its run there."),
+        click.option("--save-every", type=click.IntRange(min=1), default=1000,
+                     show_default=True, help="Also save the full state every "
+                     "N steps, so a killed run resumes from there."),
         click.option("-q", "--quiet", is_flag=True, help="One line per "
                      "evaluation instead of progress bars."),
     ]
@@ -93,6 +98,15 @@ def _friendly_errors(f):
             return f(*args, **kwargs)
         except LotteryError as e:
             raise click.ClickException(str(e)) from None
+        except OSError as e:  # a full disk, a permission: the run keeps its files
+            where = f" ({e.filename})" if e.filename else ""
+            raise click.ClickException(
+                f"{e.strerror or e}{where}; files written before are intact; "
+                "fix this and re-run the same command to resume"
+            ) from None
+        except KeyboardInterrupt:
+            click.echo("\nInterrupted; re-run the same command to resume.", err=True)
+            raise SystemExit(130) from None
 
     return wrapper
 
@@ -121,7 +135,7 @@ def main():
 @recipe_options
 @_friendly_errors
 def train(arch, dataset, data_dir, steps, epochs, batch_size,
-          checkpoint_iters, eval_every, seed, out, quiet):
+          checkpoint_iters, eval_every, seed, out, save_every, quiet):
     """Train a network from scratch with the paper's recipe."""
     from keras_lottery import procedures
 
@@ -129,7 +143,7 @@ def train(arch, dataset, data_dir, steps, epochs, batch_size,
         arch, out=out, dataset=dataset or "cifar10", data_dir=data_dir,
         steps=steps, epochs=epochs, batch_size=batch_size or 128,
         checkpoint_iters=checkpoint_iters, eval_every=eval_every, seed=seed,
-        verbose=2 if quiet else 1,
+        save_every=save_every, verbose=2 if quiet else 1,
     )
     click.echo(f"finished: {run.path}")
 
@@ -138,13 +152,14 @@ def _derived_command(name, procedure, doc, extra=()):
     @derived_options
     @_friendly_errors
     def command(parent, iteration, density, dataset, data_dir, steps, epochs,
-                batch_size, checkpoint_iters, eval_every, seed, out, quiet,
-                **more):
+                batch_size, checkpoint_iters, eval_every, seed, out,
+                save_every, quiet, **more):
         from keras_lottery import procedures
 
         run = getattr(procedures, procedure)(
             parent, iteration=iteration, density=density / 100, out=out,
-            seed=seed, data_dir=data_dir, verbose=2 if quiet else 1,
+            seed=seed, data_dir=data_dir, save_every=save_every,
+            verbose=2 if quiet else 1,
             steps=steps, epochs=epochs, batch_size=batch_size,
             checkpoint_iters=checkpoint_iters, eval_every=eval_every,
             dataset=dataset, **more,

@@ -12,8 +12,10 @@ segments that end exactly at the next checkpoint or evaluation step, since
 Keras evaluates only at epoch ends; one segment is one Keras "epoch".
 """
 
+import math
 import pathlib
 import random
+import shutil
 import time
 import warnings
 
@@ -26,9 +28,15 @@ from keras_lottery import recipe as recipe_lib
 from keras_lottery import runs
 from keras_lottery.callbacks import IterationCheckpoint
 from keras_lottery.callbacks import StepCounter
+from keras_lottery.callbacks import save_state
 from keras_lottery.conversion import masked
 from keras_lottery.errors import LotteryError
 from keras_lottery.optimizer import MomentumSGD
+
+DEFAULT_SAVE_EVERY = 1000
+# Datasets that are generated (synthetic) use a fixed seed, so the data is
+# the same for every run, like a real dataset; `--seed` is the run's.
+DATA_SEED = 0
 
 
 def train(
@@ -43,10 +51,14 @@ def train(
     checkpoint_iters=None,
     eval_every=None,
     seed=None,
+    save_every=DEFAULT_SAVE_EVERY,
     verbose=1,
     root=runs.DEFAULT_ROOT,
 ):
     """Trains a network from scratch with the paper's recipe.
+
+    Re-running the same call resumes an interrupted run from its latest
+    saved state and returns a finished one unchanged (see `_resolve`).
 
     Example:
 
@@ -58,40 +70,57 @@ def train(
             Keras model (Sequential/Functional; plain Conv2D/Dense layers
             are converted with `masked`). Its config is stored in the run.
         out: run directory; default `<root>/<arch>/train-s<seed>`.
-        dataset: "cifar10" or "synthetic".
+        dataset: "cifar10", "digits" (bundled, offline) or "synthetic".
         data_dir: read CIFAR-10 from these official files instead of
             Keras's cached download.
         steps, epochs, batch_size, checkpoint_iters, eval_every: the recipe,
             see `keras_lottery.recipe.make`; defaults are the paper's.
         seed: seeds initialization and data order; drawn (and recorded in
             run.json) when None.
+        save_every: also save the full state every this many steps (besides
+            the checkpoint iterations), so a killed run resumes from there.
         verbose: Keras progress bar (1), one line per evaluation (2), or
             silence (0).
         root: where default run directories go.
 
     Returns:
         The finished `Run`.
+
+    Raises:
+        LotteryError: for bad input (one line naming the fix), before
+            anything is written; or when training fails (NaN loss), after
+            marking the run failed.
     """
-    seed = _seed(seed)
-    data = _load_data(dataset, data_dir, seed)
+    seed = _check_seed(seed)
+    _check_save_every(save_every)
+    arch_name, model_json, user_model = _arch(arch)
+    data = _load_data(dataset, data_dir)
     recipe = _make_recipe(
         steps=steps, epochs=epochs, batch_size=batch_size,
         checkpoint_iters=checkpoint_iters, eval_every=eval_every,
         train_images=len(data.x_train),
     )
-    keras.utils.set_random_seed(seed)
-    model, arch_name, model_json = _model(arch, data)
-    out = out or runs.default_out(arch_name, "train", seed, root=root)
-    _check_out(out)
-    _compile(model, recipe.schedule())
-    config = _config(
-        "train", arch_name, dataset, data_dir, recipe, seed,
-        start=0, end=recipe.steps, density=pruning.density(model),
+    request = _request("train", arch_name, dataset, recipe, seed)
+    run, out, seed = _resolve(
+        out, root, request, model_json,
+        lambda s: runs.default_out(arch_name, "train", s, root=root),
     )
-    run = runs.Run.create(out, config)
-    if model_json is not None:
-        runs.write_atomic(run.model_config_path(), model_json)
-    _fit(run, model, data, recipe, recipe.checkpoint_iters, verbose)
+    if run is not None and run.status == runs.FINISHED:
+        return _nothing_to_do(run, verbose)
+    keras.utils.set_random_seed(seed)
+    model = user_model or _build(arch_name, data)
+    _compile(model, recipe.schedule())
+    position = _resume(run, model, verbose) if run is not None else None
+    if run is None:
+        config = _config(
+            "train", arch_name, dataset, data_dir, recipe, seed, request,
+            start=0, end=recipe.steps, density=pruning.density(model),
+        )
+        run = runs.Run.create(out, config)
+        if model_json is not None:
+            runs.write_atomic(run.model_config_path(), model_json)
+    _fit(run, model, data, recipe, recipe.checkpoint_iters, verbose,
+         position, save_every)
     return run
 
 
@@ -143,8 +172,11 @@ def finetune(parent=None, *, iteration, density, lr=recipe_lib.FINETUNE_LR, **kw
 
 def _derived(
     mode, parent, iteration, density, *, lr=None, out=None, seed=None,
-    data_dir=None, verbose=1, root=runs.DEFAULT_ROOT, **recipe_flags,
+    data_dir=None, save_every=DEFAULT_SAVE_EVERY, verbose=1,
+    root=runs.DEFAULT_ROOT, **recipe_flags,
 ):
+    seed = _check_seed(seed)
+    _check_save_every(save_every)
     parent = _open_parent(parent, root)
     try:
         density = pruning.check_density(density)
@@ -169,93 +201,188 @@ def _derived(
         )
     if "final" not in checkpoints:
         raise LotteryError(f"{parent.path} has no final checkpoint")
+    if lr is not None and not (isinstance(lr, (int, float)) and lr > 0):
+        raise LotteryError(f"--lr must be a positive number, got {lr!r}")
     parent_end = parent.config["end_step"]
     start = parent_end if mode == "finetune" else iteration
     end = start + steps - iteration
-    seed = _seed(seed)
-    out = out or runs.default_out(
-        parent.config["arch"], mode, seed, iteration, density, root=root
-    )
-    _check_out(out)
     dataset = parent.config["dataset"]
+    request = _request(
+        mode, parent.config["arch"], dataset, recipe, seed,
+        parent=str(parent.path), iteration=iteration, target_density=density,
+        lr=lr,
+    )
+    model_json = (parent.model_config_path().read_text()
+                  if parent.model_config_path().exists() else None)
+    run, out, seed = _resolve(
+        out, root, request, model_json,
+        lambda s: runs.default_out(
+            parent.config["arch"], mode, s, iteration, density, root=root
+        ),
+    )
+    if run is not None and run.status == runs.FINISHED:
+        return _nothing_to_do(run, verbose)
     data_dir = data_dir if data_dir is not None else parent.config.get("data_dir")
-    data = _load_data(dataset, data_dir, seed)
+    data = _load_data(dataset, data_dir)
     keras.utils.set_random_seed(seed)
     model = _rebuild(parent, data)
     schedule = recipe_lib.ConstantSchedule(lr) if mode == "finetune" else recipe.schedule()
     _compile(model, schedule)
-
-    # Magnitudes (and the masks they nest in) from the parent's final state.
-    _load_state(model, checkpoints["final"], parent_end)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)
-        masks = pruning.prune(model, density)
-    if mode == "rewind":
-        _load_state(model, checkpoints[iteration], iteration)
-    model.optimizer.iterations.assign(start)
-    pruning.set_masks(model, masks)
-
-    config = _config(
-        mode, parent.config["arch"], dataset, data_dir, recipe, seed,
-        start=start, end=end, density=pruning.density(model),
-        parent=str(parent.path), iteration=iteration, lr=lr,
-    )
-    run = runs.Run.create(out, config)
-    if parent.model_config_path().exists():
-        runs.write_atomic(
-            run.model_config_path(), parent.model_config_path().read_text()
+    position = _resume(run, model, verbose) if run is not None else None
+    if position is None:
+        # Magnitudes (and the masks they nest in) from the parent's final state.
+        _load_state(model, checkpoints["final"], parent_end)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            masks = pruning.prune(model, density)
+        if mode == "rewind":
+            _load_state(model, checkpoints[iteration], iteration)
+        model.optimizer.iterations.assign(start)
+        pruning.set_masks(model, masks)
+    if run is None:
+        config = _config(
+            mode, parent.config["arch"], dataset, data_dir, recipe, seed,
+            request, start=start, end=end, density=pruning.density(model),
         )
+        run = runs.Run.create(out, config)
+        if model_json is not None:
+            runs.write_atomic(run.model_config_path(), model_json)
     # The start state, then the parent's listed iterations above it.
     iters = [start] + [i for i in recipe.checkpoint_iters if start < i <= end]
-    _fit(run, model, data, recipe, iters, verbose)
+    _fit(run, model, data, recipe, iters, verbose, position, save_every)
     return run
 
 
-def _fit(run, model, data, recipe, checkpoint_iters, verbose):
-    """Trains from the run's start_step to end_step, checkpointing and
-    evaluating at the exact steps; marks the run finished (or failed)."""
+def _fit(run, model, data, recipe, checkpoint_iters, verbose, position,
+         save_every):
+    """Trains from `position` (the run's start_step when None) to its
+    end_step, checkpointing and evaluating at the exact steps and saving a
+    resume state every `save_every` steps; marks the run finished (or
+    failed, keeping every file written so far)."""
     start, end = run.config["start_step"], run.config["end_step"]
+    position = start if position is None else position
     seed = run.config["seed"]
+    # Rows after the state we resume from are recomputed, identically.
+    run.truncate_metrics(position)
     checkpoint = IterationCheckpoint(
         run.path / runs.CHECKPOINT_DIR, checkpoint_iters, save_final=False
     )
+    checkpoint.written = [i for i in run.checkpoints if isinstance(i, int)]
     evals = recipe.eval_steps(start, end)
-    stops = sorted({i for i in checkpoint_iters if start < i <= end} | set(evals))
+    saves = set(range((position // save_every + 1) * save_every, end, save_every))
+    stops = sorted(
+        {i for i in checkpoint_iters if position < i <= end}
+        | {i for i in evals if i > position} | saves
+    )
     eval_data = data_lib.EvalBatches(data.x_test, data.y_test, recipe.batch_size)
     writer = _summary_writer(run)
     progress = _Progress(start, end) if verbose == 1 else None
+    callbacks = [_NanGuard(), checkpoint] + ([progress] if progress else [])
     began = time.time()
     try:
-        position = start
-        for index, stop in enumerate(stops):
+        # A kill between writing a checkpoint and its evaluation row: redo
+        # the evaluation (deterministic) instead of leaving a gap.
+        if position in evals and position not in {m["step"] for m in run.metrics}:
+            _log_evaluation(run, model, eval_data, position, began, writer,
+                            verbose, progress)
+        for stop in stops:
             batches = data_lib.TrainBatches(
                 data.x_train, data.y_train, recipe.batch_size, seed=seed,
                 start_step=position, num_steps=stop - position,
+                augment=data.augment,
             )
+            # shuffle=False: Keras would otherwise permute a PyDataset's
+            # batches within each segment, breaking data order = f(seed, step).
             model.fit(
                 batches, steps_per_epoch=stop - position,
-                callbacks=[checkpoint] + ([progress] if progress else []),
-                verbose=0,
+                callbacks=callbacks, verbose=0, shuffle=False,
             )
             position = stop
             if stop in evals:
-                row = _evaluate(model, eval_data, stop, time.time() - began)
-                run.append_metrics(row)
-                _write_summaries(writer, row)
-                if verbose:
-                    if progress:
-                        progress.bar.update(stop - start, finalize=False)
-                        print()
-                    print(
-                        f"step {stop}: top-1 {row['top1']:.4f}  top-5 "
-                        f"{row['top5']:.4f}  loss {row['loss']:.4f}  "
-                        f"lr {row['lr']:g}  density {row['density']:.4f}"
-                    )
+                _log_evaluation(run, model, eval_data, stop, began, writer,
+                                verbose, progress)
+            if stop in saves and stop not in checkpoint_iters:
+                save_state(model, run.path / runs.RESUME_DIR / runs.resume_name(stop))
+            if stop in saves or stop in checkpoint_iters:
+                for step, path in run.resume_states.items():
+                    if step < stop:
+                        path.unlink()
         checkpoint.save("final")
+        shutil.rmtree(run.path / runs.RESUME_DIR, ignore_errors=True)
     except BaseException as e:
-        run.set_status(runs.FAILED, error=f"{type(e).__name__}: {e}")
+        try:
+            run.set_status(runs.FAILED, error=f"{type(e).__name__}: {e}",
+                           failed_at_step=_last_step(callbacks, position))
+        except Exception:  # a full disk must not hide the first error
+            pass
         raise
-    run.set_status(runs.FINISHED)
+    run.set_status(runs.FINISHED, error=None)
+
+
+def _log_evaluation(run, model, eval_data, step, began, writer, verbose, progress):
+    row = _evaluate(model, eval_data, step, time.time() - began)
+    run.append_metrics(row)
+    _write_summaries(writer, row)
+    if verbose:
+        if progress:
+            progress.bar.update(step - progress.start, finalize=False)
+            print()
+        print(
+            f"step {step}: top-1 {row['top1']:.4f}  top-5 "
+            f"{row['top5']:.4f}  loss {row['loss']:.4f}  "
+            f"lr {row['lr']:g}  density {row['density']:.4f}"
+        )
+
+
+def _last_step(callbacks, position):
+    return max([position] + [c.step for c in callbacks if isinstance(c, StepCounter)])
+
+
+class _NanGuard(StepCounter):
+    """Stops training at the first non-finite loss, before any checkpoint of
+    that step is written (it runs first among the callbacks)."""
+
+    def on_train_batch_end(self, batch, logs=None):
+        super().on_train_batch_end(batch, logs)
+        loss = (logs or {}).get("loss")
+        if loss is not None and not math.isfinite(float(loss)):
+            raise LotteryError(
+                f"the training loss became {float(loss)} at step {self.step}; "
+                "the run is marked failed and keeps its checkpoints up to the "
+                "last good step; lower the learning rate or check the data"
+            )
+
+
+def _resume(run, model, verbose):
+    """Loads the latest saved state of an unfinished run into `model`.
+
+    Returns its step, or None when the run saved nothing yet (it then starts
+    over, which gives the same result: initialization and data order are
+    functions of the seed).
+    """
+    run.check()
+    run.remove_temporary_files()
+    start, end = run.config["start_step"], run.config["end_step"]
+    states = {i: p for i, p in run.checkpoints.items()
+              if isinstance(i, int) and start <= i <= end}
+    states.update({i: p for i, p in run.resume_states.items() if start <= i <= end})
+    if "final" in run.checkpoints:
+        states[end] = run.checkpoints["final"]
+    if not states:
+        run.set_status(runs.RUNNING)
+        return None
+    step = max(states)
+    _load_state(model, states[step], step)
+    run.set_status(runs.RUNNING)
+    if verbose:
+        print(f"resuming {run.path} from step {step} ({states[step].name})")
+    return step
+
+
+def _nothing_to_do(run, verbose):
+    if verbose:
+        print(f"{run.path} is already finished; nothing to do")
+    return run
 
 
 class _Progress(StepCounter):
@@ -353,40 +480,60 @@ def _load_state(model, path, iteration):
         )
 
 
-def _model(arch, data):
-    """(model, name, model_json or None) for an arch name or a Keras model."""
+def _arch(arch):
+    """(name, model_json or None, model or None) for an arch name or a Keras
+    model; unknown names fail here, before any data is read."""
     if isinstance(arch, str):
-        try:
-            model = models.build(
-                arch, num_classes=data.num_classes, input_shape=data.image_shape
+        if arch not in models.available():
+            raise LotteryError(
+                f"unknown architecture {arch!r}; available: "
+                f"{', '.join(models.available())}"
             )
-        except ValueError as e:
-            raise LotteryError(str(e)) from None
-        return model, arch, None
+        return arch, None, None
     if isinstance(arch, keras.Model):
         try:
             pruning.masked_layers(arch)
         except ValueError:
             arch = masked(arch)
-        return arch, arch.name, arch.to_json()
+        return arch.name, arch.to_json(), arch
     raise LotteryError(
         f"arch must be an architecture name or a keras.Model, got {type(arch).__name__}"
     )
 
 
+def _build(name, data):
+    try:
+        return models.build(
+            name, num_classes=data.num_classes, input_shape=data.image_shape
+        )
+    except ValueError as e:
+        raise LotteryError(str(e)) from None
+
+
 def _rebuild(parent, data):
-    """The parent's architecture, freshly built (weights come from files)."""
+    """The parent's architecture, freshly built (weights come from files).
+
+    A stored model config is read with Keras's safe mode: a config that
+    would run code (a Lambda layer's pickled function) is refused.
+    """
     path = parent.model_config_path()
     if path.exists():
-        return keras.models.model_from_json(path.read_text())
-    model, _, _ = _model(parent.config["arch"], data)
-    return model
+        try:
+            return keras.models.model_from_json(path.read_text())
+        except Exception as e:
+            raise LotteryError(
+                f"{path} cannot be loaded safely ({type(e).__name__}: "
+                f"{str(e).splitlines()[0] if str(e) else ''}); models that "
+                "need code from the run directory are refused"
+            ) from None
+    return _build(parent.config["arch"], data)
 
 
 def _open_parent(parent, root):
     if parent is None:
         parent = runs.find_base_run(root)
     run = parent if isinstance(parent, runs.Run) else runs.Run.open(parent)
+    run.check()
     if run.status != runs.FINISHED:
         raise LotteryError(
             f"parent run {run.path} is not finished (status: {run.status}); "
@@ -421,17 +568,105 @@ def _check_inherited(recipe, flags, parent):
             )
 
 
-def _check_out(out):
+def _request(mode, arch, dataset, recipe, seed, *, parent=None,
+             iteration=None, target_density=None, lr=None):
+    """What a command asks for: two runs with equal requests are the same
+    run (`seed` None: any drawn seed)."""
+    return {
+        "mode": mode,
+        "arch": arch,
+        "dataset": dataset,
+        "recipe": recipe.to_dict(),
+        "seed": seed,
+        "parent": parent,
+        "iteration": iteration,
+        "target_density": target_density,
+        "lr": lr,
+    }
+
+
+def _differences(run, request, model_json):
+    """The fields in which an existing run differs from a request."""
+    found = []
+    for key, wanted in request.items():
+        have = run.config.get(key)
+        if key == "seed" and wanted is None:
+            continue
+        if key == "parent" and wanted is not None and have is not None:
+            same = pathlib.Path(have).resolve() == pathlib.Path(wanted).resolve()
+        else:
+            same = have == wanted
+        if not same:
+            found.append(f"{key} {have!r} != {wanted!r}")
+    theirs = run.model_config_path()
+    if (model_json is not None or theirs.exists()) and (
+        not theirs.exists() or theirs.read_text() != model_json
+    ):
+        found.append("model config")
+    return found
+
+
+def _resolve(out, root, request, model_json, default_out):
+    """Finds the run a command already started, so re-running it resumes.
+
+    Returns (run or None, out, seed). With `out` or a seed, the run is the
+    one at that directory; it must have been made by the same request (a
+    different run there is refused, never overwritten). With neither, it is
+    the run under `root` made by the same request with a drawn seed; a new
+    seed is drawn when there is none.
+    """
+    seed = request["seed"]
+    if out is None and seed is None:
+        same = []
+        for path in runs.find_runs(root):
+            try:
+                run = runs.Run.open(path)
+            except LotteryError:
+                continue
+            if run.config.get("seed_drawn") and not _differences(
+                run, request, model_json
+            ):
+                same.append(run)
+        unfinished = [r for r in same if r.status != runs.FINISHED]
+        if len(unfinished) > 1:
+            raise LotteryError(
+                f"{len(unfinished)} unfinished runs match this command ("
+                f"{', '.join(str(r.path) for r in unfinished)}); name the one "
+                "to resume with --out"
+            )
+        if unfinished or same:
+            run = (unfinished or same)[0]
+            return run, run.path, run.config["seed"]
+        seed = random.SystemRandom().randrange(10**6)
+        out = default_out(seed)
+    elif out is None:
+        out = default_out(seed)
     out = pathlib.Path(out)
     if (out / runs.RUN_JSON).exists():
-        status = runs.Run.open(out).status
-        raise LotteryError(
-            f"{out} already holds a {status} run; choose another --out or "
-            "delete that directory to start over"
-        )
+        run = runs.Run.open(out).check()
+        differ = _differences(run, request, model_json)
+        if differ:
+            raise LotteryError(
+                f"{out} holds a different {run.status} run ({'; '.join(differ)}); "
+                "to resume it re-run the command that started it (see its "
+                "run.json), to replace it delete the directory, or choose "
+                "another --out"
+            )
+        return run, out, run.config["seed"]
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise LotteryError(
-            f"{out} exists and is not an empty directory; choose another --out"
+            f"{out} exists and is not a run directory or an empty one; "
+            "choose another --out"
+        )
+    if seed is None:
+        seed = random.SystemRandom().randrange(10**6)
+    return None, out, seed
+
+
+def _check_save_every(save_every):
+    if isinstance(save_every, bool) or not isinstance(save_every, int) or save_every <= 0:
+        raise LotteryError(
+            f"--save-every must be a positive number of steps, got {save_every!r}"
         )
 
 
@@ -442,35 +677,33 @@ def _make_recipe(**kwargs):
         raise LotteryError(str(e)) from None
 
 
-def _load_data(dataset, data_dir, seed):
+def _load_data(dataset, data_dir):
     try:
-        return data_lib.load(dataset, data_dir, seed=seed)
+        return data_lib.load(dataset, data_dir, seed=DATA_SEED)
     except data_lib.DataError as e:
         raise LotteryError(str(e)) from None
 
 
-def _seed(seed):
+def _check_seed(seed):
     if seed is None:
-        return random.SystemRandom().randrange(10**6)
+        return None
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise LotteryError(f"--seed must be a non-negative integer, got {seed!r}")
     return seed
 
 
-def _config(mode, arch, dataset, data_dir, recipe, seed, *, start, end,
-            density, parent=None, iteration=None, lr=None):
-    return {
-        "mode": mode,
-        "arch": arch,
-        "dataset": dataset,
-        "data_dir": None if data_dir is None else str(data_dir),
-        "recipe": recipe.to_dict(),
-        "seed": seed,
-        "parent": parent,
-        "iteration": iteration,
-        "density": density,
-        "lr": lr,
-        "start_step": start,
-        "end_step": end,
-        "versions": runs.versions(),
-    }
+def _config(mode, arch, dataset, data_dir, recipe, seed, request, *, start,
+            end, density):
+    return dict(
+        request,
+        mode=mode,
+        arch=arch,
+        dataset=dataset,
+        data_dir=None if data_dir is None else str(data_dir),
+        seed=seed,
+        seed_drawn=request["seed"] is None,
+        density=density,
+        start_step=start,
+        end_step=end,
+        versions=runs.versions(),
+    )

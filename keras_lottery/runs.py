@@ -10,9 +10,14 @@
                          iteration)
     <run>/metrics.csv    one row per evaluation
     <run>/logs/          TensorBoard event files
+    <run>/resume/        state_iter_<N>.weights.h5: the latest full state
+                         saved every `save_every` steps while the run is
+                         unfinished, so a killed run resumes; removed when
+                         the run finishes
 
 Every file is written to a temporary name in the same folder and renamed, so
-a reader never sees half a file.
+a reader never sees half a file; a killed writer leaves only a `.tmp-*` file,
+which resuming deletes.
 """
 
 import csv
@@ -29,7 +34,9 @@ MODEL_JSON = "model.json"
 CHECKPOINT_DIR = "checkpoints"
 METRICS_CSV = "metrics.csv"
 LOGS_DIR = "logs"
+RESUME_DIR = "resume"
 DEFAULT_ROOT = "runs"
+TEMPORARY_PREFIX = ".tmp-"
 
 METRIC_COLUMNS = ("step", "top1", "top5", "loss", "lr", "density", "elapsed")
 MODES = ("train", "rewind", "rewind_lr", "finetune")
@@ -46,22 +53,35 @@ def checkpoint_path(run_dir, iteration):
     return pathlib.Path(run_dir) / CHECKPOINT_DIR / checkpoint_name(iteration)
 
 
+def resume_name(step):
+    """File name of the resume state after `step` updates."""
+    return f"state_iter_{step}.weights.h5"
+
+
 def temporary_path(path):
     """A sibling temporary name that keeps the `.weights.h5`/`.json` ending
     Keras and readers expect."""
     path = pathlib.Path(path)
-    return path.with_name(f".tmp-{os.getpid()}-{path.name}")
+    return path.with_name(f"{TEMPORARY_PREFIX}{os.getpid()}-{path.name}")
 
 
 def write_atomic(path, text):
-    """Writes text to `path` through a temporary file and a rename."""
+    """Writes text to `path` through a temporary file and a rename.
+
+    If writing fails (a full disk, say), the temporary file is removed and
+    `path` keeps its previous content.
+    """
     path = pathlib.Path(path)
     tmp = temporary_path(path)
-    with open(tmp, "w") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "w") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
 
 
 def versions():
@@ -168,10 +188,13 @@ class Run:
     def create(cls, path, config):
         """Creates a run directory with its run.json (status "running")."""
         path = pathlib.Path(path)
-        (path / CHECKPOINT_DIR).mkdir(parents=True, exist_ok=True)
-        (path / LOGS_DIR).mkdir(exist_ok=True)
+        path.mkdir(parents=True, exist_ok=True)
+        # run.json first: a directory killed right after this is resumable,
+        # one killed before it is still empty.
         run = cls(path, dict(config, status=RUNNING))
         run.save_config()
+        (path / CHECKPOINT_DIR).mkdir(exist_ok=True)
+        (path / LOGS_DIR).mkdir(exist_ok=True)
         return run
 
     def save_config(self):
@@ -204,11 +227,21 @@ class Run:
 
     def append_metrics(self, row):
         """Adds one evaluation row (rewrites the small file atomically)."""
+        self._write_metrics(self.metrics + [row])
+
+    def truncate_metrics(self, step):
+        """Drops rows after `step` (they are recomputed when resuming)."""
+        rows = self.metrics
+        kept = [row for row in rows if row["step"] <= step]
+        if len(kept) != len(rows):
+            self._write_metrics(kept)
+
+    def _write_metrics(self, rows):
         buffer = io.StringIO()
         writer = csv.DictWriter(buffer, METRIC_COLUMNS, lineterminator="\n")
         writer.writeheader()
-        for old in self.metrics + [row]:
-            writer.writerow({k: old[k] for k in METRIC_COLUMNS})
+        for row in rows:
+            writer.writerow({k: row[k] for k in METRIC_COLUMNS})
         write_atomic(self.path / METRICS_CSV, buffer.getvalue())
 
     @property
@@ -225,8 +258,90 @@ class Run:
             ordered["final"] = found["final"]
         return ordered
 
+    @property
+    def resume_states(self):
+        """{step: path} of the resume states on disk."""
+        found = {}
+        prefix, suffix = "state_iter_", ".weights.h5"
+        for path in (self.path / RESUME_DIR).glob(f"{prefix}*{suffix}"):
+            key = path.name[len(prefix) : -len(suffix)]
+            if key.isdigit():
+                found[int(key)] = path
+        return dict(sorted(found.items()))
+
+    def remove_temporary_files(self):
+        """Deletes what killed writers left behind (`.tmp-*` files)."""
+        for folder in (self.path, self.path / CHECKPOINT_DIR, self.path / RESUME_DIR):
+            for path in folder.glob(f"{TEMPORARY_PREFIX}*"):
+                path.unlink()
+
     def model_config_path(self):
         return self.path / MODEL_JSON
+
+    def check(self):
+        """Validates run.json deeply; raises LotteryError naming the field.
+
+        `open` checks only what every reader needs; procedures check a run
+        before resuming it or deriving from it, so a hand-edited run.json
+        gives one clear error instead of a traceback halfway through.
+        """
+        config = self.config
+        where = self.path / RUN_JSON
+
+        def bad(field, expected):
+            raise LotteryError(
+                f"{where}: {field} must be {expected}, got "
+                f"{config.get(field, '<missing>')!r}; restore the file or "
+                "delete the run directory"
+            )
+
+        def is_int(value, minimum=0):
+            return (isinstance(value, int) and not isinstance(value, bool)
+                    and value >= minimum)
+
+        if config.get("status") not in (RUNNING, FINISHED, FAILED):
+            bad("status", f"one of {RUNNING}, {FINISHED}, {FAILED}")
+        for field in ("arch", "dataset"):
+            if not isinstance(config.get(field), str) or not config.get(field):
+                bad(field, "a non-empty string")
+        if not is_int(config.get("seed")):
+            bad("seed", "a non-negative integer")
+        start, end = config.get("start_step"), config.get("end_step")
+        if not is_int(start):
+            bad("start_step", "a non-negative integer")
+        if not is_int(end) or end <= start:
+            bad("end_step", f"an integer above start_step ({start})")
+        density = config.get("density")
+        if (isinstance(density, bool) or not isinstance(density, (int, float))
+                or not 0 < density <= 1):
+            bad("density", "a fraction in (0, 1]")
+        if not isinstance(config.get("recipe"), dict):
+            bad("recipe", "an object")
+        from keras_lottery import recipe as recipe_lib
+
+        try:
+            recipe = recipe_lib.Recipe.from_dict(config["recipe"])
+            recipe_lib.make(
+                steps=recipe.steps, batch_size=recipe.batch_size,
+                checkpoint_iters=list(recipe.checkpoint_iters),
+                eval_every=recipe.eval_every,
+            )
+            if sorted(recipe.lr_boundaries) != list(recipe.lr_boundaries) or (
+                len(recipe.lr_values) != len(recipe.lr_boundaries) + 1
+            ):
+                raise ValueError("inconsistent LR schedule")
+            [float(v) for v in recipe.lr_values]
+        except (TypeError, ValueError) as e:
+            raise LotteryError(
+                f"{where}: recipe is not valid ({str(e).splitlines()[0]}); "
+                "restore the file or delete the run directory"
+            ) from None
+        if config["mode"] != "train":
+            if not isinstance(config.get("parent"), str):
+                bad("parent", "the parent run's path")
+            if not is_int(config.get("iteration")):
+                bad("iteration", "a non-negative integer")
+        return self
 
     def __repr__(self):
         return f"Run({str(self.path)!r}, mode={self.mode!r}, status={self.status!r})"

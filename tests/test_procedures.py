@@ -8,6 +8,7 @@ import keras_lottery as kl
 from keras_lottery import procedures
 from keras_lottery import recipe as recipe_lib
 from keras_lottery import runs
+from snapshots import snapshot
 
 T = 24
 K = 15  # after the first LR drop (boundary 12), so the LR at k is 0.01
@@ -201,12 +202,21 @@ def test_derived_run_refuses_contradicting_recipe_and_bad_iteration(parent, root
     assert not (root / "x").exists()
 
 
-def test_finished_run_is_never_overwritten(parent):
-    before = (parent.path / "run.json").read_bytes()
-    with pytest.raises(kl.LotteryError, match="already holds a finished run"):
-        kl.train("resnet8", dataset="synthetic", seed=3, verbose=0,
+def test_finished_run_is_never_overwritten(parent, capsys):
+    before = snapshot(parent.path)
+    # The same request again is a no-op that says so...
+    again = kl.train("resnet8", dataset="synthetic", seed=3, verbose=2,
+                     out=parent.path, **SMALL)
+    assert again.path == parent.path
+    assert "already finished; nothing to do" in capsys.readouterr().out
+    # ...and a different one is refused, naming the difference.
+    with pytest.raises(kl.LotteryError, match="holds a different finished run"):
+        kl.train("resnet8", dataset="synthetic", seed=4, verbose=0,
                  out=parent.path, **SMALL)
-    assert (parent.path / "run.json").read_bytes() == before
+    with pytest.raises(kl.LotteryError, match="recipe"):
+        kl.train("resnet8", dataset="synthetic", seed=3, verbose=0,
+                 out=parent.path, steps=T + 1, batch_size=BATCH)
+    assert snapshot(parent.path) == before
 
 
 def test_run_open_exposes_config_metrics_checkpoints(parent):
