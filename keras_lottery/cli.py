@@ -141,7 +141,7 @@ def train(arch, dataset, data_dir, steps, epochs, batch_size,
 
     run = procedures.train(
         arch, out=out, dataset=dataset or "cifar10", data_dir=data_dir,
-        steps=steps, epochs=epochs, batch_size=batch_size or 128,
+        steps=steps, epochs=epochs, batch_size=128 if batch_size is None else batch_size,
         checkpoint_iters=checkpoint_iters, eval_every=eval_every, seed=seed,
         save_every=save_every, verbose=2 if quiet else 1,
     )

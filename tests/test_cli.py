@@ -1,11 +1,14 @@
+import os
 import pathlib
 import shutil
 import subprocess
 
+import pytest
 from click.testing import CliRunner
 
 import keras_lottery
 from keras_lottery.cli import main
+from snapshots import snapshot
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
@@ -84,20 +87,193 @@ def test_default_parent_must_be_unique(tmp_path, monkeypatch):
     assert "Traceback" not in result.output
 
 
-def test_bad_input_gets_one_line_errors(tmp_path, monkeypatch):
+def test_full_disk_is_one_line_and_resumable(tmp_path, monkeypatch):
+    import errno
+
+    import keras
+
+    def disk_full(self, path, *args, **kwargs):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+
     monkeypatch.chdir(tmp_path)
-    cases = [
-        (["train", "--arch", "resnet21", "--dataset", "synthetic"], 1, "available: "),
-        (["train", "--dataset", "synthetic", "--steps", "0"], 1, "steps must be a positive integer"),
-        (["train", "--dataset", "synthetic", "--checkpoint-iters", "5,2"], 1, "sorted and unique"),
-        (["train", "--dataset", "synthetic", "--checkpoint-iters", "a,b"], 2, "comma-separated"),
-        (["rewind", "--iter", "1", "--density", "0"], 2, "(0, 100]"),
-        (["rewind", "--iter", "1", "--density", "101"], 2, "(0, 100]"),
-        (["rewind", "--from", "nowhere", "--iter", "1", "--density", "80"], 1, "does not exist"),
-    ]
-    for args, code, message in cases:
-        result = _invoke(*args)
-        assert result.exit_code == code, (args, result.output)
-        assert message in result.output, (args, result.output)
-        assert "Traceback" not in result.output
-    assert not (tmp_path / "runs").exists()
+    monkeypatch.setattr(keras.Model, "save_weights", disk_full)
+    result = CliRunner().invoke(main, ["train", *TINY, "--seed", "0", "--out", "r"])
+    assert result.exit_code == 1
+    errors = [line for line in result.output.splitlines() if line.startswith("Error")]
+    assert len(errors) == 1 and "Traceback" not in result.output
+    assert "No space left on device" in errors[0]
+    assert "re-run the same command to resume" in errors[0]
+
+
+# --- Bad input: one line naming the problem and the fix, exit status != 0,
+# no traceback, every existing run directory byte-for-byte untouched. Each
+# message fragment is also in README's table ("When something goes wrong").
+TINY = ["--arch", "resnet8", "--dataset", "synthetic", "--steps", "14",
+        "--batch-size", "16", "-q"]
+
+BAD_INPUT = [
+    # (case, args, exit status, message fragment)
+    ("density 0", ["rewind", "--from", "runs/parent", "--iter", "4", "--density", "0"],
+     2, "is not a percent in (0, 100]"),
+    ("density above 100", ["rewind", "--from", "runs/parent", "--iter", "4", "--density", "101"],
+     2, "is not a percent in (0, 100]"),
+    ("density not a number", ["rewind", "--from", "runs/parent", "--iter", "4", "--density", "lots"],
+     2, "'lots' is not a valid float"),
+    ("--iter not saved", ["rewind", "--from", "runs/parent", "--iter", "3", "--density", "80"],
+     1, "is not a checkpoint of runs/parent; saved iterations: 0, 1, 2, 4, 6, 7"),
+    ("--iter beyond the steps", ["rewind", "--from", "runs/parent", "--iter", "20", "--density", "80"],
+     1, "must lie in [0, 14)"),
+    ("--steps contradicting the parent", ["rewind", "--from", "runs/parent", "--iter", "4",
+                                          "--density", "80", "--steps", "3"],
+     1, "contradicts the parent's"),
+    ("parent missing", ["rewind", "--from", "runs/nowhere", "--iter", "4", "--density", "80"],
+     1, "does not exist"),
+    ("parent not a run", ["rewind", "--from", "runs/not_a_run", "--iter", "4", "--density", "80"],
+     1, "is not a run directory (no run.json)"),
+    ("parent unfinished", ["rewind", "--from", "runs/unfinished", "--iter", "4", "--density", "80"],
+     1, "is not finished (status: running); finish it first"),
+    ("parent checkpoint truncated", ["rewind", "--from", "runs/truncated", "--iter", "4",
+                                     "--density", "80"],
+     1, "cannot be loaded"),
+    ("parent checkpoint at k corrupt", ["rewind", "--from", "runs/corrupt_k", "--iter", "4",
+                                        "--density", "80"],
+     1, "it may be truncated or from another architecture"),
+    ("run.json not JSON", ["rewind", "--from", "runs/garbled", "--iter", "4", "--density", "80"],
+     1, "is not valid JSON"),
+    ("run.json with a nonsense recipe", ["rewind", "--from", "runs/nonsense", "--iter", "4",
+                                         "--density", "80"],
+     1, "recipe is not valid"),
+    ("run.json with a nonsense field", ["rewind", "--from", "runs/bad_steps", "--iter", "4",
+                                        "--density", "80"],
+     1, "end_step must be an integer above start_step"),
+    ("model.json that would run code", ["rewind", "--from", "runs/lambda", "--iter", "4",
+                                        "--density", "80"],
+     1, "cannot be loaded safely"),
+    ("checkpoint iterations unsorted", ["train", *TINY, "--checkpoint-iters", "5,2"],
+     1, "must be sorted and unique"),
+    ("checkpoint iterations duplicated", ["train", *TINY, "--checkpoint-iters", "2,2"],
+     1, "must be sorted and unique"),
+    ("checkpoint iterations beyond the steps", ["train", *TINY, "--checkpoint-iters", "0,20"],
+     1, "lie outside [0, 14]"),
+    ("checkpoint iterations not numbers", ["train", *TINY, "--checkpoint-iters", "a,b"],
+     2, "is not a comma-separated list of integers"),
+    ("unknown architecture", ["train", *TINY, "--arch", "resnet21"],
+     1, "unknown architecture 'resnet21'; available: lenet300"),
+    ("--out holds a different run", ["train", *TINY, "--seed", "99", "--out", "runs/parent"],
+     1, "holds a different finished run (seed 0 != 99); to resume it re-run the command"),
+    ("--out is a file", ["train", *TINY, "--out", "runs/not_a_run/notes.txt"],
+     1, "exists and is not a run directory or an empty one"),
+    ("batch size 0", ["train", *TINY, "--batch-size", "0"],
+     1, "batch size must be a positive integer"),
+    ("batch size negative", ["train", *TINY, "--batch-size", "-3"],
+     1, "batch size must be a positive integer"),
+    ("epochs not positive", ["train", *TINY[:4], "--epochs", "0"],
+     1, "--epochs must be positive"),
+    ("seed negative", ["train", *TINY, "--seed", "-1"],
+     1, "--seed must be a non-negative integer"),
+    ("save-every 0", ["train", *TINY, "--save-every", "0"],
+     2, "is not in the range x>=1"),
+    ("finetune LR 0", ["finetune", "--from", "runs/parent", "--iter", "4", "--density", "80",
+                       "--lr", "0"],
+     1, "--lr must be a positive number"),
+    ("--data-dir missing", ["train", "--arch", "resnet8", "--data-dir", "nowhere"],
+     1, "no such directory; pass the folder that holds cifar-10-batches-bin/"),
+    ("--data-dir wrong layout", ["train", "--arch", "resnet8", "--data-dir", "runs/not_a_run"],
+     1, "no CIFAR-10 files found"),
+    ("--data-dir file missing", ["train", "--arch", "resnet8", "--data-dir", "data/missing"],
+     1, "missing data_batch_3.bin"),
+    ("--data-dir file truncated", ["train", "--arch", "resnet8", "--data-dir", "data/truncated"],
+     1, "truncated or corrupt"),
+    ("--data-dir file corrupt", ["train", "--arch", "resnet8", "--data-dir", "data/corrupt"],
+     1, "but CIFAR-10 labels are 0-9"),
+    ("--data-dir pickle payload", ["train", "--arch", "resnet8", "--data-dir", "data/payload"],
+     1, "refused to unpickle"),
+    ("--data-dir for synthetic", ["train", *TINY, "--data-dir", "data/truncated"],
+     1, "only the cifar10 dataset reads files"),
+]
+
+
+@pytest.fixture(scope="module")
+def bad_input_folder(tmp_path_factory):
+    """A folder with a finished parent run and damaged copies of it, plus
+    CIFAR-10 folders damaged in each way."""
+    import json
+
+    import keras
+
+    from cifar_fixtures import binary_bytes, make_batches, write_binary, write_python
+
+    folder = tmp_path_factory.mktemp("bad_input")
+    old = os.getcwd()
+    os.chdir(folder)
+    try:
+        result = CliRunner().invoke(main, ["train", *TINY, "--seed", "0", "--out", "runs/parent"])
+        assert result.exit_code == 0, result.output
+    finally:
+        os.chdir(old)
+    runs_dir = folder / "runs"
+    parent = runs_dir / "parent"
+    (runs_dir / "not_a_run").mkdir()
+    (runs_dir / "not_a_run" / "notes.txt").write_text("not a run\n")
+
+    def copy(name, edit=None):
+        shutil.copytree(parent, runs_dir / name)
+        if edit:
+            path = runs_dir / name / "run.json"
+            config = json.loads(path.read_text())
+            edit(config)
+            path.write_text(json.dumps(config))
+        return runs_dir / name
+
+    copy("unfinished", lambda c: c.update(status="running"))
+    final = copy("truncated") / "checkpoints" / "checkpoint_iter_final.weights.h5"
+    final.write_bytes(final.read_bytes()[:1000])
+    at_k = copy("corrupt_k") / "checkpoints" / "checkpoint_iter_4.weights.h5"
+    at_k.write_bytes(b"\0" * 4096)
+    (copy("garbled") / "run.json").write_text('{"mode": "train", ')
+    copy("nonsense", lambda c: c["recipe"].update(steps="many"))
+    copy("bad_steps", lambda c: c.update(end_step=-5))
+    # A model config with a Python lambda (marshalled code) inside.
+    model = keras.Sequential([keras.Input((32, 32, 3)),
+                              keras.layers.Lambda(lambda x: x * 2)])
+    (copy("lambda") / "model.json").write_text(model.to_json())
+
+    data = folder / "data"
+    batches = make_batches(records=8)
+    write_binary(data / "missing" / "cifar-10-batches-bin", batches)
+    (data / "missing" / "cifar-10-batches-bin" / "data_batch_3.bin").unlink()
+    bad = write_binary(data / "truncated" / "cifar-10-batches-bin", batches)
+    with open(os.path.join(bad, "data_batch_2.bin"), "r+b") as f:
+        f.truncate(3000)
+    bad = write_binary(data / "corrupt" / "cifar-10-batches-bin", batches)
+    images, labels = batches["test_batch"]
+    with open(os.path.join(bad, "test_batch.bin"), "wb") as f:
+        f.write(binary_bytes(images, [11] + labels[1:]))
+    bad = write_python(data / "payload" / "cifar-10-batches-py", batches)
+    marker = folder / "PAYLOAD_RAN"
+    payload = (b"cos\nsystem\n(S'touch " + str(marker).encode() + b"'\ntR.")
+    with open(os.path.join(bad, "data_batch_1"), "wb") as f:
+        f.write(payload)
+    return folder
+
+
+@pytest.mark.parametrize("case, args, code, fragment", BAD_INPUT, ids=[c[0] for c in BAD_INPUT])
+def test_bad_input_table(bad_input_folder, monkeypatch, case, args, code, fragment):
+    monkeypatch.chdir(bad_input_folder)
+    before = snapshot(bad_input_folder)
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == code, (case, result.output)
+    errors = [line for line in result.output.splitlines() if line.startswith("Error")]
+    assert len(errors) == 1, result.output
+    assert fragment in errors[0], (case, result.output)
+    assert "Traceback" not in result.output and result.exception is None or \
+        isinstance(result.exception, SystemExit)
+    assert snapshot(bad_input_folder) == before, f"{case} changed files"
+    assert not (bad_input_folder / "PAYLOAD_RAN").exists()
+
+
+def test_bad_input_table_is_in_the_readme():
+    readme = (ROOT / "README.md").read_text()
+    missing = [case for case, _, _, fragment in BAD_INPUT
+               if fragment.replace("runs/parent", "RUN") not in readme.replace("runs/parent", "RUN")]
+    assert not missing, f"README's bad-input table lacks: {missing}"
