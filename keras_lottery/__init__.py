@@ -4,12 +4,16 @@ The public API:
 
 - layers: `MaskedConv2D`, `MaskedDense`;
 - pruning: `prune`, `density`, `get_masks`, `set_masks`, `sparsity_report`,
-  and the pure `magnitude_masks`;
+  and the pure `magnitude_masks` and `random_masks`;
 - your own models: `masked`, `strip`;
 - optimizer: `MomentumSGD` (TF1 momentum update);
 - architectures: `keras_lottery.models.build(name)`, `models.available()`;
-- runs: `train`, `rewind`, `rewind_lr`, `finetune`, each returning a `Run`;
-  `Run.open(path)`; the `IterationCheckpoint` callback; `recipe.make`.
+- runs: `train`, `rewind`, `rewind_lr`, `finetune`, the controls
+  `lowlr_rewind`, `random_prune`, `reinit`, each returning a `Run`, and
+  `iterate` (rounds of any of them); `Run.open(path)`; the
+  `IterationCheckpoint` callback; `recipe.make`;
+- results: `keras_lottery.report` (tables) and `keras_lottery.plot`
+  (figures, needs matplotlib; imported on use).
 """
 
 __version__ = "0.1.0"
@@ -24,6 +28,10 @@ from keras_lottery.layers import MaskedDense
 from keras_lottery.errors import LotteryError
 from keras_lottery.optimizer import MomentumSGD
 from keras_lottery.procedures import finetune
+from keras_lottery.procedures import iterate
+from keras_lottery.procedures import lowlr_rewind
+from keras_lottery.procedures import random_prune
+from keras_lottery.procedures import reinit
 from keras_lottery.procedures import rewind
 from keras_lottery.procedures import rewind_lr
 from keras_lottery.procedures import train
@@ -31,6 +39,7 @@ from keras_lottery.pruning import density
 from keras_lottery.pruning import get_masks
 from keras_lottery.pruning import magnitude_masks
 from keras_lottery.pruning import prune
+from keras_lottery.pruning import random_masks
 from keras_lottery.pruning import set_masks
 from keras_lottery.pruning import sparsity_report
 from keras_lottery.runs import Run
@@ -45,11 +54,16 @@ __all__ = [
     "density",
     "finetune",
     "get_masks",
+    "iterate",
+    "lowlr_rewind",
     "magnitude_masks",
     "masked",
     "models",
     "prune",
+    "random_masks",
+    "random_prune",
     "recipe",
+    "reinit",
     "rewind",
     "rewind_lr",
     "set_masks",

@@ -12,6 +12,7 @@ segments that end exactly at the next checkpoint or evaluation step, since
 Keras evaluates only at epoch ends; one segment is one Keras "epoch".
 """
 
+import json
 import math
 import pathlib
 import random
@@ -20,6 +21,7 @@ import time
 import warnings
 
 import keras
+import numpy as np
 
 from keras_lottery import data as data_lib
 from keras_lottery import models
@@ -37,6 +39,7 @@ DEFAULT_SAVE_EVERY = 1000
 # Datasets that are generated (synthetic) use a fixed seed, so the data is
 # the same for every run, like a real dataset; `--seed` is the run's.
 DATA_SEED = 0
+VAL_SEED = 2020  # the validation split is the same for every run
 
 
 def train(
@@ -52,6 +55,7 @@ def train(
     eval_every=None,
     seed=None,
     save_every=DEFAULT_SAVE_EVERY,
+    val_split=0,
     verbose=1,
     root=runs.DEFAULT_ROOT,
 ):
@@ -79,6 +83,9 @@ def train(
             run.json) when None.
         save_every: also save the full state every this many steps (besides
             the checkpoint iterations), so a killed run resumes from there.
+        val_split: hold out this many test images (a fixed seeded choice) as
+            a validation set, reported as `val_top1`, and report test metrics
+            on the rest (the paper used 2000); derived runs inherit it.
         verbose: Keras progress bar (1), one line per evaluation (2), or
             silence (0).
         root: where default run directories go.
@@ -100,7 +107,14 @@ def train(
         checkpoint_iters=checkpoint_iters, eval_every=eval_every,
         train_images=len(data.x_train),
     )
+    if (isinstance(val_split, bool) or not isinstance(val_split, int)
+            or not 0 <= val_split < len(data.x_test)):
+        raise LotteryError(
+            f"--val-split must be an integer in [0, {len(data.x_test)}) (the "
+            f"test set has {len(data.x_test)} images), got {val_split!r}"
+        )
     request = _request("train", arch_name, dataset, recipe, seed)
+    request["val_split"] = val_split
     run, out, seed = _resolve(
         out, root, request, model_json,
         lambda s: runs.default_out(arch_name, "train", s, root=root),
@@ -116,6 +130,7 @@ def train(
             "train", arch_name, dataset, data_dir, recipe, seed, request,
             start=0, end=recipe.steps, density=pruning.density(model),
         )
+        config["round"] = None
         run = runs.Run.create(out, config)
         if model_json is not None:
             runs.write_atomic(run.model_config_path(), model_json)
@@ -170,11 +185,187 @@ def finetune(parent=None, *, iteration, density, lr=recipe_lib.FINETUNE_LR, **kw
     return _derived("finetune", parent, iteration, density, lr=lr, **kwargs)
 
 
+def lowlr_rewind(parent=None, *, iteration, density, lr=recipe_lib.FINETUNE_LR,
+                 **kwargs):
+    """Low-LR weight rewinding (control): rewind to k, train at a constant LR.
+
+    As `rewind` (masks from the parent's final magnitudes; weights, batch-norm
+    statistics, momentum and iteration from k; T − k steps), but at the
+    constant `lr` (0.001) instead of the schedule: it separates what the
+    rewound weights contribute from what the rewound learning rate does.
+    Arguments as `rewind`.
+    """
+    return _derived("lowlr_rewind", parent, iteration, density, lr=lr, **kwargs)
+
+
+def random_prune(parent=None, *, iteration, density, **kwargs):
+    """Random pruning (control): a random mask, then weight rewinding from k.
+
+    The mask keeps exactly round(density × N) weights chosen uniformly at
+    random (seeded by the run's seed) among the parent's unpruned ones, so
+    iterative rounds nest;
+    training is then exactly `rewind`'s. Arguments as `rewind`.
+    """
+    return _derived("random", parent, iteration, density, **kwargs)
+
+
+def reinit(parent=None, *, density, iteration=None, **kwargs):
+    """Random reinitialization (control): the pruned mask, fresh weights.
+
+    Masks come from the parent's final magnitudes, as in `rewind`; the
+    weights are freshly initialized (from a seed derived from the run's and
+    the parent's seeds, so never the parent's own initialization) and
+    trained with the full schedule, T steps from step 0.
+    `iteration` is not used. Other arguments as `rewind`.
+    """
+    if iteration is not None:
+        raise LotteryError("reinit trains from step 0; drop --iter")
+    return _derived("reinit", parent, None, density, **kwargs)
+
+
+METHODS = {
+    "rewind": rewind,
+    "rewind_lr": rewind_lr,
+    "finetune": finetune,
+    "lowlr_rewind": lowlr_rewind,
+    "random": random_prune,
+    "reinit": reinit,
+}
+
+
+def iterate(parent=None, *, method="rewind", iteration=None, rounds, rate=0.8,
+            out=None, seed=None, root=runs.DEFAULT_ROOT, verbose=1, **kwargs):
+    """Iterative pruning: `rounds` rounds of `method`, each from the last.
+
+    Round i prunes to the absolute density base × rate^i (0.8, 0.64, 0.512,
+    … from a dense base) and is a run directory `<out>/round-<i>` whose
+    parent is round i − 1 (round 0 is `parent`), so masks nest. Re-running
+    the call skips finished rounds, resumes an interrupted one, and can add
+    rounds (a larger `rounds`).
+
+    Example:
+
+    >>> rounds = keras_lottery.iterate("runs/resnet20/train-s0",
+    ...     method="rewind", iteration=4701, rounds=10)
+    >>> [r.config["density"] for r in rounds][:3]
+    [0.8, 0.64, 0.512]
+
+    Args:
+        parent: the base run (default: the single finished train run).
+        method: one of `METHODS` ("rewind", "rewind_lr", "finetune",
+            "lowlr_rewind", "random", "reinit").
+        iteration: k of every round (not for "reinit").
+        rounds: number of rounds, ≥ 1.
+        rate: kept fraction per round, in (0, 1).
+        out: the study directory; default
+            `<root>/<arch>/iterate-<method>-k<k>-r<rate%>-s<seed>`.
+        seed: seed of every round; drawn and recorded when None.
+        **kwargs: as the method's (`lr`, `data_dir`, `save_every`, ...).
+
+    Returns:
+        The list of finished rounds' `Run`s.
+    """
+    method = method.replace("-", "_") if isinstance(method, str) else method
+    if method not in METHODS:
+        raise LotteryError(
+            f"unknown method {method!r}; choose one of: "
+            f"{', '.join(m.replace('_', '-') for m in METHODS)}"
+        )
+    if isinstance(rounds, bool) or not isinstance(rounds, int) or rounds < 1:
+        raise LotteryError(f"--rounds must be a positive integer, got {rounds!r}")
+    if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 < rate < 1:
+        raise LotteryError(
+            f"--rate must be a fraction in (0, 1) (0.8 keeps 80 % per round), got {rate!r}"
+        )
+    seed = _check_seed(seed)
+    base = _open_parent(parent, root)
+    base_density = base.config["density"]
+    study = _study(base, method, iteration, rate, seed, out, root)
+    seed = study["seed"]
+    done = []
+    previous = base
+    for index in range(1, rounds + 1):
+        density = float(f"{base_density * rate ** index:.12g}")
+        if verbose:
+            print(f"round {index}/{rounds}: {method} to density {density:g}")
+        args = dict(kwargs, density=density, seed=seed, root=root, verbose=verbose,
+                    out=study["path"] / f"round-{index}", round_index=index)
+        if method != "reinit":
+            args["iteration"] = iteration
+        previous = METHODS[method](previous, **args)
+        done.append(previous)
+    return done
+
+
+def _study(base, method, iteration, rate, seed, out, root):
+    """The study directory of an `iterate` call, found again on re-runs."""
+    request = {"method": method, "parent": str(base.path), "iteration": iteration,
+               "rate": rate}
+
+    def same(config):
+        return (all(config.get(k) == v for k, v in request.items() if k != "parent")
+                and pathlib.Path(config["parent"]).resolve() == base.path.resolve())
+
+    if out is None and seed is None:
+        for path in sorted(pathlib.Path(root).glob(f"**/{runs.STUDY_JSON}")):
+            try:
+                config = json.loads(path.read_text())
+            except (OSError, ValueError):
+                continue
+            if isinstance(config, dict) and config.get("seed_drawn") and same(config):
+                return dict(config, path=path.parent)
+        seed = random.SystemRandom().randrange(10**6)
+        drawn = True
+    else:
+        drawn = seed is None
+    if out is None:
+        k = "" if iteration is None else f"-k{iteration}"
+        out = (pathlib.Path(root) / base.config["arch"]
+               / f"iterate-{method.replace('_', '-')}{k}-r{rate * 100:.4g}-s{seed}")
+    out = pathlib.Path(out)
+    path = out / runs.STUDY_JSON
+    if path.exists():
+        try:
+            config = json.loads(path.read_text())
+        except ValueError:
+            raise LotteryError(f"{path} is not valid JSON; delete the study "
+                               "directory to start over") from None
+        if not same(config) or (seed is not None and config.get("seed") != seed):
+            raise LotteryError(
+                f"{out} holds a different iterative study ({config.get('method')} "
+                f"from {config.get('parent')}, k={config.get('iteration')}, rate "
+                f"{config.get('rate')}, seed {config.get('seed')}); choose another "
+                "--out, or delete it to start over"
+            )
+        return dict(config, path=out)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise LotteryError(f"{out} exists and is not a study directory; choose another --out")
+    if seed is None:
+        seed = random.SystemRandom().randrange(10**6)
+    config = dict(request, seed=seed, seed_drawn=drawn)
+    out.mkdir(parents=True, exist_ok=True)
+    runs.write_atomic(path, json.dumps(config, indent=2) + "\n")
+    return dict(config, path=out)
+
+
+# What each derived mode restores (DESIGN decision 6, resolved detail 11):
+# (masks, state restored, first step, constant LR).
+_MODES = {
+    "rewind": ("magnitude", "k", "k", False),
+    "rewind_lr": ("magnitude", "final", "k", False),
+    "finetune": ("magnitude", "final", "parent_end", True),
+    "lowlr_rewind": ("magnitude", "k", "k", True),
+    "random": ("random", "k", "k", False),
+    "reinit": ("magnitude", "init", "zero", False),
+}
+
+
 def _derived(
     mode, parent, iteration, density, *, lr=None, out=None, seed=None,
     data_dir=None, save_every=DEFAULT_SAVE_EVERY, verbose=1,
-    root=runs.DEFAULT_ROOT, **recipe_flags,
+    root=runs.DEFAULT_ROOT, round_index=None, **recipe_flags,
 ):
+    masks_from, state_from, first_step, constant_lr = _MODES[mode]
     seed = _check_seed(seed)
     _check_save_every(save_every)
     parent = _open_parent(parent, root)
@@ -186,14 +377,15 @@ def _derived(
     _check_inherited(recipe, recipe_flags, parent)
     steps = recipe.steps
     checkpoints = parent.checkpoints
-    if isinstance(iteration, bool) or not isinstance(iteration, int):
-        raise LotteryError(f"--iter must be an integer, got {iteration!r}")
-    if not 0 <= iteration < steps:
-        raise LotteryError(
-            f"--iter {iteration} must lie in [0, {steps}) for a recipe of "
-            f"{steps} steps"
-        )
-    if mode != "finetune" and iteration not in checkpoints:
+    if mode != "reinit":
+        if isinstance(iteration, bool) or not isinstance(iteration, int):
+            raise LotteryError(f"--iter must be an integer, got {iteration!r}")
+        if not 0 <= iteration < steps:
+            raise LotteryError(
+                f"--iter {iteration} must lie in [0, {steps}) for a recipe of "
+                f"{steps} steps"
+            )
+    if mode != "finetune" and mode != "reinit" and iteration not in checkpoints:
         saved = ", ".join(str(k) for k in checkpoints if isinstance(k, int))
         raise LotteryError(
             f"--iter {iteration} is not a checkpoint of {parent.path}; "
@@ -201,11 +393,13 @@ def _derived(
         )
     if "final" not in checkpoints:
         raise LotteryError(f"{parent.path} has no final checkpoint")
-    if lr is not None and not (isinstance(lr, (int, float)) and lr > 0):
-        raise LotteryError(f"--lr must be a positive number, got {lr!r}")
+    if constant_lr:
+        if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not lr > 0:
+            raise LotteryError(f"--lr must be a positive number, got {lr!r}")
+        lr = float(lr)
     parent_end = parent.config["end_step"]
-    start = parent_end if mode == "finetune" else iteration
-    end = start + steps - iteration
+    start = {"k": iteration, "parent_end": parent_end, "zero": 0}[first_step]
+    end = steps if mode == "reinit" else start + steps - iteration
     dataset = parent.config["dataset"]
     request = _request(
         mode, parent.config["arch"], dataset, recipe, seed,
@@ -224,18 +418,29 @@ def _derived(
         return _nothing_to_do(run, verbose)
     data_dir = data_dir if data_dir is not None else parent.config.get("data_dir")
     data = _load_data(dataset, data_dir)
-    keras.utils.set_random_seed(seed)
+    if state_from == "init":
+        # Never the parent's own initialization (that would be rewinding to 0).
+        keras.utils.set_random_seed((seed * 1_000_003 + parent.config["seed"] + 1) % 2**31)
+    else:
+        keras.utils.set_random_seed(seed)
     model = _rebuild(parent, data)
-    schedule = recipe_lib.ConstantSchedule(lr) if mode == "finetune" else recipe.schedule()
+    schedule = recipe_lib.ConstantSchedule(lr) if constant_lr else recipe.schedule()
     _compile(model, schedule)
     position = _resume(run, model, verbose) if run is not None else None
     if position is None:
-        # Magnitudes (and the masks they nest in) from the parent's final state.
-        _load_state(model, checkpoints["final"], parent_end)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)
-            masks = pruning.prune(model, density)
-        if mode == "rewind":
+        # Masks from the parent's final state: its magnitudes, or random
+        # among its survivors; they nest in the parent's masks either way.
+        source = _rebuild(parent, data) if state_from == "init" else model
+        if source is not model:
+            _compile(source, schedule)
+        _load_state(source, checkpoints["final"], parent_end)
+        if masks_from == "random":
+            masks = pruning.random_masks(pruning.get_masks(source), density, seed=seed)
+        else:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", UserWarning)
+                masks = pruning.prune(source, density)
+        if state_from == "k":
             _load_state(model, checkpoints[iteration], iteration)
         model.optimizer.iterations.assign(start)
         pruning.set_masks(model, masks)
@@ -244,6 +449,8 @@ def _derived(
             mode, parent.config["arch"], dataset, data_dir, recipe, seed,
             request, start=start, end=end, density=pruning.density(model),
         )
+        config["round"] = round_index
+        config["val_split"] = parent.config.get("val_split", 0)
         run = runs.Run.create(out, config)
         if model_json is not None:
             runs.write_atomic(run.model_config_path(), model_json)
@@ -267,6 +474,7 @@ def _fit(run, model, data, recipe, checkpoint_iters, verbose, position,
     checkpoint = IterationCheckpoint(
         run.path / runs.CHECKPOINT_DIR, checkpoint_iters, save_final=False
     )
+    checkpoint.set_model(model)  # a run resumed at its end fits nothing
     checkpoint.written = [i for i in run.checkpoints if isinstance(i, int)]
     evals = recipe.eval_steps(start, end)
     saves = set(range((position // save_every + 1) * save_every, end, save_every))
@@ -274,7 +482,9 @@ def _fit(run, model, data, recipe, checkpoint_iters, verbose, position,
         {i for i in checkpoint_iters if position < i <= end}
         | {i for i in evals if i > position} | saves
     )
-    eval_data = data_lib.EvalBatches(data.x_test, data.y_test, recipe.batch_size)
+    eval_data, val_data = _evaluation_sets(
+        data, run.config.get("val_split", 0), recipe.batch_size
+    )
     writer = _summary_writer(run)
     progress = _Progress(start, end) if verbose == 1 else None
     callbacks = [_NanGuard(), checkpoint] + ([progress] if progress else [])
@@ -283,8 +493,8 @@ def _fit(run, model, data, recipe, checkpoint_iters, verbose, position,
         # A kill between writing a checkpoint and its evaluation row: redo
         # the evaluation (deterministic) instead of leaving a gap.
         if position in evals and position not in {m["step"] for m in run.metrics}:
-            _log_evaluation(run, model, eval_data, position, began, writer,
-                            verbose, progress)
+            _log_evaluation(run, model, (eval_data, val_data), position, began,
+                            writer, verbose, progress)
         for stop in stops:
             batches = data_lib.TrainBatches(
                 data.x_train, data.y_train, recipe.batch_size, seed=seed,
@@ -299,8 +509,8 @@ def _fit(run, model, data, recipe, checkpoint_iters, verbose, position,
             )
             position = stop
             if stop in evals:
-                _log_evaluation(run, model, eval_data, stop, began, writer,
-                                verbose, progress)
+                _log_evaluation(run, model, (eval_data, val_data), stop, began,
+                                writer, verbose, progress)
             if stop in saves and stop not in checkpoint_iters:
                 save_state(model, run.path / runs.RESUME_DIR / runs.resume_name(stop))
             if stop in saves or stop in checkpoint_iters:
@@ -319,8 +529,8 @@ def _fit(run, model, data, recipe, checkpoint_iters, verbose, position,
     run.set_status(runs.FINISHED, error=None)
 
 
-def _log_evaluation(run, model, eval_data, step, began, writer, verbose, progress):
-    row = _evaluate(model, eval_data, step, time.time() - began)
+def _log_evaluation(run, model, eval_sets, step, began, writer, verbose, progress):
+    row = _evaluate(model, *eval_sets, step, time.time() - began)
     run.append_metrics(row)
     _write_summaries(writer, row)
     if verbose:
@@ -404,8 +614,24 @@ class _Progress(StepCounter):
         self.bar.update(self.step - self.start, values=values)
 
 
-def _evaluate(model, eval_data, step, elapsed):
+def _evaluation_sets(data, val_split, batch_size):
+    """(test batches, validation batches or None): the paper held out a
+    seeded part of the test set for choosing, and reported the rest."""
+    if not val_split:
+        return data_lib.EvalBatches(data.x_test, data.y_test, batch_size), None
+    order = np.random.default_rng(VAL_SEED).permutation(len(data.x_test))
+    val, test = np.sort(order[:val_split]), np.sort(order[val_split:])
+    return (
+        data_lib.EvalBatches(data.x_test[test], data.y_test[test], batch_size),
+        data_lib.EvalBatches(data.x_test[val], data.y_test[val], batch_size),
+    )
+
+
+def _evaluate(model, eval_data, val_data, step, elapsed):
     result = model.evaluate(eval_data, verbose=0, return_dict=True)
+    val_top1 = None
+    if val_data is not None:
+        val_top1 = float(model.evaluate(val_data, verbose=0, return_dict=True)["top1"])
     lr = model.optimizer.learning_rate  # the schedule object
     last_lr = lr(step - 1) if callable(lr) else lr
     return {
@@ -416,6 +642,7 @@ def _evaluate(model, eval_data, step, elapsed):
         # float32 noise (0.10000000149) would make tables unreadable.
         "lr": float(f"{float(keras.ops.convert_to_numpy(last_lr)):.7g}"),
         "density": pruning.density(model),
+        "val_top1": val_top1,
         "elapsed": round(elapsed, 3),
     }
 

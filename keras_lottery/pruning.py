@@ -44,6 +44,35 @@ def kept_count(density, total):
     return int(round(check_density(density) * total))
 
 
+def random_masks(masks, density, *, seed):
+    """Random pruning to an absolute density: the paper's control.
+
+    Pure function. Keeps exactly `round(density * N)` weights, chosen
+    uniformly at random among the currently unmasked ones (so iterative
+    rounds nest), N counted over all of `masks`.
+
+    Example:
+
+    >>> m = {"a": np.ones((2, 2)), "b": np.ones(4)}
+    >>> new = random_masks(m, 0.5, seed=0)
+    >>> int(sum(v.sum() for v in new.values()))
+    4
+
+    Args:
+        masks: dict name -> current 0/1 mask, in model order.
+        density: fraction in (0, 1] of all weights to keep.
+        seed: seed of the random choice (a non-negative integer).
+
+    Returns:
+        dict name -> new 0/1 mask (float32).
+    """
+    rng = np.random.default_rng([int(seed), 0x52414E44])  # "RAND"
+    scores = {
+        name: rng.uniform(1.0, 2.0, size=np.shape(mask)) for name, mask in masks.items()
+    }
+    return magnitude_masks(scores, masks, density)
+
+
 def magnitude_masks(weights, masks, density, *, scope="global"):
     """Computes magnitude-pruning masks at an absolute density.
 

@@ -10,6 +10,9 @@
                          iteration)
     <run>/metrics.csv    one row per evaluation
     <run>/logs/          TensorBoard event files
+    <study>/iterate.json what an `iterate` call asked (method, parent,
+                         iteration, rate, seed); its rounds are
+                         <study>/round-<i>/, each a run directory
     <run>/resume/        state_iter_<N>.weights.h5: the latest full state
                          saved every `save_every` steps while the run is
                          unfinished, so a killed run resumes; removed when
@@ -35,11 +38,14 @@ CHECKPOINT_DIR = "checkpoints"
 METRICS_CSV = "metrics.csv"
 LOGS_DIR = "logs"
 RESUME_DIR = "resume"
+STUDY_JSON = "iterate.json"
 DEFAULT_ROOT = "runs"
 TEMPORARY_PREFIX = ".tmp-"
 
-METRIC_COLUMNS = ("step", "top1", "top5", "loss", "lr", "density", "elapsed")
-MODES = ("train", "rewind", "rewind_lr", "finetune")
+METRIC_COLUMNS = (
+    "step", "top1", "top5", "loss", "lr", "density", "val_top1", "elapsed",
+)
+MODES = ("train", "rewind", "rewind_lr", "finetune", "lowlr_rewind", "random", "reinit")
 RUNNING, FINISHED, FAILED = "running", "finished", "failed"
 
 
@@ -117,7 +123,8 @@ def default_out(arch, mode, seed, iteration=None, density=None, root=DEFAULT_ROO
         name = f"train-s{seed}"
     else:
         percent = f"{density * 100:.4g}"
-        name = f"{mode.replace('_', '-')}-k{iteration}-d{percent}-s{seed}"
+        k = "" if iteration is None else f"-k{iteration}"
+        name = f"{mode.replace('_', '-')}{k}-d{percent}-s{seed}"
     return pathlib.Path(root) / arch / name
 
 
@@ -221,7 +228,8 @@ class Run:
         with open(path, newline="") as f:
             rows = list(csv.DictReader(f))
         return [
-            {k: int(v) if k == "step" else float(v) for k, v in row.items()}
+            {k: int(v) if k == "step" else (float(v) if v not in ("", None) else None)
+             for k, v in row.items()}
             for row in rows
         ]
 
@@ -241,7 +249,7 @@ class Run:
         writer = csv.DictWriter(buffer, METRIC_COLUMNS, lineterminator="\n")
         writer.writeheader()
         for row in rows:
-            writer.writerow({k: row[k] for k in METRIC_COLUMNS})
+            writer.writerow({k: row.get(k) for k in METRIC_COLUMNS})
         write_atomic(self.path / METRICS_CSV, buffer.getvalue())
 
     @property

@@ -32,9 +32,12 @@ def parent(root):
 def derived(parent, root):
     made = {}
     for name, fn in [("rewind", kl.rewind), ("rewind_lr", kl.rewind_lr),
-                     ("finetune", kl.finetune)]:
+                     ("finetune", kl.finetune), ("lowlr_rewind", kl.lowlr_rewind),
+                     ("random", kl.random_prune)]:
         made[name] = fn(parent.path, iteration=K, density=0.8, seed=4,
                         verbose=0, out=root / name)
+    made["reinit"] = kl.reinit(parent.path, density=0.8, seed=4, verbose=0,
+                               out=root / "reinit")
     return made
 
 
@@ -151,7 +154,9 @@ def test_finetune_constant_lr_ends_at_2t_minus_k(parent, derived):
     assert [r["step"] for r in run.metrics] == [T + EVAL_EVERY, 2 * T - K]
 
 
-@pytest.mark.parametrize("mode", ["rewind", "rewind_lr", "finetune"])
+@pytest.mark.parametrize(
+    "mode", ["rewind", "rewind_lr", "finetune", "lowlr_rewind", "random", "reinit"]
+)
 def test_derived_masks_exact_fixed_and_kernels_zero(derived, mode):
     run = derived[mode]
     total = 77_616
@@ -239,3 +244,124 @@ def test_train_accepts_a_user_model(tmp_path):
                         out=tmp_path / "child")
     assert child.config["end_step"] == 4 + 2
     assert child.metrics[-1]["density"] == pytest.approx(0.5, abs=1e-3)
+
+
+def _assert_rewound_to_k(parent, run):
+    """The run's start state is the parent's state at K times the mask."""
+    p_weights, p_momentum, _ = _state(parent, K)
+    weights, momentum, it = _state(run, K)
+    assert it == K
+    masks = _masks(weights)
+    for path, w in weights.items():
+        mask = masks.get(path.replace("/kernel", "/mask"))
+        if path.endswith("/mask"):
+            continue
+        factor = mask if mask is not None and path.endswith("/kernel") else 1
+        np.testing.assert_array_equal(w, p_weights[path] * factor, err_msg=path)
+        if path in momentum:
+            np.testing.assert_array_equal(momentum[path], p_momentum[path] * factor)
+    return masks
+
+
+def test_lowlr_rewind_rewinds_weights_but_not_the_lr(parent, derived):
+    run = derived["lowlr_rewind"]
+    assert run.mode == "lowlr_rewind"
+    assert (run.config["start_step"], run.config["end_step"]) == (K, T)
+    masks = _assert_rewound_to_k(parent, run)
+    rewound = _masks(_state(derived["rewind"], K)[0])
+    for path in masks:  # the magnitude masks, as weight rewinding's
+        np.testing.assert_array_equal(masks[path], rewound[path])
+    assert {r["lr"] for r in run.metrics} == {0.001}
+
+
+def test_random_pruning_is_random_exact_and_rewound(parent, derived):
+    run = derived["random"]
+    assert run.mode == "random"
+    masks = _assert_rewound_to_k(parent, run)
+    magnitude = _masks(_state(derived["rewind"], K)[0])
+    kept = sum(int(m.sum()) for m in masks.values())
+    assert kept == round(0.8 * 77_616)
+    same = sum(int((masks[p] == magnitude[p]).sum()) for p in masks)
+    assert same < 0.9 * 77_616  # not the magnitude mask (random: ~0.68 agree)
+    # Reproducible from the seed, and nested when pruned again.
+    again = kl.pruning.random_masks(
+        {p: np.ones_like(m) for p, m in masks.items()}, 0.8, seed=4)
+    for path in masks:
+        np.testing.assert_array_equal(again[path], masks[path])
+    deeper = kl.pruning.random_masks(masks, 0.5, seed=9)
+    assert all((deeper[p] <= masks[p]).all() for p in masks)
+    assert sum(int(m.sum()) for m in deeper.values()) == round(0.5 * 77_616)
+
+
+def test_reinit_keeps_the_mask_with_fresh_weights_and_full_schedule(parent, derived):
+    run = derived["reinit"]
+    assert run.mode == "reinit" and run.config["iteration"] is None
+    assert (run.config["start_step"], run.config["end_step"]) == (0, T)
+    assert list(run.checkpoints) == list(parent.checkpoints)
+    weights, momentum, it = _state(run, 0)
+    assert it == 0 and all(np.abs(m).sum() == 0 for m in momentum.values())
+    masks = _masks(weights)
+    magnitude = _masks(_state(derived["rewind"], K)[0])
+    for path in masks:
+        np.testing.assert_array_equal(masks[path], magnitude[path])
+    parent_init = _state(parent, 0)[0]
+    for path, w in weights.items():
+        if path.endswith("/kernel"):
+            m = masks[path.replace("/kernel", "/mask")]
+            assert not np.array_equal(w, parent_init[path] * m), path
+    assert [r["step"] for r in run.metrics] == [r["step"] for r in parent.metrics]
+    assert [r["lr"] for r in run.metrics] == [r["lr"] for r in parent.metrics]
+    with pytest.raises(kl.LotteryError, match="drop --iter"):
+        kl.reinit(parent.path, density=0.8, iteration=K)
+
+
+def test_iterate_rounds_exact_nested_and_idempotent(parent, root, capsys):
+    study = root / "study"
+    made = kl.iterate(parent.path, method="rewind", iteration=K, rounds=2,
+                      seed=6, verbose=0, out=study)
+    assert [r.path.name for r in made] == ["round-1", "round-2"]
+    assert made[0].config["parent"] == str(parent.path)
+    assert made[1].config["parent"] == str(made[0].path)
+    # Interrupt round 2 as a kill would: no final state, status running.
+    (made[1].path / runs.CHECKPOINT_DIR / runs.checkpoint_name("final")).unlink()
+    made[1].set_status(runs.RUNNING)
+    made = kl.iterate(parent.path, method="rewind", iteration=K, rounds=3,
+                      seed=6, verbose=2, out=study)
+    said = capsys.readouterr().out
+    assert "round-1 is already finished; nothing to do" in said
+    assert "resuming" in said and "round-2" in said
+    assert [r.config["round"] for r in made] == [1, 2, 3]
+    total = 77_616
+    previous = None
+    for run, density in zip(made, [0.8, 0.64, 0.512]):
+        assert run.status == runs.FINISHED
+        assert run.config["target_density"] == density
+        masks = _masks(_state(run, "final")[0])
+        assert sum(int(m.sum()) for m in masks.values()) == round(density * total)
+        if previous is not None:
+            assert all((masks[p] <= previous[p]).all() for p in masks)
+        previous = masks
+    before = snapshot(study)
+    kl.iterate(parent.path, method="rewind", iteration=K, rounds=3, seed=6,
+               verbose=0, out=study)
+    assert snapshot(study) == before
+    with pytest.raises(kl.LotteryError, match="holds a different iterative study"):
+        kl.iterate(parent.path, method="finetune", iteration=K, rounds=1,
+                   seed=6, verbose=0, out=study)
+    with pytest.raises(kl.LotteryError, match="--rate must be a fraction"):
+        kl.iterate(parent.path, method="rewind", iteration=K, rounds=1, rate=1.5)
+
+
+def test_validation_split_is_held_out_of_the_test_set(tmp_path):
+    run = kl.train("resnet8", dataset="synthetic", seed=1, verbose=0,
+                   out=tmp_path / "v", steps=4, batch_size=16, eval_every=4,
+                   val_split=64)
+    (row,) = run.metrics
+    assert row["val_top1"] is not None
+    # top-1 over the other 192 of synthetic's 256 test images.
+    assert (row["top1"] * 192) == pytest.approx(round(row["top1"] * 192), abs=1e-4)
+    assert (row["val_top1"] * 64) == pytest.approx(round(row["val_top1"] * 64), abs=1e-4)
+    assert run.config["val_split"] == 64
+    child = kl.finetune(run.path, iteration=2, density=0.5, verbose=0,
+                        out=tmp_path / "c")
+    assert child.config["val_split"] == 64 and child.metrics[-1]["val_top1"] is not None

@@ -9,7 +9,7 @@ from keras_lottery import runs
 from keras_lottery.errors import LotteryError
 from keras_lottery.runs import Run
 
-COLUMNS = ("step", "top1", "top5", "loss", "lr", "density", "elapsed")
+COLUMNS = ("step", "top1", "top5", "loss", "lr", "density", "val_top1", "elapsed")
 
 
 def _config(mode="train", **extra):
@@ -111,11 +111,12 @@ def test_metrics_round_trip(tmp_path):
     assert run.metrics == []
     rows = [
         {"step": 10, "top1": 0.1234567890123, "top5": 0.5, "loss": 2.25,
-         "lr": 0.1, "density": 1.0, "elapsed": 3.75},
+         "lr": 0.1, "density": 1.0, "val_top1": 0.125, "elapsed": 3.75},
         {"step": 20, "top1": 0.25, "top5": 0.75, "loss": 1.0 / 3.0,
-         "lr": 0.01, "density": 0.8, "elapsed": 7.0},
+         "lr": 0.01, "density": 0.8, "val_top1": 0.5, "elapsed": 7.0},
         {"step": 25, "top1": 0.5, "top5": 1.0, "loss": 0.0,
-         "lr": 0.001, "density": 0.8, "elapsed": 9.125, "extra": "ignored"},
+         "lr": 0.001, "density": 0.8, "val_top1": 0.75, "elapsed": 9.125,
+         "extra": "ignored"},
     ]
     for row in rows:
         run.append_metrics(row)
@@ -132,6 +133,9 @@ def test_metrics_round_trip(tmp_path):
     assert tuple(runs.METRIC_COLUMNS) == COLUMNS
     assert len(lines) == 4
     assert not [p for p in os.listdir(tmp_path / "r") if p.startswith(".tmp")]
+    # Without a validation split the column is empty and reads back as None.
+    run.append_metrics({k: v for k, v in rows[0].items() if k != "val_top1"} | {"step": 30})
+    assert Run.open(tmp_path / "r").metrics[-1]["val_top1"] is None
 
 
 def test_checkpoints_mapping(tmp_path):
