@@ -83,7 +83,8 @@ def group(runs, select="final"):
     missing result is visible rather than silently absent.
 
     `method` is the run's mode, taken as is (train, rewind, rewind_lr,
-    finetune or any control). `k` is its `iteration` (None for a train
+    finetune or any control), with " (iterative)" for rounds of `iterate`,
+    so one-shot and iterative pruning are separate groups. `k` is its `iteration` (None for a train
     run); `density` the fraction of weights kept, from run.json or else
     the last metrics row (1.0 for an unpruned run). Rows are sorted by
     arch, method, k and density from dense to sparse.
@@ -124,14 +125,18 @@ def _outcome(run, select):
     """What one run contributes to its group."""
     config = run.config
     metrics = run.metrics
-    density = config.get("density")
+    # The density asked for (0.64), not the realized kept/N (0.639997).
+    density = config.get("target_density") or config.get("density")
     if density is None and metrics:
         density = metrics[-1].get("density")
     if density is not None:
         # Equal fractions computed along different paths (kept / N, 0.8**i)
         # may differ in the last bits; they must not split a group.
         density = round(float(density), 6)
-    key = (config.get("arch"), config.get("mode"), config.get("iteration"), density)
+    method = config.get("mode")
+    if config.get("round") is not None:  # a round of `iterate`, not one-shot
+        method = f"{method} (iterative)"
+    key = (config.get("arch"), method, config.get("iteration"), density)
     outcome = {"key": key, "run": str(run.path), "seed": config.get("seed")}
     if config.get("status") != FINISHED or not metrics:
         return dict(outcome, counted=False)

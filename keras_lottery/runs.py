@@ -347,7 +347,7 @@ class Run:
         if config["mode"] != "train":
             if not isinstance(config.get("parent"), str):
                 bad("parent", "the parent run's path")
-            if not is_int(config.get("iteration")):
+            if config["mode"] != "reinit" and not is_int(config.get("iteration")):
                 bad("iteration", "a non-negative integer")
         return self
 

@@ -1,3 +1,6 @@
+import csv
+import io
+import json
 import os
 import pathlib
 import shutil
@@ -277,3 +280,41 @@ def test_bad_input_table_is_in_the_readme():
     missing = [case for case, _, _, fragment in BAD_INPUT
                if fragment.replace("runs/parent", "RUN") not in readme.replace("runs/parent", "RUN")]
     assert not missing, f"README's bad-input table lacks: {missing}"
+
+
+def test_iterate_controls_grouped_results_and_plots(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert _invoke("train", *TINY, "--seed", "0").exit_code == 0
+    result = _invoke("iterate", "--iter", "4", "--rounds", "2", "--seed", "1", "-q")
+    assert result.exit_code == 0, result.output
+    study = pathlib.Path("runs/resnet8/iterate-rewind-k4-r80-s1")
+    assert "density 0.8)" in result.output and "density 0.64)" in result.output
+    assert sorted(p.name for p in study.iterdir()) == ["iterate.json", "round-1", "round-2"]
+    for command in (["random", "--iter", "4"], ["lowlr-rewind", "--iter", "4"], ["reinit"]):
+        result = _invoke(*command, "--density", "50", "--seed", "2", "-q")
+        assert result.exit_code == 0, (command, result.output)
+    result = CliRunner().invoke(main, ["reinit", "--density", "50", "--iter", "4"])
+    assert result.exit_code == 1 and "drop --iter" in result.output
+    result = CliRunner().invoke(main, ["random", "--density", "50"])
+    assert result.exit_code == 2 and "Missing option '--iter'" in result.output
+
+    grouped = list(csv.DictReader(io.StringIO(
+        _invoke("results", "--group", "--format", "csv").stdout)))
+    methods = {(r["method"], r["density"], r["n"]) for r in grouped}
+    assert methods == {
+        ("train", "1.0", "1"), ("rewind (iterative)", "0.8", "1"),
+        ("rewind (iterative)", "0.64", "1"), ("random", "0.5", "1"),
+        ("lowlr_rewind", "0.5", "1"), ("reinit", "0.5", "1"),
+    }
+    assert "top1_median" in _invoke("results", "--group").output
+    # A damaged run is skipped with a warning, not a traceback.
+    (pathlib.Path("runs/resnet8/bad")).mkdir()
+    (pathlib.Path("runs/resnet8/bad/run.json")).write_text("{")
+    result = CliRunner().invoke(main, ["results"])
+    assert result.exit_code == 0 and "Warning: skipping runs/resnet8/bad" in result.output
+    result = _invoke("plot", "-o", "density.png", "runs/resnet8")
+    assert result.exit_code == 0, result.output
+    assert pathlib.Path("density.png").read_bytes()[:4] == b"\x89PNG"
+    result = _invoke("plot", "--curves", "-o", "curves.svg", str(study))
+    assert result.exit_code == 0, result.output
+    assert "<svg" in pathlib.Path("curves.svg").read_text()
