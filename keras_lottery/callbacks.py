@@ -25,7 +25,7 @@ class StepCounter(keras.callbacks.Callback):
         model = self.model
         if not model.optimizer.built:
             model.optimizer.build(model.trainable_variables)
-        self.step = int(model.optimizer.iterations)
+        self.step = int(keras.ops.convert_to_numpy(model.optimizer.iterations))
 
     def on_epoch_begin(self, epoch, logs=None):
         self._epoch_start = self.step

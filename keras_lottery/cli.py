@@ -72,6 +72,37 @@ def recipe_options(f):
     return f
 
 
+def execution_options(f):
+    """How a run executes (speed; mixed precision also changes rounding)."""
+    options = [
+        click.option("--jit-compile", type=click.Choice(["auto", "on", "off"]),
+                     default="auto", show_default=True, help="XLA: auto "
+                     "leaves it off on CPU (forced XLA is ~2x slower there)."),
+        click.option("--mixed-precision", type=click.Choice(["bf16", "fp16"]),
+                     help="Mixed precision (fp16 needs a GPU); masks stay "
+                     "exact and pruned weights exactly zero."),
+        click.option("--steps-per-execution", type=click.IntRange(min=1),
+                     default=1, show_default=True, help="Training steps per "
+                     "compiled call; checkpoints stay exact."),
+        click.option("--strategy", type=click.Choice(["mirrored"]),
+                     help="Train on every visible GPU with MirroredStrategy "
+                     "(global batch split across replicas, synchronized "
+                     "batch norm)."),
+    ]
+    for option in reversed(options):
+        f = option(f)
+    return f
+
+
+def _execution(kwargs):
+    return {
+        "jit_compile": kwargs.pop("jit_compile"),
+        "mixed_precision": kwargs.pop("mixed_precision"),
+        "steps_per_execution": kwargs.pop("steps_per_execution"),
+        "strategy": kwargs.pop("strategy"),
+    }
+
+
 def derived_options(f):
     options = [
         click.option("--from", "parent", type=click.Path(path_type=pathlib.Path),
@@ -87,7 +118,7 @@ def derived_options(f):
     ]
     for option in reversed(options):
         f = option(f)
-    return recipe_options(f)
+    return execution_options(recipe_options(f))
 
 
 def _friendly_errors(f):
@@ -142,9 +173,11 @@ def main():
               "(val_top1) and report test metrics on the rest; the paper "
               "used 2000. Derived runs inherit it.")
 @recipe_options
+@execution_options
 @_friendly_errors
 def train(arch, val_split, dataset, data_dir, steps, epochs, batch_size,
-          checkpoint_iters, eval_every, seed, out, save_every, quiet):
+          checkpoint_iters, eval_every, seed, out, save_every, quiet,
+          **execution):
     """Train a network from scratch with the paper's recipe."""
     from keras_lottery import procedures
 
@@ -153,6 +186,7 @@ def train(arch, val_split, dataset, data_dir, steps, epochs, batch_size,
         steps=steps, epochs=epochs, batch_size=128 if batch_size is None else batch_size,
         checkpoint_iters=checkpoint_iters, eval_every=eval_every, seed=seed,
         save_every=save_every, val_split=val_split, verbose=2 if quiet else 1,
+        **_execution(execution),
     )
     click.echo(f"finished: {run.path}")
 
@@ -169,6 +203,7 @@ def _derived_command(name, procedure, doc, extra=()):
             raise click.UsageError("Missing option '--iter' (k, e.g. --iter 4701).")
         if iteration is not None:
             more["iteration"] = iteration
+        more.update(_execution(more))
         run = getattr(procedures, procedure)(
             parent, density=density / 100, out=out,
             seed=seed, data_dir=data_dir, save_every=save_every,
@@ -252,9 +287,10 @@ _derived_command(
 @click.option("--save-every", type=click.IntRange(min=1), default=1000,
               show_default=True, help="Resume-state interval in steps.")
 @click.option("-q", "--quiet", is_flag=True, help="One line per evaluation.")
+@execution_options
 @_friendly_errors
 def iterate(parent, method, iteration, rounds, rate, lr, data_dir, seed, out,
-            save_every, quiet):
+            save_every, quiet, **execution):
     """Iterative pruning: R rounds, each pruning the previous round's final
     weights to rate x its density and retraining with --method.
 
@@ -271,7 +307,7 @@ def iterate(parent, method, iteration, rounds, rate, lr, data_dir, seed, out,
     done = procedures.iterate(
         parent, method=method, iteration=iteration, rounds=rounds, rate=rate,
         out=out, seed=seed, data_dir=data_dir, save_every=save_every,
-        verbose=2 if quiet else 1, **extra,
+        verbose=2 if quiet else 1, **extra, **_execution(execution),
     )
     for run in done:
         click.echo(f"finished: {run.path} (density {run.config['density']:.4g})")

@@ -33,6 +33,7 @@ from keras_lottery.callbacks import StepCounter
 from keras_lottery.callbacks import save_state
 from keras_lottery.conversion import masked
 from keras_lottery.errors import LotteryError
+from keras_lottery.execution import Execution
 from keras_lottery.optimizer import MomentumSGD
 
 DEFAULT_SAVE_EVERY = 1000
@@ -56,6 +57,10 @@ def train(
     seed=None,
     save_every=DEFAULT_SAVE_EVERY,
     val_split=0,
+    jit_compile="auto",
+    mixed_precision=None,
+    steps_per_execution=1,
+    strategy=None,
     verbose=1,
     root=runs.DEFAULT_ROOT,
 ):
@@ -86,6 +91,8 @@ def train(
         val_split: hold out this many test images (a fixed seeded choice) as
             a validation set, reported as `val_top1`, and report test metrics
             on the rest (the paper used 2000); derived runs inherit it.
+        jit_compile, mixed_precision, steps_per_execution, strategy: how
+            the run executes, see `keras_lottery.execution.Execution`.
         verbose: Keras progress bar (1), one line per evaluation (2), or
             silence (0).
         root: where default run directories go.
@@ -113,29 +120,39 @@ def train(
             f"--val-split must be an integer in [0, {len(data.x_test)}) (the "
             f"test set has {len(data.x_test)} images), got {val_split!r}"
         )
+    execution = Execution(jit_compile, mixed_precision, steps_per_execution, strategy)
+    if user_model is not None and (execution.precision or execution.strategy):
+        raise LotteryError(
+            "--mixed-precision and --strategy apply to named architectures; "
+            "build your own model under the dtype policy and strategy scope "
+            "you want instead"
+        )
     request = _request("train", arch_name, dataset, recipe, seed)
     request["val_split"] = val_split
+    request["precision"] = execution.precision
     run, out, seed = _resolve(
         out, root, request, model_json,
         lambda s: runs.default_out(arch_name, "train", s, root=root),
     )
     if run is not None and run.status == runs.FINISHED:
         return _nothing_to_do(run, verbose)
-    keras.utils.set_random_seed(seed)
-    model = user_model or _build(arch_name, data)
-    _compile(model, recipe.schedule())
-    position = _resume(run, model, verbose) if run is not None else None
-    if run is None:
-        config = _config(
-            "train", arch_name, dataset, data_dir, recipe, seed, request,
-            start=0, end=recipe.steps, density=pruning.density(model),
-        )
-        config["round"] = None
-        run = runs.Run.create(out, config)
-        if model_json is not None:
-            runs.write_atomic(run.model_config_path(), model_json)
-    _fit(run, model, data, recipe, recipe.checkpoint_iters, verbose,
-         position, save_every)
+    with execution.building():
+        keras.utils.set_random_seed(seed)
+        model = user_model or execution.prepare(_build(arch_name, data))
+        _compile(model, recipe.schedule(), execution)
+        position = _resume(run, model, verbose) if run is not None else None
+        if run is None:
+            config = _config(
+                "train", arch_name, dataset, data_dir, recipe, seed, request,
+                start=0, end=recipe.steps, density=pruning.density(model),
+            )
+            config["round"] = None
+            config["execution"] = execution.to_dict()
+            run = runs.Run.create(out, config)
+            if model_json is not None:
+                runs.write_atomic(run.model_config_path(), model_json)
+        _fit(run, model, data, recipe, recipe.checkpoint_iters, verbose,
+             position, save_every)
     return run
 
 
@@ -363,7 +380,9 @@ _MODES = {
 def _derived(
     mode, parent, iteration, density, *, lr=None, out=None, seed=None,
     data_dir=None, save_every=DEFAULT_SAVE_EVERY, verbose=1,
-    root=runs.DEFAULT_ROOT, round_index=None, **recipe_flags,
+    root=runs.DEFAULT_ROOT, round_index=None, jit_compile="auto",
+    mixed_precision=None, steps_per_execution=1, strategy=None,
+    **recipe_flags,
 ):
     masks_from, state_from, first_step, constant_lr = _MODES[mode]
     seed = _check_seed(seed)
@@ -406,6 +425,8 @@ def _derived(
         parent=str(parent.path), iteration=iteration, target_density=density,
         lr=lr,
     )
+    execution = Execution(jit_compile, mixed_precision, steps_per_execution, strategy)
+    request["precision"] = execution.precision
     model_json = (parent.model_config_path().read_text()
                   if parent.model_config_path().exists() else None)
     run, out, seed = _resolve(
@@ -418,45 +439,47 @@ def _derived(
         return _nothing_to_do(run, verbose)
     data_dir = data_dir if data_dir is not None else parent.config.get("data_dir")
     data = _load_data(dataset, data_dir)
-    if state_from == "init":
-        # Never the parent's own initialization (that would be rewinding to 0).
-        keras.utils.set_random_seed((seed * 1_000_003 + parent.config["seed"] + 1) % 2**31)
-    else:
-        keras.utils.set_random_seed(seed)
-    model = _rebuild(parent, data)
-    schedule = recipe_lib.ConstantSchedule(lr) if constant_lr else recipe.schedule()
-    _compile(model, schedule)
-    position = _resume(run, model, verbose) if run is not None else None
-    if position is None:
-        # Masks from the parent's final state: its magnitudes, or random
-        # among its survivors; they nest in the parent's masks either way.
-        source = _rebuild(parent, data) if state_from == "init" else model
-        if source is not model:
-            _compile(source, schedule)
-        _load_state(source, checkpoints["final"], parent_end)
-        if masks_from == "random":
-            masks = pruning.random_masks(pruning.get_masks(source), density, seed=seed)
+    with execution.building():
+        if state_from == "init":
+            # Never the parent's own initialization (that would be rewinding to 0).
+            keras.utils.set_random_seed((seed * 1_000_003 + parent.config["seed"] + 1) % 2**31)
         else:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", UserWarning)
-                masks = pruning.prune(source, density)
-        if state_from == "k":
-            _load_state(model, checkpoints[iteration], iteration)
-        model.optimizer.iterations.assign(start)
-        pruning.set_masks(model, masks)
-    if run is None:
-        config = _config(
-            mode, parent.config["arch"], dataset, data_dir, recipe, seed,
-            request, start=start, end=end, density=pruning.density(model),
-        )
-        config["round"] = round_index
-        config["val_split"] = parent.config.get("val_split", 0)
-        run = runs.Run.create(out, config)
-        if model_json is not None:
-            runs.write_atomic(run.model_config_path(), model_json)
-    # The start state, then the parent's listed iterations above it.
-    iters = [start] + [i for i in recipe.checkpoint_iters if start < i <= end]
-    _fit(run, model, data, recipe, iters, verbose, position, save_every)
+            keras.utils.set_random_seed(seed)
+        model = execution.prepare(_rebuild(parent, data))
+        schedule = recipe_lib.ConstantSchedule(lr) if constant_lr else recipe.schedule()
+        _compile(model, schedule, execution)
+        position = _resume(run, model, verbose) if run is not None else None
+        if position is None:
+            # Masks from the parent's final state: its magnitudes, or random
+            # among its survivors; they nest in the parent's masks either way.
+            source = _rebuild(parent, data) if state_from == "init" else model
+            if source is not model:
+                _compile(source, schedule, execution)
+            _load_state(source, checkpoints["final"], parent_end)
+            if masks_from == "random":
+                masks = pruning.random_masks(pruning.get_masks(source), density, seed=seed)
+            else:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", UserWarning)
+                    masks = pruning.prune(source, density)
+            if state_from == "k":
+                _load_state(model, checkpoints[iteration], iteration)
+            model.optimizer.iterations.assign(start)
+            pruning.set_masks(model, masks)
+        if run is None:
+            config = _config(
+                mode, parent.config["arch"], dataset, data_dir, recipe, seed,
+                request, start=start, end=end, density=pruning.density(model),
+            )
+            config["round"] = round_index
+            config["val_split"] = parent.config.get("val_split", 0)
+            config["execution"] = execution.to_dict()
+            run = runs.Run.create(out, config)
+            if model_json is not None:
+                runs.write_atomic(run.model_config_path(), model_json)
+        # The start state, then the parent's listed iterations above it.
+        iters = [start] + [i for i in recipe.checkpoint_iters if start < i <= end]
+        _fit(run, model, data, recipe, iters, verbose, position, save_every)
     return run
 
 
@@ -670,16 +693,25 @@ def _write_summaries(writer, row):
     writer.flush()
 
 
-def _compile(model, schedule):
+def _compile(model, schedule, execution=None):
     model.compile(
+        **(execution or Execution()).compile_kwargs(),
         optimizer=MomentumSGD(schedule, momentum=recipe_lib.MOMENTUM),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         metrics=[
             keras.metrics.SparseCategoricalAccuracy(name="top1"),
-            keras.metrics.SparseTopKCategoricalAccuracy(k=5, name="top5"),
+            # Cast: TF's in_top_k takes float32 only (logits are bfloat16
+            # under a mixed policy).
+            keras.metrics.MeanMetricWrapper(_top5, name="top5"),
         ],
     )
     model.optimizer.build(model.trainable_variables)
+
+
+def _top5(y_true, y_pred):
+    return keras.metrics.sparse_top_k_categorical_accuracy(
+        y_true, keras.ops.cast(y_pred, "float32"), k=5
+    )
 
 
 def _load_state(model, path, iteration):
@@ -700,7 +732,7 @@ def _load_state(model, path, iteration):
                 f"checkpoint {path}: optimizer state was not restored "
                 f"({str(w.message).splitlines()[0]})"
             )
-    found = int(model.optimizer.iterations)
+    found = int(keras.ops.convert_to_numpy(model.optimizer.iterations))
     if found != iteration:
         raise LotteryError(
             f"checkpoint {path} holds iteration {found}, expected {iteration}"

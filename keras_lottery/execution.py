@@ -1,0 +1,146 @@
+"""How a run executes: XLA, mixed precision, steps per execution, devices.
+
+None of these change what a run computes in exact arithmetic; mixed
+precision changes rounding (so it is part of a run's request), the others
+only speed. Masks stay exact 0/1 and pruned weights exactly zero under every
+setting: variables stay float32 under a mixed policy, and a pruned weight's
+gradient is exactly zero in any precision.
+"""
+
+import contextlib
+import dataclasses
+
+import keras
+
+from keras_lottery.errors import LotteryError
+
+JIT_COMPILE = ("auto", "on", "off")
+PRECISIONS = (None, "bf16", "fp16")
+STRATEGIES = (None, "mirrored")
+_POLICIES = {"bf16": "mixed_bfloat16", "fp16": "mixed_float16"}
+
+
+@dataclasses.dataclass(frozen=True)
+class Execution:
+    """Execution settings of a run.
+
+    Args:
+        jit_compile: "auto" (Keras's default: XLA where it is known to pay,
+            which leaves it off on CPU, where forced XLA is about 2x
+            slower), "on" or "off".
+        precision: None (float32), "bf16" (`mixed_bfloat16`, CPU or GPU) or
+            "fp16" (`mixed_float16` with loss scaling; GPU only).
+        steps_per_execution: training steps per compiled call; any value is
+            compatible with the checkpoint iterations, since `fit` runs in
+            segments that end exactly at them.
+        strategy: None (one device) or "mirrored"
+            (`tf.distribute.MirroredStrategy` over every visible GPU, or the
+            logical CPU devices): the global batch is split across replicas
+            and batch norm is synchronized, so statistics are over the
+            global batch as on one device.
+    """
+
+    jit_compile: str = "auto"
+    precision: str = None
+    steps_per_execution: int = 1
+    strategy: str = None
+
+    def __post_init__(self):
+        if self.jit_compile not in JIT_COMPILE:
+            raise LotteryError(
+                f"--jit-compile must be one of {', '.join(JIT_COMPILE)}, got "
+                f"{self.jit_compile!r}"
+            )
+        if self.precision not in PRECISIONS:
+            raise LotteryError(
+                f"--mixed-precision must be bf16 or fp16, got {self.precision!r}"
+            )
+        spe = self.steps_per_execution
+        if isinstance(spe, bool) or not isinstance(spe, int) or spe < 1:
+            raise LotteryError(
+                f"--steps-per-execution must be a positive integer, got {spe!r}"
+            )
+        if self.strategy not in STRATEGIES:
+            raise LotteryError(
+                f"--strategy must be 'mirrored' (or none), got {self.strategy!r}"
+            )
+        if self.precision == "fp16" and not _has_gpu():
+            raise LotteryError(
+                "--mixed-precision fp16 needs a GPU (loss-scaled float16 is "
+                "slow and lossy on CPUs); use bf16 on a CPU"
+            )
+        if self.strategy and keras.backend.backend() != "tensorflow":
+            raise LotteryError(
+                "--strategy mirrored needs the TensorFlow backend; unset "
+                "KERAS_BACKEND or set it to tensorflow"
+            )
+
+    def compile_kwargs(self):
+        jit = {"auto": "auto", "on": True, "off": False}[self.jit_compile]
+        return {"jit_compile": jit, "steps_per_execution": self.steps_per_execution}
+
+    @contextlib.contextmanager
+    def building(self):
+        """Context for building and compiling a model: the dtype policy
+        (restored afterwards, so the caller's global policy is untouched)
+        and the distribution strategy's scope."""
+        previous = keras.config.dtype_policy()
+        if self.precision:
+            keras.config.set_dtype_policy(_POLICIES[self.precision])
+        try:
+            with self.scope():
+                yield
+        finally:
+            keras.config.set_dtype_policy(previous)
+
+    def scope(self):
+        """The distribution strategy's scope (or a no-op)."""
+        if self.strategy is None:
+            return contextlib.nullcontext()
+        return _mirrored().scope()
+
+    def prepare(self, model):
+        """Adjusts a freshly built model: synchronized batch norm under a
+        strategy, so its statistics cover the global batch."""
+        if self.strategy:
+            for layer in _all_layers(model):
+                if isinstance(layer, keras.layers.BatchNormalization):
+                    layer.synchronized = True
+        return model
+
+    def replicas(self):
+        return _mirrored().num_replicas_in_sync if self.strategy else 1
+
+    def to_dict(self):
+        return dataclasses.asdict(self)
+
+
+_STRATEGY = []
+
+
+def _mirrored():
+    # One strategy per process: variables made under one cannot be used
+    # under another.
+    if not _STRATEGY:
+        import tensorflow as tf
+
+        _STRATEGY.append(tf.distribute.MirroredStrategy())
+    return _STRATEGY[0]
+
+
+def _has_gpu():
+    try:
+        import tensorflow as tf
+
+        return bool(tf.config.list_physical_devices("GPU"))
+    except ImportError:
+        import jax
+
+        return any(d.platform == "gpu" for d in jax.devices())
+
+
+def _all_layers(model):
+    for layer in model.layers:
+        yield layer
+        if hasattr(layer, "layers"):
+            yield from _all_layers(layer)

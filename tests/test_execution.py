@@ -1,0 +1,141 @@
+"""Execution settings: mixed precision keeps masks exact, steps per
+execution keeps checkpoints exact, MirroredStrategy keeps run semantics."""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import h5py
+import numpy as np
+import pytest
+
+import keras_lottery as kl
+from keras_lottery.errors import LotteryError
+from keras_lottery.execution import Execution
+
+SMALL = dict(steps=12, batch_size=16, eval_every=6, verbose=0)
+
+
+def _tensors(path):
+    found = {}
+    with h5py.File(path, "r") as f:
+        f.visititems(lambda name, item: found.__setitem__(name, item[()])
+                     if isinstance(item, h5py.Dataset) else None)
+    return found
+
+
+def _masks_and_kernels(path):
+    """[(mask, kernel)] of every masked layer of a resnet8 checkpoint."""
+    from keras_lottery import procedures
+    from keras_lottery import recipe
+
+    model = kl.models.build("resnet8")
+    procedures._compile(model, recipe.ConstantSchedule(0.1))
+    model.load_weights(path)
+    return [
+        (np.asarray(layer.mask.numpy()), np.asarray(layer.kernel.numpy()))
+        for layer in kl.pruning.masked_layers(model)
+    ]
+
+
+def test_settings_are_validated_and_mapped():
+    assert Execution().compile_kwargs() == {"jit_compile": "auto", "steps_per_execution": 1}
+    assert Execution("on", steps_per_execution=8).compile_kwargs() == {
+        "jit_compile": True, "steps_per_execution": 8}
+    assert Execution("off").compile_kwargs()["jit_compile"] is False
+    for bad in [dict(jit_compile="yes"), dict(precision="fp8"),
+                dict(steps_per_execution=0), dict(strategy="tpu")]:
+        with pytest.raises(LotteryError):
+            Execution(**bad)
+    with pytest.raises(LotteryError, match="fp16 needs a GPU"):
+        Execution(precision="fp16")  # this machine has none
+
+
+def test_bf16_keeps_masks_exact_and_pruned_weights_zero(tmp_path):
+    parent = kl.train("resnet8", dataset="synthetic", seed=2, out=tmp_path / "p",
+                      mixed_precision="bf16", **SMALL)
+    assert parent.config["execution"]["precision"] == "bf16"
+    child = kl.rewind(parent.path, iteration=2, density=0.3, seed=2,
+                      out=tmp_path / "c", mixed_precision="bf16", verbose=0)
+    total = 77_616
+    for path in child.checkpoints.values():
+        pairs = _masks_and_kernels(path)
+        assert pairs
+        assert sum(int(m.sum()) for m, _ in pairs) == round(0.3 * total)
+        for mask, kernel in pairs:
+            assert mask.dtype == np.float32 and kernel.dtype == np.float32
+            assert set(np.unique(mask)) <= {0.0, 1.0}
+            assert (kernel[mask == 0] == 0).all()
+        assert all((k[m == 1] != 0).all() for m, k in pairs)  # survivors live
+    # The run really trained in bfloat16: it differs from a float32 twin.
+    twin = kl.rewind(parent.path, iteration=2, density=0.3, seed=2,
+                     out=tmp_path / "f32", verbose=0)
+    a = _tensors(child.checkpoints["final"])
+    b = _tensors(twin.checkpoints["final"])
+    assert any(not np.array_equal(a[k], b[k]) for k in a)
+
+
+def test_steps_per_execution_keeps_checkpoints_exact(tmp_path):
+    one = kl.train("resnet8", dataset="synthetic", seed=3, out=tmp_path / "one", **SMALL)
+    four = kl.train("resnet8", dataset="synthetic", seed=3, out=tmp_path / "four",
+                    steps_per_execution=4, **SMALL)
+    assert list(four.checkpoints) == list(one.checkpoints)
+    assert [r["step"] for r in four.metrics] == [r["step"] for r in one.metrics]
+    for key in one.checkpoints:
+        a, b = _tensors(one.checkpoints[key]), _tensors(four.checkpoints[key])
+        for name in a:
+            np.testing.assert_allclose(a[name], b[name], rtol=1e-5, atol=1e-6,
+                                       err_msg=f"{key} {name}")
+
+
+MIRRORED = textwrap.dedent('''
+    import json, sys
+    import tensorflow as tf
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    tf.config.set_logical_device_configuration(
+        cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+    import keras_lottery as kl
+    from keras_lottery.execution import Execution
+    out = sys.argv[1]
+    small = dict(steps=12, batch_size=16, eval_every=6, verbose=0)
+    parent = kl.train("resnet8", dataset="synthetic", seed=5, out=out + "/p",
+                      strategy="mirrored", **small)
+    child = kl.rewind(parent.path, iteration=2, density=0.4, seed=5,
+                      out=out + "/c", strategy="mirrored", verbose=0)
+    print(json.dumps({"replicas": Execution(strategy="mirrored").replicas()}))
+''')
+
+
+def test_mirrored_strategy_on_two_cpu_devices_keeps_run_semantics(tmp_path):
+    script = tmp_path / "mirrored.py"
+    script.write_text(MIRRORED)
+    package_root = os.path.dirname(os.path.dirname(kl.__file__))
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3",
+               PYTHONPATH=os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")])))
+    done = subprocess.run([sys.executable, str(script), str(tmp_path)], env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == {"replicas": 2}
+
+    # The same runs on one device, for comparison.
+    parent = kl.train("resnet8", dataset="synthetic", seed=5, out=tmp_path / "p1", **SMALL)
+    child = kl.rewind(parent.path, iteration=2, density=0.4, seed=5,
+                      out=tmp_path / "c1", verbose=0)
+    mirrored_parent, mirrored_child = kl.Run.open(tmp_path / "p"), kl.Run.open(tmp_path / "c")
+    assert mirrored_parent.config["execution"]["strategy"] == "mirrored"
+    for mine, single in [(mirrored_parent, parent), (mirrored_child, child)]:
+        assert list(mine.checkpoints) == list(single.checkpoints)
+        assert [(r["step"], r["lr"]) for r in mine.metrics] == \
+            [(r["step"], r["lr"]) for r in single.metrics]
+        # Synchronized batch norm over the global batch: the same training,
+        # up to the order of floating-point sums.
+        a, b = _tensors(mine.checkpoints["final"]), _tensors(single.checkpoints["final"])
+        for name in a:
+            np.testing.assert_allclose(a[name], b[name], rtol=1e-3, atol=1e-4, err_msg=name)
+    # Masks exact and identical to the single-device rewind's.
+    for (m1, k1), (m2, _) in zip(_masks_and_kernels(mirrored_child.checkpoints["final"]),
+                                 _masks_and_kernels(child.checkpoints["final"])):
+        np.testing.assert_array_equal(m1, m2)
+        assert (k1[m1 == 0] == 0).all()
