@@ -11,7 +11,8 @@ The public API:
 - runs: `train`, `rewind`, `rewind_lr`, `finetune`, the controls
   `lowlr_rewind`, `random_prune`, `reinit`, each returning a `Run`, and
   `iterate` (rounds of any of them); `Run.open(path)`; the
-  `IterationCheckpoint` callback; `recipe.make`;
+  `IterationCheckpoint` callback; `save_state`/`load_state` (full training
+  state, momentum included, checked); `recipe.make`;
 - results: `keras_lottery.report` (tables) and `keras_lottery.plot`
   (figures, needs matplotlib; imported on use).
 """
@@ -43,6 +44,8 @@ from keras_lottery.pruning import random_masks
 from keras_lottery.pruning import set_masks
 from keras_lottery.pruning import sparsity_report
 from keras_lottery.runs import Run
+from keras_lottery.state import load_state
+from keras_lottery.state import save_state
 
 __all__ = [
     "IterationCheckpoint",
@@ -55,6 +58,7 @@ __all__ = [
     "finetune",
     "get_masks",
     "iterate",
+    "load_state",
     "lowlr_rewind",
     "magnitude_masks",
     "masked",
@@ -66,6 +70,7 @@ __all__ = [
     "reinit",
     "rewind",
     "rewind_lr",
+    "save_state",
     "set_masks",
     "sparsity_report",
     "strip",

@@ -1,11 +1,11 @@
 """Keras callbacks: full-state checkpoints at exact training iterations."""
 
-import os
 import pathlib
 
 import keras
 
 from keras_lottery import runs
+from keras_lottery.state import save_state
 
 
 class StepCounter(keras.callbacks.Callback):
@@ -122,20 +122,3 @@ class IterationCheckpoint(StepCounter):
         save_state(self.model, self.directory / runs.checkpoint_name(iteration))
         self.written.append(iteration)
 
-
-def save_state(model, path):
-    """Saves the model's full state (`save_weights`) to `path` atomically.
-
-    The file is written under a temporary name and renamed; if writing fails
-    half-way (a full disk, say), the temporary file is removed and any
-    previous file at `path` is left as it was.
-    """
-    path = pathlib.Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = runs.temporary_path(path)
-    try:
-        model.save_weights(tmp)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()

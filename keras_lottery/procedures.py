@@ -30,11 +30,12 @@ from keras_lottery import recipe as recipe_lib
 from keras_lottery import runs
 from keras_lottery.callbacks import IterationCheckpoint
 from keras_lottery.callbacks import StepCounter
-from keras_lottery.callbacks import save_state
 from keras_lottery.conversion import masked
 from keras_lottery.errors import LotteryError
 from keras_lottery.execution import Execution
 from keras_lottery.optimizer import MomentumSGD
+from keras_lottery.state import load_state
+from keras_lottery.state import save_state
 
 DEFAULT_SAVE_EVERY = 1000
 # Datasets that are generated (synthetic) use a fixed seed, so the data is
@@ -455,7 +456,7 @@ def _derived(
             source = _rebuild(parent, data) if state_from == "init" else model
             if source is not model:
                 _compile(source, schedule, execution)
-            _load_state(source, checkpoints["final"], parent_end)
+            load_state(source, checkpoints["final"], parent_end)
             if masks_from == "random":
                 masks = pruning.random_masks(pruning.get_masks(source), density, seed=seed)
             else:
@@ -463,7 +464,7 @@ def _derived(
                     warnings.simplefilter("ignore", UserWarning)
                     masks = pruning.prune(source, density)
             if state_from == "k":
-                _load_state(model, checkpoints[iteration], iteration)
+                load_state(model, checkpoints[iteration], iteration)
             model.optimizer.iterations.assign(start)
             pruning.set_masks(model, masks)
         if run is None:
@@ -605,7 +606,7 @@ def _resume(run, model, verbose):
         run.set_status(runs.RUNNING)
         return None
     step = max(states)
-    _load_state(model, states[step], step)
+    load_state(model, states[step], step)
     run.set_status(runs.RUNNING)
     if verbose:
         print(f"resuming {run.path} from step {step} ({states[step].name})")
@@ -712,31 +713,6 @@ def _top5(y_true, y_pred):
     return keras.metrics.sparse_top_k_categorical_accuracy(
         y_true, keras.ops.cast(y_pred, "float32"), k=5
     )
-
-
-def _load_state(model, path, iteration):
-    """Loads a full checkpoint; fails loudly if optimizer state is skipped."""
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        try:
-            model.load_weights(path)
-        except Exception as e:  # h5py/Keras errors for corrupt files vary
-            raise LotteryError(
-                f"checkpoint {path} cannot be loaded ({type(e).__name__}: "
-                f"{str(e).splitlines()[0] if str(e) else ''}); it may be "
-                "truncated or from another architecture"
-            ) from None
-    for w in caught:
-        if "optimizer" in str(w.message).lower() or "skipping" in str(w.message).lower():
-            raise LotteryError(
-                f"checkpoint {path}: optimizer state was not restored "
-                f"({str(w.message).splitlines()[0]})"
-            )
-    found = int(keras.ops.convert_to_numpy(model.optimizer.iterations))
-    if found != iteration:
-        raise LotteryError(
-            f"checkpoint {path} holds iteration {found}, expected {iteration}"
-        )
 
 
 def _arch(arch):
