@@ -48,7 +48,8 @@ def recipe_options(f):
         click.option("--steps", type=int, help="T, steps of a base run "
                      "[default: 71108]; the whole recipe scales with it."),
         click.option("--epochs", type=float, help="Set T from epochs of "
-                     "50,000 images instead of --steps."),
+                     "the training set (50,000 CIFAR-10 images) instead of "
+                     "--steps."),
         click.option("--batch-size", type=int, help="[default: 128]; the "
                      "base LR scales as 0.1 x B / 128."),
         click.option("--checkpoint-iters", callback=_checkpoint_iters,
@@ -167,7 +168,7 @@ def main():
 @main.command()
 @click.option("--arch", default="resnet20", show_default=True,
               help="Architecture: resnet20, resnet56, resnet110, vgg16, "
-              "vgg16_nofc, or the tiny resnet8.")
+              "vgg16_nofc, the tiny resnet8, or lenet300 (for digits).")
 @click.option("--val-split", type=int, default=0, show_default=True,
               help="Hold out this many test images as a validation set "
               "(val_top1) and report test metrics on the rest; the paper "
@@ -235,16 +236,18 @@ _derived_command(
     "finetune", "finetune",
     """Fine-tuning: prune the parent's final weights and train on at a
     constant LR for T - k steps (ending at 2T - k).""",
-    extra=[click.option("--lr", type=float, default=0.001, show_default=True,
-                        help="The constant learning rate.")],
+    extra=[click.option("--lr", type=float, help="The constant learning rate "
+                        "[default: the schedule's last value, 0.001 at batch "
+                        "128].")],
 )
 _derived_command(
     "lowlr-rewind", "lowlr_rewind",
     """Control: low-LR weight rewinding. Weights, BN statistics and momentum
     from iteration k with the new mask (as rewind), trained T - k steps at a
     constant LR.""",
-    extra=[click.option("--lr", type=float, default=0.001, show_default=True,
-                        help="The constant learning rate.")],
+    extra=[click.option("--lr", type=float, help="The constant learning rate "
+                        "[default: the schedule's last value, 0.001 at batch "
+                        "128].")],
 )
 _derived_command(
     "random", "random_prune",
@@ -276,7 +279,8 @@ _derived_command(
               help="Fraction of the remaining weights each round keeps; "
               "round i has density rate^i (0.8, 0.64, 0.512, ...).")
 @click.option("--lr", type=float, help="Constant LR of finetune and "
-              "lowlr-rewind rounds [default: 0.001].")
+              "lowlr-rewind rounds [default: the schedule's last value, "
+              "0.001 at batch 128].")
 @click.option("--data-dir", type=click.Path(path_type=pathlib.Path),
               help="Where the parent's CIFAR-10 files are now.")
 @click.option("--seed", type=int, help="Seed of every round [default: drawn "

@@ -28,6 +28,8 @@ import keras
 import numpy as np
 
 DATASETS = ("cifar10", "synthetic", "digits")
+# Training images per dataset, for `--epochs` without loading the data.
+TRAIN_SIZES = {"cifar10": 50000, "synthetic": 512, "digits": 1437}
 NUM_CLASSES = 10
 IMAGE_SHAPE = (32, 32, 3)
 # Zero padding on each side before the random crop (40x40 -> 32x32).

@@ -192,24 +192,24 @@ def rewind_lr(parent=None, *, iteration, density, **kwargs):
     return _derived("rewind_lr", parent, iteration, density, **kwargs)
 
 
-def finetune(parent=None, *, iteration, density, lr=recipe_lib.FINETUNE_LR, **kwargs):
+def finetune(parent=None, *, iteration, density, lr=None, **kwargs):
     """Fine-tuning: prune the final state, train on at a constant LR.
 
     Starts from the parent's final state at the parent's last iteration and
-    trains T − k steps at `lr` (the schedule's last value, 0.001, by
-    default), ending at 2T − k for a trained parent. `iteration` k sets only
+    trains T − k steps at `lr` (default: the schedule's last value, 0.001
+    at batch 128, scaled with the batch size as the whole schedule is), ending at 2T − k for a trained parent. `iteration` k sets only
     the length, to match a rewinding run from k. Other arguments as `rewind`.
     """
     return _derived("finetune", parent, iteration, density, lr=lr, **kwargs)
 
 
-def lowlr_rewind(parent=None, *, iteration, density, lr=recipe_lib.FINETUNE_LR,
-                 **kwargs):
+def lowlr_rewind(parent=None, *, iteration, density, lr=None, **kwargs):
     """Low-LR weight rewinding (control): rewind to k, train at a constant LR.
 
     As `rewind` (masks from the parent's final magnitudes; weights, batch-norm
     statistics, momentum and iteration from k; T − k steps), but at the
-    constant `lr` (0.001) instead of the schedule: it separates what the
+    constant `lr` (default: the schedule's last value, 0.001 at batch 128)
+    instead of the schedule: it separates what the
     rewound weights contribute from what the rewound learning rate does.
     Arguments as `rewind`.
     """
@@ -414,6 +414,8 @@ def _derived(
     if "final" not in checkpoints:
         raise LotteryError(f"{parent.path} has no final checkpoint")
     if constant_lr:
+        if lr is None:  # the schedule's last value: 0.001 at batch 128
+            lr = recipe.lr_values[-1]
         if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not lr > 0:
             raise LotteryError(f"--lr must be a positive number, got {lr!r}")
         lr = float(lr)
@@ -787,7 +789,8 @@ def _check_inherited(recipe, flags, parent):
         raise TypeError(f"unexpected arguments {unknown}")
     for name, value in given.items():
         if name == "epochs":
-            value = round(value * recipe_lib.TRAIN_IMAGES / recipe.batch_size)
+            images = data_lib.TRAIN_SIZES.get(parent.config["dataset"], recipe_lib.TRAIN_IMAGES)
+            value = round(value * images / recipe.batch_size)
             name = "steps"
         if name == "dataset":
             theirs = parent.config["dataset"]
