@@ -10,12 +10,17 @@ must use `MaskedConv2D` / `MaskedDense` in their own definition.
 import keras
 
 from keras_lottery.layers import MASKED_LAYERS
+from keras_lottery.layers import FusedBatchNormalization
 from keras_lottery.layers import MaskedConv2D
 from keras_lottery.layers import MaskedDense
 from keras_lottery.pruning import iter_layers
 
 _TO_MASKED = {keras.layers.Conv2D: MaskedConv2D, keras.layers.Dense: MaskedDense}
-_TO_PLAIN = {MaskedConv2D: keras.layers.Conv2D, MaskedDense: keras.layers.Dense}
+_TO_PLAIN = {
+    MaskedConv2D: keras.layers.Conv2D,
+    MaskedDense: keras.layers.Dense,
+    FusedBatchNormalization: keras.layers.BatchNormalization,
+}
 
 
 def masked(model):
@@ -82,7 +87,7 @@ def _convert(model, mapping, verb):
             )
         if isinstance(new, keras.Model):
             continue  # its layers are visited on their own
-        if type(old) in mapping:
+        if type(old) in mapping and hasattr(old, "_kernel"):
             _copy_kernel_layer(old, new)
         else:
             new.set_weights(old.get_weights())

@@ -161,3 +161,67 @@ class MaskedDense(_MaskedKernelMixin, keras.layers.Dense):
 
 
 MASKED_LAYERS = (MaskedConv2D, MaskedDense)
+
+
+@keras.saving.register_keras_serializable(package=_PACKAGE)
+class FusedBatchNormalization(keras.layers.BatchNormalization):
+    """`keras.layers.BatchNormalization` on TensorFlow's fused kernel.
+
+    Keras 3 normalizes with separate moment and normalization ops; the fused
+    `FusedBatchNormV3` kernel (what tf_keras and the original TF1 code used)
+    makes a CIFAR ResNet's training step markedly faster on CPU (see
+    `benchmarks/RESULTS.md`). Same arguments, variables, config and
+    checkpoints as Keras's layer, and the same results up to float32
+    rounding. It falls back to Keras's own code wherever the kernel does not
+    apply: other backends, non-4-D or channels-first inputs, masks, renorm,
+    synchronized (multi-replica) statistics, or without scale/center.
+    `strip()` turns it back into a plain `BatchNormalization`.
+
+    Example:
+
+    >>> x = keras_lottery.layers.FusedBatchNormalization(momentum=0.997)(x)
+    """
+
+    def _fusable(self, inputs, mask):
+        return (
+            keras.backend.backend() == "tensorflow"
+            and mask is None
+            and len(inputs.shape) == 4
+            and self.axis in (-1, 3)
+            and not self.renorm
+            and not self.synchronized
+            and self.scale
+            and self.center
+        )
+
+    def call(self, inputs, training=None, mask=None):
+        if not self._fusable(inputs, mask):
+            return super().call(inputs, training=training, mask=mask)
+        import tensorflow as tf
+
+        x = tf.cast(inputs, "float32")
+        gamma = tf.cast(self.gamma, "float32")
+        beta = tf.cast(self.beta, "float32")
+        if training and self.trainable:
+            empty = tf.constant([], "float32")
+            y, mean, variance, _, _, _ = tf.raw_ops.FusedBatchNormV3(
+                x=x, scale=gamma, offset=beta, mean=empty, variance=empty,
+                epsilon=self.epsilon, data_format="NHWC", is_training=True,
+            )
+            # The kernel reports the Bessel-corrected batch variance; Keras's
+            # moving average (and so every checkpoint) uses the biased one.
+            n = tf.cast(tf.reduce_prod(tf.shape(x)[:3]), "float32")
+            variance = variance * (n - 1.0) / tf.maximum(n, 1.0)
+            m = self.momentum
+            self.moving_mean.assign(self.moving_mean * m + mean * (1.0 - m))
+            self.moving_variance.assign(
+                self.moving_variance * m + variance * (1.0 - m)
+            )
+        else:
+            y, _, _, _, _, _ = tf.raw_ops.FusedBatchNormV3(
+                x=x, scale=gamma, offset=beta,
+                mean=tf.cast(self.moving_mean, "float32"),
+                variance=tf.cast(self.moving_variance, "float32"),
+                epsilon=self.epsilon, data_format="NHWC", is_training=False,
+            )
+        return tf.cast(y, self.compute_dtype)

@@ -513,7 +513,7 @@ def _fit(run, model, data, recipe, checkpoint_iters, verbose, position,
     )
     writer = _summary_writer(run)
     progress = _Progress(start, end) if verbose == 1 else None
-    callbacks = [_NanGuard(), checkpoint] + ([progress] if progress else [])
+    callbacks = [_NanGuard(stops), checkpoint] + ([progress] if progress else [])
     began = time.time()
     try:
         # A kill between writing a checkpoint and its evaluation row: redo
@@ -575,18 +575,31 @@ def _last_step(callbacks, position):
 
 
 class _NanGuard(StepCounter):
-    """Stops training at the first non-finite loss, before any checkpoint of
-    that step is written (it runs first among the callbacks)."""
+    """Stops training at the first non-finite loss, and at a save point
+    whose weights are not finite, before anything of that step is written
+    (it runs first among the callbacks). A NaN can reach the weights one
+    step before the loss shows it (a ReLU maps NaN to 0), hence both."""
+
+    def __init__(self, save_points=()):
+        super().__init__()
+        self.save_points = set(save_points)
 
     def on_train_batch_end(self, batch, logs=None):
         super().on_train_batch_end(batch, logs)
         loss = (logs or {}).get("loss")
         if loss is not None and not math.isfinite(float(loss)):
-            raise LotteryError(
-                f"the training loss became {float(loss)} at step {self.step}; "
-                "the run is marked failed and keeps its checkpoints up to the "
-                "last good step; lower the learning rate or check the data"
-            )
+            self._fail(f"the training loss became {float(loss)}")
+        if self.step in self.save_points and not all(
+            np.isfinite(keras.ops.convert_to_numpy(v)).all() for v in self.model.weights
+        ):
+            self._fail("the weights became non-finite (nan or inf)")
+
+    def _fail(self, what):
+        raise LotteryError(
+            f"{what} at step {self.step}; the run is marked failed and keeps "
+            "its checkpoints up to the last good step; lower the learning "
+            "rate or check the data"
+        )
 
 
 def _resume(run, model, verbose):

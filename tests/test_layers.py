@@ -222,3 +222,52 @@ def test_layers_train_and_save_under_jax(tmp_path):
         text=True, timeout=300,
     )
     assert "jax-ok" in result.stdout, result.stderr[-3000:]
+
+
+def test_fused_batch_norm_matches_keras_batch_norm():
+    import tensorflow as tf
+
+    from keras_lottery.layers import FusedBatchNormalization
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(2.0, 3.0, (16, 6, 6, 5)).astype("float32")
+    ref = keras.layers.BatchNormalization(momentum=0.9, epsilon=1e-5)
+    fused = FusedBatchNormalization.from_config(ref.get_config())
+    ref.build(x.shape)
+    fused.build(x.shape)
+    ref.gamma.assign(rng.normal(1, 0.1, 5).astype("float32"))
+    fused.set_weights(ref.get_weights())
+    assert fused._fusable(x, None)
+    w = tf.constant(rng.normal(size=x.shape).astype("float32"))
+    for training in (True, True, False):
+        outs, grads = [], []
+        for layer in (ref, fused):
+            xt = tf.constant(x)
+            with tf.GradientTape() as tape:
+                tape.watch(xt)
+                y = layer(xt, training=training)
+                loss = tf.reduce_sum(y * w)
+            outs.append(y.numpy())
+            grads.append([g.numpy() for g in tape.gradient(loss, [xt, layer.gamma, layer.beta])])
+        np.testing.assert_allclose(outs[1], outs[0], atol=1e-5)
+        for a, b in zip(*grads):
+            np.testing.assert_allclose(b, a, rtol=1e-4, atol=1e-4)
+    for a, b in zip(ref.weights, fused.weights):  # moving mean and variance too
+        np.testing.assert_allclose(b.numpy(), a.numpy(), rtol=1e-6, atol=1e-6)
+    # Where the fused kernel does not apply, Keras's own code runs.
+    assert not fused._fusable(x[:, 0, 0, :], None)
+    assert not fused._fusable(x, mask=np.ones(x.shape[:3], bool))
+
+
+def test_models_use_fused_batch_norm_and_strip_returns_plain_keras(tmp_path):
+    from keras_lottery.layers import FusedBatchNormalization
+
+    model = kl.models.build("resnet8")
+    bns = [l for l in model.layers if isinstance(l, keras.layers.BatchNormalization)]
+    assert bns and all(type(l) is FusedBatchNormalization for l in bns)
+    plain = kl.strip(model)
+    assert all(type(l) is keras.layers.BatchNormalization for l in plain.layers
+               if isinstance(l, keras.layers.BatchNormalization))
+    x = np.random.default_rng(1).normal(size=(4, 32, 32, 3)).astype("float32")
+    np.testing.assert_allclose(plain(x, training=False).numpy(),
+                               model(x, training=False).numpy(), atol=1e-4)

@@ -11,6 +11,7 @@ L2 penalty on every trainable variable. Layer names follow the original
 
 import keras
 
+from keras_lottery.layers import FusedBatchNormalization
 from keras_lottery.layers import MaskedConv2D
 from keras_lottery.layers import MaskedDense
 
@@ -51,7 +52,7 @@ def resnet(depth, num_classes=10, input_shape=(32, 32, 3)):
         )(x)
 
     def bn(x, name):
-        return keras.layers.BatchNormalization(
+        return FusedBatchNormalization(
             momentum=BN_MOMENTUM,
             epsilon=BN_EPSILON,
             beta_regularizer=l2,

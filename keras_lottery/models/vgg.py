@@ -9,6 +9,7 @@ eval-time dropout bug is not copied). Names: `conv_1..conv_13`, then `fc_14`…
 
 import keras
 
+from keras_lottery.layers import FusedBatchNormalization
 from keras_lottery.layers import MaskedConv2D
 from keras_lottery.layers import MaskedDense
 
@@ -35,7 +36,7 @@ def vgg16(fc=False, num_classes=10, input_shape=(32, 32, 3)):
                 kernel_regularizer=l2,
                 name=f"conv_{k}",
             )(x)
-            x = keras.layers.BatchNormalization(
+            x = FusedBatchNormalization(
                 momentum=0.997,
                 epsilon=1e-5,
                 beta_regularizer=l2,
