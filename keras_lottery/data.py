@@ -28,8 +28,6 @@ import keras
 import numpy as np
 
 DATASETS = ("cifar10", "synthetic", "digits")
-# Training images per dataset, for `--epochs` without loading the data.
-TRAIN_SIZES = {"cifar10": 50000, "synthetic": 512, "digits": 1437}
 NUM_CLASSES = 10
 IMAGE_SHAPE = (32, 32, 3)
 # Zero padding on each side before the random crop (40x40 -> 32x32).
@@ -54,6 +52,11 @@ DIGITS_IMAGE_SHAPE = (8, 8, 1)
 DIGITS_NUM_TRAIN = 1437
 DIGITS_NUM_TEST = 360
 _DIGITS_MAX = 16
+SYNTHETIC_NUM_TRAIN = 512
+# Training images per dataset, for `--epochs` without loading the data.
+TRAIN_SIZES = {
+    "cifar10": 50000, "synthetic": SYNTHETIC_NUM_TRAIN, "digits": DIGITS_NUM_TRAIN,
+}
 
 
 class DataError(ValueError):
@@ -121,7 +124,7 @@ def load(name="cifar10", data_dir=None, *, seed=0):
     )
 
 
-def synthetic(num_train=512, num_test=256, seed=0):
+def synthetic(num_train=SYNTHETIC_NUM_TRAIN, num_test=256, seed=0):
     """Makes a deterministic random dataset of CIFAR-10 shapes.
 
     Each class has its own colour (a mean per channel) and every image is

@@ -13,6 +13,7 @@ import dataclasses
 import keras
 
 from keras_lottery.errors import LotteryError
+from keras_lottery.pruning import iter_layers
 
 JIT_COMPILE = ("auto", "on", "off")
 PRECISIONS = (None, "bf16", "fp16")
@@ -103,7 +104,7 @@ class Execution:
         """Adjusts a freshly built model: synchronized batch norm under a
         strategy, so its statistics cover the global batch."""
         if self.strategy:
-            for layer in _all_layers(model):
+            for layer in iter_layers(model):
                 if isinstance(layer, keras.layers.BatchNormalization):
                     layer.synchronized = True
         return model
@@ -138,9 +139,3 @@ def _has_gpu():
 
         return any(d.platform == "gpu" for d in jax.devices())
 
-
-def _all_layers(model):
-    for layer in model.layers:
-        yield layer
-        if hasattr(layer, "layers"):
-            yield from _all_layers(layer)

@@ -146,9 +146,8 @@ def train(
             config = _config(
                 "train", arch_name, dataset, data_dir, recipe, seed, request,
                 start=0, end=recipe.steps, density=pruning.density(model),
+                execution=execution,
             )
-            config["round"] = None
-            config["execution"] = execution.to_dict()
             run = runs.Run.create(out, config)
             if model_json is not None:
                 runs.write_atomic(run.model_config_path(), model_json)
@@ -473,10 +472,9 @@ def _derived(
             config = _config(
                 mode, parent.config["arch"], dataset, data_dir, recipe, seed,
                 request, start=start, end=end, density=pruning.density(model),
+                execution=execution, round_index=round_index,
+                val_split=parent.config.get("val_split", 0),
             )
-            config["round"] = round_index
-            config["val_split"] = parent.config.get("val_split", 0)
-            config["execution"] = execution.to_dict()
             run = runs.Run.create(out, config)
             if model_json is not None:
                 runs.write_atomic(run.model_config_path(), model_json)
@@ -944,9 +942,14 @@ def _check_seed(seed):
 
 
 def _config(mode, arch, dataset, data_dir, recipe, seed, request, *, start,
-            end, density):
+            end, density, execution, round_index=None, val_split=None):
+    # A train run's request holds its val_split; derived runs inherit theirs.
+    extra = {} if val_split is None else {"val_split": val_split}
     return dict(
         request,
+        **extra,
+        round=round_index,
+        execution=execution.to_dict(),
         mode=mode,
         arch=arch,
         dataset=dataset,

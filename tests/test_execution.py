@@ -7,23 +7,15 @@ import subprocess
 import sys
 import textwrap
 
-import h5py
 import numpy as np
 import pytest
 
 import keras_lottery as kl
 from keras_lottery.errors import LotteryError
 from keras_lottery.execution import Execution
+from snapshots import tensors
 
 SMALL = dict(steps=12, batch_size=16, eval_every=6, verbose=0)
-
-
-def _tensors(path):
-    found = {}
-    with h5py.File(path, "r") as f:
-        f.visititems(lambda name, item: found.__setitem__(name, item[()])
-                     if isinstance(item, h5py.Dataset) else None)
-    return found
 
 
 def _masks_and_kernels(path):
@@ -72,8 +64,8 @@ def test_bf16_keeps_masks_exact_and_pruned_weights_zero(tmp_path):
     # The run really trained in bfloat16: it differs from a float32 twin.
     twin = kl.rewind(parent.path, iteration=2, density=0.3, seed=2,
                      out=tmp_path / "f32", verbose=0)
-    a = _tensors(child.checkpoints["final"])
-    b = _tensors(twin.checkpoints["final"])
+    a = tensors(child.checkpoints["final"])
+    b = tensors(twin.checkpoints["final"])
     assert any(not np.array_equal(a[k], b[k]) for k in a)
 
 
@@ -84,7 +76,7 @@ def test_steps_per_execution_keeps_checkpoints_exact(tmp_path):
     assert list(four.checkpoints) == list(one.checkpoints)
     assert [r["step"] for r in four.metrics] == [r["step"] for r in one.metrics]
     for key in one.checkpoints:
-        a, b = _tensors(one.checkpoints[key]), _tensors(four.checkpoints[key])
+        a, b = tensors(one.checkpoints[key]), tensors(four.checkpoints[key])
         for name in a:
             np.testing.assert_allclose(a[name], b[name], rtol=1e-5, atol=1e-6,
                                        err_msg=f"{key} {name}")
@@ -131,7 +123,7 @@ def test_mirrored_strategy_on_two_cpu_devices_keeps_run_semantics(tmp_path):
             [(r["step"], r["lr"]) for r in single.metrics]
         # Synchronized batch norm over the global batch: the same training,
         # up to the order of floating-point sums.
-        a, b = _tensors(mine.checkpoints["final"]), _tensors(single.checkpoints["final"])
+        a, b = tensors(mine.checkpoints["final"]), tensors(single.checkpoints["final"])
         for name in a:
             np.testing.assert_allclose(a[name], b[name], rtol=1e-3, atol=1e-4, err_msg=name)
     # Masks exact and identical to the single-device rewind's.

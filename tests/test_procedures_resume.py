@@ -18,7 +18,6 @@ import sys
 import textwrap
 import time
 
-import h5py
 import keras
 import numpy as np
 import pytest
@@ -28,6 +27,7 @@ import keras_lottery as kl
 from keras_lottery import runs
 from keras_lottery.cli import main
 from snapshots import snapshot
+from snapshots import tensors
 
 RECIPE = ["--arch", "resnet8", "--dataset", "synthetic", "--steps", "24",
           "--batch-size", "32", "--eval-every", "8", "--save-every", "5", "-q"]
@@ -108,14 +108,6 @@ def _invoke(*args):
     return CliRunner().invoke(main, list(args))
 
 
-def _tensors(path):
-    found = {}
-    with h5py.File(path, "r") as f:
-        f.visititems(lambda name, item: found.__setitem__(name, item[()])
-                     if isinstance(item, h5py.Dataset) else None)
-    return found
-
-
 def _untimed(run):
     return [{k: v for k, v in row.items() if k != "elapsed"} for row in run.metrics]
 
@@ -130,7 +122,7 @@ def assert_same_run(path, reference):
     steps = [row["step"] for row in run.metrics]
     assert steps == sorted(set(steps))  # no duplicates
     for key, file in run.checkpoints.items():
-        mine, theirs = _tensors(file), _tensors(ref.checkpoints[key])
+        mine, theirs = tensors(file), tensors(ref.checkpoints[key])
         assert mine.keys() == theirs.keys()
         for name in mine:
             np.testing.assert_array_equal(mine[name], theirs[name], err_msg=f"{key} {name}")
@@ -252,7 +244,7 @@ def test_seed_gives_identical_masks_checkpoints_and_metrics(tmp_path, reference)
                      "--seed", "8", "--save-every", "5", "-q", "--out", "r")
     assert result.exit_code == 0, result.output
     assert_same_run(tmp_path / "r", reference / "rewind")
-    masks = [n for n in _tensors(kl.Run.open(tmp_path / "r").checkpoints["final"])
+    masks = [n for n in tensors(kl.Run.open(tmp_path / "r").checkpoints["final"])
              if n.endswith("vars/2")]
     assert masks  # the comparison covered the mask variables
 
@@ -278,7 +270,7 @@ def test_failed_write_keeps_previous_checkpoint_and_metrics(tmp_path, monkeypatc
     assert run.status == runs.FAILED and "No space left" in run.config["error"]
     assert list(run.checkpoints) == [0, 2]
     for file in run.checkpoints.values():
-        _tensors(file)  # readable
+        tensors(file)  # readable
     assert not [p for p in out.rglob(f"{runs.TEMPORARY_PREFIX}*")]
 
     # metrics.csv: the write of a new row fails at fsync; the old rows stay.
@@ -317,7 +309,7 @@ def test_nan_loss_stops_marks_failed_and_keeps_good_checkpoints(tmp_path, monkey
     assert list(run.checkpoints) == [0, 2, 4, 7, 9]
     assert "final" not in run.checkpoints
     for file in run.checkpoints.values():
-        for name, value in _tensors(file).items():
+        for name, value in tensors(file).items():
             if value.dtype.kind == "f":
                 assert np.isfinite(value).all(), name
     # The CLI says the same in one line.
