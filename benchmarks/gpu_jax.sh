@@ -65,7 +65,7 @@ run)
   # The installed wheel imports with JAX alone (no TensorFlow on the device).
   (cd /tmp && "$PY" -c 'import keras, jax, keras_lottery; print("keras", keras.__version__, keras.backend.backend(), "| jax", jax.__version__, jax.devices(), "| keras_lottery", keras_lottery.__version__, "from", keras_lottery.__file__)')
   # masked_xla is left out: under JAX every step is XLA-compiled already.
-  CONFIGS="${CONFIGS:-masked,plain,masked_d0.2,masked_bf16,masked_spe8,masked_pipeline,masked_pipeline_w4,eval_masked,pipeline}"
+  CONFIGS="${CONFIGS:-masked,plain,masked_d0.2,masked_bf16,masked_fp16,masked_spe8,masked_pipeline,masked_pipeline_w4,eval_masked,pipeline}"
   "$PY" benchmarks/throughput.py --arch "${ARCH:-resnet20}" \
     --sections train --configs "$CONFIGS" \
     --reps "${REPS:-5}" --steps "${STEPS:-100}" --warmup "${WARMUP:-10}" \

@@ -62,6 +62,7 @@ import numpy as np  # noqa: E402
 
 import keras_lottery  # noqa: E402
 from keras_lottery import data as data_lib  # noqa: E402
+from keras_lottery import execution as execution_lib  # noqa: E402
 from keras_lottery import procedures  # noqa: E402
 from keras_lottery import recipe as recipe_lib  # noqa: E402
 from keras_lottery.execution import Execution  # noqa: E402
@@ -110,6 +111,9 @@ SPECS = {
              jit_compile=True),
         Spec("masked_bf16", "train", "masked, mixed_bfloat16",
              precision="bf16"),
+        Spec("masked_fp16", "train",
+             "masked, mixed_float16 with loss scaling (GPU only)",
+             precision="fp16"),
         Spec("masked_spe8", "train", "masked, steps_per_execution=8",
              steps_per_execution=8),
         Spec("masked_pipeline", "train",
@@ -137,8 +141,8 @@ DEFAULT_CONFIGS = [
 ]
 # Under JAX every step is compiled with XLA anyway.
 DEFAULT_CONFIGS_JAX = [
-    "masked", "masked_d0.2", "plain", "masked_bf16", "masked_spe8",
-    "masked_pipeline", "masked_pipeline_w4", "eval_masked", "eval_plain",
+    "masked", "masked_d0.2", "plain", "masked_bf16", "masked_fp16",
+    "masked_spe8", "masked_pipeline", "masked_pipeline_w4", "eval_masked", "eval_plain",
     "pipeline",
 ]
 SECTIONS = ("train", "memory", "tfmot", "tfmot1")
@@ -629,8 +633,8 @@ def project(args, med):
     eval_rate = med.get("eval_masked")
     eval_seconds = evaluations * TEST_IMAGES / eval_rate if eval_rate else 0.0
     hours = {}
-    for name in ("masked", "masked_spe8", "masked_bf16", "masked_pipeline",
-                 "masked_pipeline_w4"):
+    for name in ("masked", "masked_spe8", "masked_bf16", "masked_fp16",
+                 "masked_pipeline", "masked_pipeline_w4"):
         if med.get(name):
             train_seconds = steps * args.batch_size / med[name]
             hours[name] = (train_seconds + eval_seconds) / 3600
@@ -720,6 +724,10 @@ def parse_args(argv=None):
     unknown = [c for c in args.configs.split(",") if c not in SPECS]
     if unknown:
         p.error(f"unknown configs {unknown}; choose from {', '.join(SPECS)}")
+    configs = args.configs.split(",")
+    if "masked_fp16" in configs and not execution_lib._has_gpu():
+        log("no GPU: skipping masked_fp16 (float16 needs one)")
+        args.configs = ",".join(c for c in configs if c != "masked_fp16")
     if args.sections is None:
         sections = ["train", "memory"]
         if os.path.exists(args.tfmot_python):

@@ -6,7 +6,8 @@ The public API:
 - pruning: `prune`, `density`, `get_masks`, `set_masks`, `sparsity_report`,
   and the pure `magnitude_masks` and `random_masks`;
 - your own models: `masked`, `strip`;
-- optimizer: `MomentumSGD` (TF1 momentum update);
+- optimizers: `MomentumSGD` (TF1 momentum update) and `LossScaleOptimizer`
+  (float16 loss scaling in which a skipped step still counts);
 - architectures: `keras_lottery.models.build(name)`, `models.available()`;
 - runs: `train`, `rewind`, `rewind_lr`, `finetune`, the controls
   `lowlr_rewind`, `random_prune`, `reinit`, each returning a `Run`, and
@@ -27,6 +28,7 @@ from keras_lottery.conversion import strip
 from keras_lottery.layers import MaskedConv2D
 from keras_lottery.layers import MaskedDense
 from keras_lottery.errors import LotteryError
+from keras_lottery.optimizer import LossScaleOptimizer
 from keras_lottery.optimizer import MomentumSGD
 from keras_lottery.procedures import finetune
 from keras_lottery.procedures import iterate
@@ -49,6 +51,7 @@ from keras_lottery.state import save_state
 
 __all__ = [
     "IterationCheckpoint",
+    "LossScaleOptimizer",
     "LotteryError",
     "MaskedConv2D",
     "MaskedDense",

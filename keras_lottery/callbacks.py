@@ -115,6 +115,15 @@ class IterationCheckpoint(StepCounter):
 
     def _maybe_save(self, step):
         if step in self.iterations and step not in self.written:
+            found = int(keras.ops.convert_to_numpy(self.model.optimizer.iterations))
+            if found != step:
+                raise ValueError(
+                    f"optimizer.iterations is {found} after {step} training "
+                    "steps, so checkpoint iterations would be mislabelled; "
+                    "an optimizer skipped updates without counting them "
+                    "(Keras's LossScaleOptimizer does under mixed_float16): "
+                    "compile with keras_lottery.LossScaleOptimizer instead"
+                )
             self.save(step)
 
     def save(self, iteration):

@@ -30,7 +30,9 @@ class Execution:
             which leaves it off on CPU, where forced XLA is about 2x
             slower), "on" or "off".
         precision: None (float32), "bf16" (`mixed_bfloat16`, CPU or GPU) or
-            "fp16" (`mixed_float16` with loss scaling; GPU only).
+            "fp16" (`mixed_float16` with dynamic loss scaling by
+            `optimizer.LossScaleOptimizer`, in which a skipped step still
+            counts as an iteration; GPU only).
         steps_per_execution: training steps per compiled call; any value is
             compatible with the checkpoint iterations, since `fit` runs in
             segments that end exactly at them.

@@ -70,3 +70,62 @@ class MomentumSGD(keras.optimizers.Optimizer):
         config = super().get_config()
         config["momentum"] = self.momentum
         return config
+
+
+@keras.saving.register_keras_serializable(package="keras_lottery")
+class LossScaleOptimizer(keras.optimizers.LossScaleOptimizer):
+    """Dynamic loss scaling in which a skipped step still counts.
+
+    Under `mixed_float16`, a step whose scaled gradients overflow is skipped:
+    no weight moves and the loss scale halves. Keras 3's
+    `LossScaleOptimizer` then leaves `iterations` where it was, so the
+    learning-rate schedule, the checkpoint iterations and the data order
+    (all functions of the step) drift apart by one per skipped step; TF2's
+    tf.keras counted the step. This wrapper counts it too: iteration N is
+    always N batches consumed. `compile` keeps it as it is (Keras wraps only
+    optimizers that are not loss-scaled already).
+
+    Example:
+
+    >>> keras.config.set_dtype_policy("mixed_float16")
+    >>> model = build_model()
+    >>> model.compile(optimizer=LossScaleOptimizer(MomentumSGD(schedule)), ...)
+
+    Args:
+        inner_optimizer: the optimizer to wrap, without gradient
+            accumulation.
+        initial_scale: the first loss scale (Keras's default, 2**15).
+        dynamic_growth_steps: steps without overflow before the scale
+            doubles.
+        **kwargs: other `keras.optimizers.LossScaleOptimizer` arguments.
+    """
+
+    def __init__(self, inner_optimizer, initial_scale=2.0**15,
+                 dynamic_growth_steps=2000, **kwargs):
+        if getattr(inner_optimizer, "gradient_accumulation_steps", None):
+            raise ValueError(
+                "LossScaleOptimizer counts iterations itself; use an inner "
+                "optimizer without gradient_accumulation_steps"
+            )
+        super().__init__(inner_optimizer, initial_scale=initial_scale,
+                         dynamic_growth_steps=dynamic_growth_steps, **kwargs)
+
+    def apply(self, grads, trainable_variables=None):
+        skipped = self._skipped(grads)
+        super().apply(grads, trainable_variables)
+        self.inner_optimizer.iterations.assign_add(skipped)
+
+    def stateless_apply(self, optimizer_variables, grads, trainable_variables):
+        skipped = self._skipped(grads)
+        new_trainable, new_variables = super().stateless_apply(
+            optimizer_variables, grads, trainable_variables
+        )
+        new_variables = list(new_variables)
+        counter = self.inner_optimizer.iterations
+        i = next(i for i, v in enumerate(self.variables) if v is counter)
+        new_variables[i] = ops.add(new_variables[i], skipped)
+        return new_trainable, new_variables
+
+    def _skipped(self, grads):
+        dtype = self.inner_optimizer.iterations.dtype
+        return ops.cast(ops.logical_not(self.check_finite(grads)), dtype)

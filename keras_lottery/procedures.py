@@ -33,6 +33,7 @@ from keras_lottery.callbacks import StepCounter
 from keras_lottery.conversion import masked
 from keras_lottery.errors import LotteryError
 from keras_lottery.execution import Execution
+from keras_lottery.optimizer import LossScaleOptimizer
 from keras_lottery.optimizer import MomentumSGD
 from keras_lottery.state import load_state
 from keras_lottery.state import save_state
@@ -388,6 +389,7 @@ def _derived(
     seed = _check_seed(seed)
     _check_save_every(save_every)
     parent = _open_parent(parent, root)
+    _check_loss_scaling(parent, mixed_precision)
     try:
         density = pruning.check_density(density)
     except ValueError as e:
@@ -707,10 +709,35 @@ def _write_summaries(writer, row):
     writer.flush()
 
 
+def _check_loss_scaling(parent, mixed_precision):
+    # fp16 states hold the loss scale too, so they load only into fp16
+    # models and vice versa; bf16 and float32 states are interchangeable.
+    parent_precision = (parent.config.get("execution") or {}).get("precision")
+    if (parent_precision == "fp16") == (mixed_precision == "fp16"):
+        return
+    if parent_precision == "fp16":
+        raise LotteryError(
+            f"{parent.path} trained with --mixed-precision fp16, whose "
+            "checkpoints hold the loss scale; derive from it with "
+            "--mixed-precision fp16 too"
+        )
+    raise LotteryError(
+        f"--mixed-precision fp16 needs an fp16 parent (its checkpoints hold "
+        f"the loss scale), but {parent.path} trained in "
+        f"{parent_precision or 'float32'}; retrain the parent with "
+        "--mixed-precision fp16, or derive in bf16 or float32"
+    )
+
+
 def _compile(model, schedule, execution=None):
+    execution = execution or Execution()
+    optimizer = MomentumSGD(schedule, momentum=recipe_lib.MOMENTUM)
+    if execution.precision == "fp16":
+        # Keras's own wrapper would not count skipped steps.
+        optimizer = LossScaleOptimizer(optimizer)
     model.compile(
-        **(execution or Execution()).compile_kwargs(),
-        optimizer=MomentumSGD(schedule, momentum=recipe_lib.MOMENTUM),
+        **execution.compile_kwargs(),
+        optimizer=optimizer,
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         metrics=[
             keras.metrics.SparseCategoricalAccuracy(name="top1"),

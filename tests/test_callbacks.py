@@ -282,3 +282,34 @@ def test_steps_per_execution_check_covers_later_epochs(tmp_path):
         )
     assert not (tmp_path / "c" / "checkpoint_iter_8.weights.h5").exists()
     assert int(model.optimizer.iterations) < 8
+
+
+def _fp16_model(wrapper):
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy("mixed_float16")
+    try:
+        keras.utils.set_random_seed(1)
+        model = keras.Sequential([keras.Input((4,)), kl.MaskedDense(8), kl.MaskedDense(3)])
+    finally:
+        keras.config.set_dtype_policy(previous)
+    # A first loss scale so large that the first steps overflow.
+    model.compile(optimizer=wrapper(kl.MomentumSGD(0.1), initial_scale=2.0**40),
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    return model
+
+
+def test_skipped_updates_that_do_not_count_are_refused(tmp_path):
+    model = _fp16_model(keras.optimizers.LossScaleOptimizer)
+    x, y = _data()
+    with pytest.raises(ValueError, match="keras_lottery.LossScaleOptimizer"):
+        model.fit(x, y, batch_size=BATCH, epochs=2, shuffle=False, verbose=0,
+                  callbacks=[IterationCheckpoint(tmp_path / "k", [3])])
+    assert not (tmp_path / "k" / "checkpoint_iter_3.weights.h5").exists()
+
+    model = _fp16_model(kl.LossScaleOptimizer)
+    model.fit(x, y, batch_size=BATCH, epochs=2, shuffle=False, verbose=0,
+              callbacks=[IterationCheckpoint(tmp_path / "ours", [3, 7])])
+    assert float(model.optimizer.dynamic_scale.numpy()) < 2.0**40  # steps were skipped
+    for step in [3, 7]:
+        again = _fp16_model(kl.LossScaleOptimizer)
+        assert kl.load_state(again, tmp_path / "ours" / f"checkpoint_iter_{step}.weights.h5") == step

@@ -1,6 +1,7 @@
 """Execution settings: mixed precision keeps masks exact, steps per
 execution keeps checkpoints exact, MirroredStrategy keeps run semantics."""
 
+import functools
 import json
 import os
 import subprocess
@@ -11,6 +12,9 @@ import numpy as np
 import pytest
 
 import keras_lottery as kl
+from keras_lottery import execution as execution_lib
+from keras_lottery import procedures
+from keras_lottery import recipe as recipe_lib
 from keras_lottery.errors import LotteryError
 from keras_lottery.execution import Execution
 from snapshots import tensors
@@ -82,6 +86,72 @@ def test_steps_per_execution_keeps_checkpoints_exact(tmp_path):
                                        err_msg=f"{key} {name}")
 
 
+FP16_SCALE = 2.0**20  # overflows in the first steps of resnet8, which are skipped
+
+
+@pytest.fixture
+def fp16_here(monkeypatch):
+    """fp16 on this CPU (slow but exact in its semantics), with a first loss
+    scale so large that some steps overflow and are skipped."""
+    monkeypatch.setattr(execution_lib, "_has_gpu", lambda: True)
+    monkeypatch.setattr(procedures, "LossScaleOptimizer", functools.partial(
+        kl.LossScaleOptimizer, initial_scale=FP16_SCALE))
+
+
+def _fp16_state(path, iteration):
+    """(dynamic loss scale, [(mask, kernel)]) of a resnet8 fp16 checkpoint,
+    loaded with its iteration checked."""
+    fp16 = Execution(precision="fp16")
+    with fp16.building():
+        model = kl.models.build("resnet8")
+        procedures._compile(model, recipe_lib.ConstantSchedule(0.1), fp16)
+    kl.load_state(model, path, iteration)
+    pairs = [(np.asarray(layer.mask.numpy()), np.asarray(layer.kernel.numpy()))
+             for layer in kl.pruning.masked_layers(model)]
+    return float(model.optimizer.dynamic_scale.numpy()), pairs
+
+
+def test_fp16_counts_skipped_steps_and_keeps_masks_exact(tmp_path, fp16_here):
+    parent = kl.train("resnet8", dataset="synthetic", seed=2, out=tmp_path / "p",
+                      mixed_precision="fp16", **SMALL)
+    child = kl.rewind(parent.path, iteration=2, density=0.3, seed=2,
+                      out=tmp_path / "c", mixed_precision="fp16", verbose=0)
+    twin = kl.train("resnet8", dataset="synthetic", seed=2, out=tmp_path / "f32", **SMALL)
+    # Skipped steps still count: every checkpoint holds the iteration it is
+    # named for, and the learning rate follows the schedule step for step.
+    assert list(parent.checkpoints) == list(twin.checkpoints)
+    assert [(r["step"], r["lr"]) for r in parent.metrics] == \
+        [(r["step"], r["lr"]) for r in twin.metrics]
+    scale, _ = _fp16_state(parent.checkpoints["final"], 12)
+    assert scale < FP16_SCALE  # some steps did overflow
+    total = 77_616
+    for run, end in [(parent, 12), (child, 12)]:
+        for key, path in run.checkpoints.items():
+            _, pairs = _fp16_state(path, end if key == "final" else key)
+            for mask, kernel in pairs:
+                assert mask.dtype == np.float32 and kernel.dtype == np.float32
+                assert set(np.unique(mask)) <= {0.0, 1.0}
+                assert (kernel[mask == 0] == 0).all()
+            if run is child:
+                assert sum(int(m.sum()) for m, _ in pairs) == round(0.3 * total)
+    # It really trained in float16: it differs from the float32 twin.
+    a, b = tensors(parent.checkpoints["final"]), tensors(twin.checkpoints["final"])
+    assert any(not np.array_equal(a[k], b[k]) for k in b if k.startswith("layers"))
+
+
+def test_fp16_and_other_precisions_do_not_derive_from_each_other(tmp_path, fp16_here):
+    fp16 = kl.train("resnet8", dataset="synthetic", seed=2, out=tmp_path / "p16",
+                    mixed_precision="fp16", **SMALL)
+    f32 = kl.train("resnet8", dataset="synthetic", seed=2, out=tmp_path / "p32", **SMALL)
+    for parent, precision, match in [(fp16, None, "fp16 too"), (fp16, "bf16", "fp16 too"),
+                                     (f32, "fp16", "needs an fp16 parent")]:
+        out = tmp_path / f"child-{precision}"
+        with pytest.raises(LotteryError, match=match):
+            kl.rewind(parent.path, iteration=2, density=0.5, out=out,
+                      mixed_precision=precision, verbose=0)
+        assert not out.exists()
+
+
 MIRRORED = textwrap.dedent('''
     import json, sys
     import tensorflow as tf
@@ -96,7 +166,20 @@ MIRRORED = textwrap.dedent('''
                       strategy="mirrored", **small)
     child = kl.rewind(parent.path, iteration=2, density=0.4, seed=5,
                       out=out + "/c", strategy="mirrored", verbose=0)
-    print(json.dumps({"replicas": Execution(strategy="mirrored").replicas()}))
+    # fp16 (faked GPU): skipped steps count across replicas too.
+    import functools
+    from keras_lottery import execution, procedures
+    execution._has_gpu = lambda: True
+    procedures.LossScaleOptimizer = functools.partial(
+        kl.LossScaleOptimizer, initial_scale=2.0**20)
+    fp16 = kl.train("resnet8", dataset="synthetic", seed=5, out=out + "/fp16",
+                    strategy="mirrored", mixed_precision="fp16", **small)
+    with Execution(precision="fp16").building():
+        model = kl.models.build("resnet8")
+        procedures._compile(model, kl.recipe.ConstantSchedule(0.1), Execution(precision="fp16"))
+    kl.load_state(model, fp16.checkpoints["final"], 12)
+    print(json.dumps({"replicas": Execution(strategy="mirrored").replicas(),
+                      "fp16_scale": float(model.optimizer.dynamic_scale.numpy())}))
 ''')
 
 
@@ -109,7 +192,9 @@ def test_mirrored_strategy_on_two_cpu_devices_keeps_run_semantics(tmp_path):
     done = subprocess.run([sys.executable, str(script), str(tmp_path)], env=env,
                           capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
-    assert json.loads(done.stdout.strip().splitlines()[-1]) == {"replicas": 2}
+    reported = json.loads(done.stdout.strip().splitlines()[-1])
+    assert reported["replicas"] == 2
+    assert reported["fp16_scale"] < FP16_SCALE  # steps were skipped, and counted
 
     # The same runs on one device, for comparison.
     parent = kl.train("resnet8", dataset="synthetic", seed=5, out=tmp_path / "p1", **SMALL)

@@ -99,3 +99,55 @@ def test_state_saved_and_restored_with_weights_file(tmp_path):
     assert int(fresh.optimizer.iterations) == 6
     for a, b in zip(_slots(model), _slots(fresh)):
         np.testing.assert_array_equal(a, b)
+
+
+def test_loss_scaling_counts_a_skipped_step():
+    var = keras.Variable(np.array([1.0, 2.0], "float32"))
+    inner = kl.MomentumSGD(0.1, momentum=0.9)
+    opt = kl.LossScaleOptimizer(inner, initial_scale=8.0)
+    # The gradients handed over are scaled; an overflow skips the update.
+    opt.apply([keras.ops.convert_to_tensor(np.array([np.inf, 1.0], "float32"))], [var])
+    assert int(opt.iterations) == 1
+    np.testing.assert_array_equal(var.numpy(), [1.0, 2.0])
+    np.testing.assert_array_equal(inner.slot(var).numpy(), [0.0, 0.0])
+    assert float(opt.dynamic_scale) == 4.0
+    # The next (finite) step is the TF1 update of the unscaled gradient.
+    opt.apply([keras.ops.convert_to_tensor(np.array([4.0, -8.0], "float32"))], [var])
+    assert int(opt.iterations) == 2
+    np.testing.assert_allclose(var.numpy(), [1.0 - 0.1 * 1.0, 2.0 + 0.1 * 2.0])
+    config = keras.saving.serialize_keras_object(opt)
+    again = keras.saving.deserialize_keras_object(config)
+    assert type(again) is kl.LossScaleOptimizer
+    assert type(again.inner_optimizer) is kl.MomentumSGD
+    with pytest.raises(ValueError, match="gradient_accumulation_steps"):
+        kl.LossScaleOptimizer(kl.MomentumSGD(0.1, gradient_accumulation_steps=2))
+
+
+JAX_FIT = """
+import numpy as np, keras
+import keras_lottery as kl
+keras.config.set_dtype_policy("mixed_float16")
+keras.utils.set_random_seed(0)
+model = keras.Sequential([keras.Input((8,)), keras.layers.Dense(4)])
+opt = kl.LossScaleOptimizer(kl.MomentumSGD(0.01), initial_scale=2.0**24)
+model.compile(optimizer=opt, loss="mse")
+w0 = model.layers[0].kernel.numpy().copy()
+x = np.random.default_rng(0).normal(size=(64, 8)).astype("float32")
+model.fit(x, x[:, :4], batch_size=4, epochs=1, verbose=0, shuffle=False)
+print(int(opt.iterations), float(opt.dynamic_scale),
+      bool((model.layers[0].kernel.numpy() != w0).any()))
+"""
+
+
+def test_loss_scaling_counts_skipped_steps_in_jax_fit():
+    # JAX trains through stateless_apply, a separate code path.
+    import subprocess
+    import sys
+
+    env = dict(__import__("os").environ, KERAS_BACKEND="jax")
+    out = subprocess.run([sys.executable, "-c", JAX_FIT], env=env, check=True,
+                         capture_output=True, text=True).stdout.split()
+    iterations, scale, moved = int(out[0]), float(out[1]), out[2] == "True"
+    assert iterations == 16  # 64 samples / batch 4, skipped steps included
+    assert scale < 2.0**24  # some steps did overflow and were skipped
+    assert moved  # and later ones trained
