@@ -115,8 +115,10 @@ class IterationCheckpoint(StepCounter):
 
     def _maybe_save(self, step):
         if step in self.iterations and step not in self.written:
-            found = int(keras.ops.convert_to_numpy(self.model.optimizer.iterations))
-            if found != step:
+            optimizer = self.model.optimizer
+            found = int(keras.ops.convert_to_numpy(optimizer.iterations))
+            # With gradient accumulation, iterations count updates, not steps.
+            if found != step and not getattr(optimizer, "gradient_accumulation_steps", None):
                 raise ValueError(
                     f"optimizer.iterations is {found} after {step} training "
                     "steps, so checkpoint iterations would be mislabelled; "

@@ -111,6 +111,7 @@ class LossScaleOptimizer(keras.optimizers.LossScaleOptimizer):
                          dynamic_growth_steps=dynamic_growth_steps, **kwargs)
 
     def apply(self, grads, trainable_variables=None):
+        grads = _share_overflow(self, grads)
         skipped = self._skipped(grads)
         super().apply(grads, trainable_variables)
         self.inner_optimizer.iterations.assign_add(skipped)
@@ -129,3 +130,25 @@ class LossScaleOptimizer(keras.optimizers.LossScaleOptimizer):
     def _skipped(self, grads):
         dtype = self.inner_optimizer.iterations.dtype
         return ops.cast(ops.logical_not(self.check_finite(grads)), dtype)
+
+
+def _share_overflow(optimizer, grads):
+    """Makes every replica see an overflow that any replica has.
+
+    Under a TF distribution strategy Keras decides "skip or apply" from the
+    first replica's gradients alone, before they are summed; an inf on
+    another replica would then reach the weights. Adding NaN to every
+    replica's gradients when any replica overflowed makes the decision
+    unanimous (and the skipped step is skipped everywhere).
+    """
+    if keras.backend.backend() != "tensorflow":
+        return grads
+    import tensorflow as tf
+
+    context = tf.distribute.get_replica_context()
+    if context is None or context.num_replicas_in_sync == 1:
+        return grads
+    overflowed = 1.0 - ops.cast(optimizer.check_finite(grads), "float32")
+    overflowed = context.all_reduce(tf.distribute.ReduceOp.SUM, overflowed)
+    poison = ops.where(overflowed > 0, float("nan"), 0.0)
+    return [None if g is None else g + ops.cast(poison, g.dtype) for g in grads]

@@ -297,6 +297,7 @@ def iterate(parent=None, *, method="rewind", iteration=None, rounds, rate=0.8,
         )
     seed = _check_seed(seed)
     base = _open_parent(parent, root)
+    _check_loss_scaling(base, kwargs.get("mixed_precision"))
     base_density = base.config["density"]
     study = _study(base, method, iteration, rate, seed, out, root)
     seed = study["seed"]
@@ -732,7 +733,7 @@ def _check_loss_scaling(parent, mixed_precision):
 def _compile(model, schedule, execution=None):
     execution = execution or Execution()
     optimizer = MomentumSGD(schedule, momentum=recipe_lib.MOMENTUM)
-    if execution.precision == "fp16":
+    if execution.precision == "fp16" or _computes_in_float16(model):
         # Keras's own wrapper would not count skipped steps.
         optimizer = LossScaleOptimizer(optimizer)
     model.compile(
@@ -747,6 +748,14 @@ def _compile(model, schedule, execution=None):
         ],
     )
     model.optimizer.build(model.trainable_variables)
+
+
+def _computes_in_float16(model):
+    # Layer by layer: a model of the user's own built under mixed_float16
+    # and rebuilt from model.json has float16 layers in a float32 container
+    # (Keras restores the layers' policies, not the Sequential's).
+    layers = [model, *pruning.iter_layers(model)]
+    return any(layer.dtype_policy.compute_dtype == "float16" for layer in layers)
 
 
 def _top5(y_true, y_pred):

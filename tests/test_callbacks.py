@@ -313,3 +313,14 @@ def test_skipped_updates_that_do_not_count_are_refused(tmp_path):
     for step in [3, 7]:
         again = _fp16_model(kl.LossScaleOptimizer)
         assert kl.load_state(again, tmp_path / "ours" / f"checkpoint_iter_{step}.weights.h5") == step
+
+
+def test_gradient_accumulation_is_not_mistaken_for_skipped_updates(tmp_path):
+    # With accumulation, optimizer.iterations counts updates, not steps.
+    model = keras.Sequential([keras.Input((4,)), kl.MaskedDense(3)])
+    model.compile(optimizer=kl.MomentumSGD(0.1, gradient_accumulation_steps=2),
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    x, y = _data()
+    model.fit(x, y, batch_size=BATCH, epochs=1, shuffle=False, verbose=0,
+              callbacks=[IterationCheckpoint(tmp_path / "c", [4], save_final=False)])
+    assert _files(tmp_path / "c") == ["checkpoint_iter_4.weights.h5"]

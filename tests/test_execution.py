@@ -8,6 +8,7 @@ import subprocess
 import sys
 import textwrap
 
+import keras
 import numpy as np
 import pytest
 
@@ -150,6 +151,34 @@ def test_fp16_and_other_precisions_do_not_derive_from_each_other(tmp_path, fp16_
             kl.rewind(parent.path, iteration=2, density=0.5, out=out,
                       mixed_precision=precision, verbose=0)
         assert not out.exists()
+    # iterate checks it before it writes its study.
+    with pytest.raises(LotteryError, match="needs an fp16 parent"):
+        kl.iterate(f32.path, method="rewind", iteration=2, rounds=2,
+                   out=tmp_path / "study", mixed_precision="fp16", verbose=0)
+    assert not (tmp_path / "study").exists()
+
+
+def test_user_model_built_in_float16_counts_skipped_steps(tmp_path, fp16_here):
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy("mixed_float16")
+    try:
+        mine = keras.Sequential([
+            keras.Input((32, 32, 3)), kl.MaskedConv2D(4, 3, strides=4),
+            keras.layers.Flatten(), kl.MaskedDense(10)])
+    finally:
+        keras.config.set_dtype_policy(previous)
+    parent = kl.train(mine, dataset="synthetic", seed=1, out=tmp_path / "mine", **SMALL)
+    child = kl.finetune(parent.path, iteration=2, density=0.5, verbose=0,
+                        out=tmp_path / "child")
+    scales = []
+    for run, end in [(parent, 12), (child, 12 + 10)]:
+        assert run.status == "finished"
+        model = keras.models.model_from_json(run.model_config_path().read_text())
+        procedures._compile(model, recipe_lib.ConstantSchedule(0.1))
+        assert isinstance(model.optimizer, kl.LossScaleOptimizer)
+        kl.load_state(model, run.checkpoints["final"], end)  # counts every step
+        scales.append(float(model.optimizer.dynamic_scale.numpy()))
+    assert scales[0] < FP16_SCALE  # steps were skipped
 
 
 MIRRORED = textwrap.dedent('''
@@ -178,8 +207,32 @@ MIRRORED = textwrap.dedent('''
         model = kl.models.build("resnet8")
         procedures._compile(model, kl.recipe.ConstantSchedule(0.1), Execution(precision="fp16"))
     kl.load_state(model, fp16.checkpoints["final"], 12)
+    # An overflow on one replica only skips the step on every replica.
+    import keras
+    import numpy as np
+    strategy = execution._mirrored()
+    kept = []
+    for bad in (0, 1):
+        with strategy.scope():
+            v = keras.Variable(np.array([1.0, 2.0], "float32"))
+            opt = kl.LossScaleOptimizer(kl.MomentumSGD(0.1), initial_scale=8.0)
+            opt.build([v])
+
+        @tf.function
+        def step():
+            def replica_step():
+                me = tf.distribute.get_replica_context().replica_id_in_sync_group
+                g = tf.where(tf.equal(me, bad), tf.constant([np.inf, 1.0]),
+                             tf.constant([4.0, 4.0]))
+                opt.apply([g], [v])
+            strategy.run(replica_step)
+
+        step()
+        kept.append([v.numpy().tolist(), int(opt.iterations.numpy()),
+                     float(opt.dynamic_scale.numpy())])
     print(json.dumps({"replicas": Execution(strategy="mirrored").replicas(),
-                      "fp16_scale": float(model.optimizer.dynamic_scale.numpy())}))
+                      "fp16_scale": float(model.optimizer.dynamic_scale.numpy()),
+                      "one_replica_overflow": kept}))
 ''')
 
 
@@ -195,6 +248,8 @@ def test_mirrored_strategy_on_two_cpu_devices_keeps_run_semantics(tmp_path):
     reported = json.loads(done.stdout.strip().splitlines()[-1])
     assert reported["replicas"] == 2
     assert reported["fp16_scale"] < FP16_SCALE  # steps were skipped, and counted
+    # [weights, iterations, loss scale] after an inf on replica 0, then on 1.
+    assert reported["one_replica_overflow"] == [[[1.0, 2.0], 1, 4.0]] * 2
 
     # The same runs on one device, for comparison.
     parent = kl.train("resnet8", dataset="synthetic", seed=5, out=tmp_path / "p1", **SMALL)
