@@ -49,9 +49,14 @@ MODES = ("train", "rewind", "rewind_lr", "finetune", "lowlr_rewind", "random", "
 RUNNING, FINISHED, FAILED = "running", "finished", "failed"
 
 
+STATE_SUFFIX = ".weights.h5"
+CHECKPOINT_PREFIX = "checkpoint_iter_"
+RESUME_PREFIX = "state_iter_"
+
+
 def checkpoint_name(iteration):
     """File name of the checkpoint at `iteration` (an int or "final")."""
-    return f"checkpoint_iter_{iteration}.weights.h5"
+    return f"{CHECKPOINT_PREFIX}{iteration}{STATE_SUFFIX}"
 
 
 def checkpoint_path(run_dir, iteration):
@@ -61,7 +66,15 @@ def checkpoint_path(run_dir, iteration):
 
 def resume_name(step):
     """File name of the resume state after `step` updates."""
-    return f"state_iter_{step}.weights.h5"
+    return f"{RESUME_PREFIX}{step}{STATE_SUFFIX}"
+
+
+def _states_by_key(directory, prefix):
+    """{key: path} of the state files `<prefix><key>.weights.h5` in `directory`."""
+    return {
+        path.name[len(prefix) : -len(STATE_SUFFIX)]: path
+        for path in directory.glob(f"{prefix}*{STATE_SUFFIX}")
+    }
 
 
 def temporary_path(path):
@@ -255,11 +268,8 @@ class Run:
     @property
     def checkpoints(self):
         """{iteration (int) or "final": path} of the checkpoints on disk."""
-        found = {}
-        prefix, suffix = "checkpoint_iter_", ".weights.h5"
-        for path in (self.path / CHECKPOINT_DIR).glob(f"{prefix}*{suffix}"):
-            key = path.name[len(prefix) : -len(suffix)]
-            found[int(key) if key.isdigit() else key] = path
+        files = _states_by_key(self.path / CHECKPOINT_DIR, CHECKPOINT_PREFIX)
+        found = {int(k) if k.isdigit() else k: p for k, p in files.items()}
         ints = sorted(k for k in found if isinstance(k, int))
         ordered = {k: found[k] for k in ints}
         if "final" in found:
@@ -269,13 +279,8 @@ class Run:
     @property
     def resume_states(self):
         """{step: path} of the resume states on disk."""
-        found = {}
-        prefix, suffix = "state_iter_", ".weights.h5"
-        for path in (self.path / RESUME_DIR).glob(f"{prefix}*{suffix}"):
-            key = path.name[len(prefix) : -len(suffix)]
-            if key.isdigit():
-                found[int(key)] = path
-        return dict(sorted(found.items()))
+        found = _states_by_key(self.path / RESUME_DIR, RESUME_PREFIX)
+        return dict(sorted((int(k), p) for k, p in found.items() if k.isdigit()))
 
     def remove_temporary_files(self):
         """Deletes what killed writers left behind (`.tmp-*` files)."""
