@@ -111,13 +111,13 @@ class LossScaleOptimizer(keras.optimizers.LossScaleOptimizer):
                          dynamic_growth_steps=dynamic_growth_steps, **kwargs)
 
     def apply(self, grads, trainable_variables=None):
-        grads = _share_overflow(self, grads)
-        skipped = self._skipped(grads)
+        finite = self.check_finite(grads)
+        grads, finite = _share_overflow(grads, finite)
         super().apply(grads, trainable_variables)
-        self.inner_optimizer.iterations.assign_add(skipped)
+        self.inner_optimizer.iterations.assign_add(self._skipped(finite))
 
     def stateless_apply(self, optimizer_variables, grads, trainable_variables):
-        skipped = self._skipped(grads)
+        skipped = self._skipped(self.check_finite(grads))
         new_trainable, new_variables = super().stateless_apply(
             optimizer_variables, grads, trainable_variables
         )
@@ -127,12 +127,11 @@ class LossScaleOptimizer(keras.optimizers.LossScaleOptimizer):
         new_variables[i] = ops.add(new_variables[i], skipped)
         return new_trainable, new_variables
 
-    def _skipped(self, grads):
-        dtype = self.inner_optimizer.iterations.dtype
-        return ops.cast(ops.logical_not(self.check_finite(grads)), dtype)
+    def _skipped(self, finite):
+        return ops.cast(ops.logical_not(finite), self.inner_optimizer.iterations.dtype)
 
 
-def _share_overflow(optimizer, grads):
+def _share_overflow(grads, finite):
     """Makes every replica see an overflow that any replica has.
 
     Under a TF distribution strategy Keras decides "skip or apply" from the
@@ -140,15 +139,19 @@ def _share_overflow(optimizer, grads):
     another replica would then reach the weights. Adding NaN to every
     replica's gradients when any replica overflowed makes the decision
     unanimous (and the skipped step is skipped everywhere).
+
+    Returns the gradients and whether they are finite on every replica.
     """
     if keras.backend.backend() != "tensorflow":
-        return grads
+        return grads, finite
     import tensorflow as tf
 
     context = tf.distribute.get_replica_context()
     if context is None or context.num_replicas_in_sync == 1:
-        return grads
-    overflowed = 1.0 - ops.cast(optimizer.check_finite(grads), "float32")
-    overflowed = context.all_reduce(tf.distribute.ReduceOp.SUM, overflowed)
+        return grads, finite
+    overflowed = context.all_reduce(
+        tf.distribute.ReduceOp.SUM, 1.0 - ops.cast(finite, "float32")
+    )
     poison = ops.where(overflowed > 0, float("nan"), 0.0)
-    return [None if g is None else g + ops.cast(poison, g.dtype) for g in grads]
+    grads = [None if g is None else g + ops.cast(poison, g.dtype) for g in grads]
+    return grads, ops.equal(overflowed, 0.0)

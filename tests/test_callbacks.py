@@ -285,13 +285,9 @@ def test_steps_per_execution_check_covers_later_epochs(tmp_path):
 
 
 def _fp16_model(wrapper):
-    previous = keras.config.dtype_policy()
-    keras.config.set_dtype_policy("mixed_float16")
-    try:
-        keras.utils.set_random_seed(1)
-        model = keras.Sequential([keras.Input((4,)), kl.MaskedDense(8), kl.MaskedDense(3)])
-    finally:
-        keras.config.set_dtype_policy(previous)
+    keras.utils.set_random_seed(1)
+    model = keras.Sequential([keras.Input((4,)), kl.MaskedDense(8, dtype="mixed_float16"),
+                              kl.MaskedDense(3, dtype="mixed_float16")])
     # A first loss scale so large that the first steps overflow.
     model.compile(optimizer=wrapper(kl.MomentumSGD(0.1), initial_scale=2.0**40),
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))

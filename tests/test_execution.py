@@ -23,14 +23,19 @@ from snapshots import tensors
 SMALL = dict(steps=12, batch_size=16, eval_every=6, verbose=0)
 
 
-def _masks_and_kernels(path):
-    """[(mask, kernel)] of every masked layer of a resnet8 checkpoint."""
-    from keras_lottery import procedures
-    from keras_lottery import recipe
+def _resnet8(path, iteration=None, execution=None):
+    """A resnet8 compiled as runs are (under `execution`), with a checkpoint's
+    state loaded and, if given, its iteration checked."""
+    execution = execution or Execution()
+    with execution.building():
+        model = kl.models.build("resnet8")
+        procedures._compile(model, recipe_lib.ConstantSchedule(0.1), execution)
+    kl.load_state(model, path, iteration)
+    return model
 
-    model = kl.models.build("resnet8")
-    procedures._compile(model, recipe.ConstantSchedule(0.1))
-    model.load_weights(path)
+
+def _masks_and_kernels(model):
+    """[(mask, kernel)] of every masked layer."""
     return [
         (np.asarray(layer.mask.numpy()), np.asarray(layer.kernel.numpy()))
         for layer in kl.pruning.masked_layers(model)
@@ -58,7 +63,7 @@ def test_bf16_keeps_masks_exact_and_pruned_weights_zero(tmp_path):
                       out=tmp_path / "c", mixed_precision="bf16", verbose=0)
     total = 77_616
     for path in child.checkpoints.values():
-        pairs = _masks_and_kernels(path)
+        pairs = _masks_and_kernels(_resnet8(path))
         assert pairs
         assert sum(int(m.sum()) for m, _ in pairs) == round(0.3 * total)
         for mask, kernel in pairs:
@@ -99,19 +104,6 @@ def fp16_here(monkeypatch):
         kl.LossScaleOptimizer, initial_scale=FP16_SCALE))
 
 
-def _fp16_state(path, iteration):
-    """(dynamic loss scale, [(mask, kernel)]) of a resnet8 fp16 checkpoint,
-    loaded with its iteration checked."""
-    fp16 = Execution(precision="fp16")
-    with fp16.building():
-        model = kl.models.build("resnet8")
-        procedures._compile(model, recipe_lib.ConstantSchedule(0.1), fp16)
-    kl.load_state(model, path, iteration)
-    pairs = [(np.asarray(layer.mask.numpy()), np.asarray(layer.kernel.numpy()))
-             for layer in kl.pruning.masked_layers(model)]
-    return float(model.optimizer.dynamic_scale.numpy()), pairs
-
-
 def test_fp16_counts_skipped_steps_and_keeps_masks_exact(tmp_path, fp16_here):
     parent = kl.train("resnet8", dataset="synthetic", seed=2, out=tmp_path / "p",
                       mixed_precision="fp16", **SMALL)
@@ -123,12 +115,14 @@ def test_fp16_counts_skipped_steps_and_keeps_masks_exact(tmp_path, fp16_here):
     assert list(parent.checkpoints) == list(twin.checkpoints)
     assert [(r["step"], r["lr"]) for r in parent.metrics] == \
         [(r["step"], r["lr"]) for r in twin.metrics]
-    scale, _ = _fp16_state(parent.checkpoints["final"], 12)
-    assert scale < FP16_SCALE  # some steps did overflow
+    fp16 = Execution(precision="fp16")
+    final = _resnet8(parent.checkpoints["final"], 12, fp16)
+    assert float(final.optimizer.dynamic_scale.numpy()) < FP16_SCALE  # some steps did overflow
     total = 77_616
     for run, end in [(parent, 12), (child, 12)]:
         for key, path in run.checkpoints.items():
-            _, pairs = _fp16_state(path, end if key == "final" else key)
+            model = _resnet8(path, end if key == "final" else key, fp16)
+            pairs = _masks_and_kernels(model)
             for mask, kernel in pairs:
                 assert mask.dtype == np.float32 and kernel.dtype == np.float32
                 assert set(np.unique(mask)) <= {0.0, 1.0}
@@ -159,14 +153,10 @@ def test_fp16_and_other_precisions_do_not_derive_from_each_other(tmp_path, fp16_
 
 
 def test_user_model_built_in_float16_counts_skipped_steps(tmp_path, fp16_here):
-    previous = keras.config.dtype_policy()
-    keras.config.set_dtype_policy("mixed_float16")
-    try:
-        mine = keras.Sequential([
-            keras.Input((32, 32, 3)), kl.MaskedConv2D(4, 3, strides=4),
-            keras.layers.Flatten(), kl.MaskedDense(10)])
-    finally:
-        keras.config.set_dtype_policy(previous)
+    # float16 layers in a float32 container, as Keras rebuilds such a model.
+    mine = keras.Sequential([
+        keras.Input((32, 32, 3)), kl.MaskedConv2D(4, 3, strides=4, dtype="mixed_float16"),
+        keras.layers.Flatten(), kl.MaskedDense(10, dtype="mixed_float16")])
     parent = kl.train(mine, dataset="synthetic", seed=1, out=tmp_path / "mine", **SMALL)
     child = kl.finetune(parent.path, iteration=2, density=0.5, verbose=0,
                         out=tmp_path / "child")
@@ -267,7 +257,7 @@ def test_mirrored_strategy_on_two_cpu_devices_keeps_run_semantics(tmp_path):
         for name in a:
             np.testing.assert_allclose(a[name], b[name], rtol=1e-3, atol=1e-4, err_msg=name)
     # Masks exact and identical to the single-device rewind's.
-    for (m1, k1), (m2, _) in zip(_masks_and_kernels(mirrored_child.checkpoints["final"]),
-                                 _masks_and_kernels(child.checkpoints["final"])):
+    for (m1, k1), (m2, _) in zip(_masks_and_kernels(_resnet8(mirrored_child.checkpoints["final"])),
+                                 _masks_and_kernels(_resnet8(child.checkpoints["final"]))):
         np.testing.assert_array_equal(m1, m2)
         assert (k1[m1 == 0] == 0).all()
