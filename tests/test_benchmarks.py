@@ -1,0 +1,78 @@
+"""The benchmark scripts run end to end, as their README commands say.
+
+Smoke tests only: tiny model, one repetition, no timing asserted (the
+figures live in benchmarks/RESULTS.md). They keep the one-command benchmark
+and the GPU script runnable, the latter on a machine without TensorFlow.
+"""
+
+import json
+import os
+import pathlib
+import subprocess
+import sys
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+BENCH = ROOT / "benchmarks"
+TINY = ["--arch", "resnet8", "--reps", "1", "--steps", "1", "--warmup", "1",
+        "--pipeline-steps", "3"]
+
+
+def _run(cmd, env=None, timeout=300):
+    result = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True,
+                            text=True, timeout=timeout)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return result
+
+
+def _env(**extra):
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONUNBUFFERED="1")
+    env.update(extra)
+    return env
+
+
+def test_throughput_script_reports_targets_and_rebuilds_its_tables(tmp_path):
+    raw, table = tmp_path / "r.json", tmp_path / "r.md"
+    _run([sys.executable, str(BENCH / "throughput.py"), *TINY,
+          "--sections", "train", "--configs", "masked,plain,eval_masked,pipeline",
+          "--json", str(raw), "--markdown", str(table)], env=_env())
+
+    payload = json.loads(raw.read_text())
+    assert payload["environment"]["backend"] == "tensorflow"
+    for name in ("masked", "plain", "eval_masked", "pipeline"):
+        assert payload["configs"][name]["median"] > 0
+    assert set(payload["checks"]) == {"masked / plain (training)",
+                                      "input pipeline / masked training"}
+    assert payload["projection"]["hours"]["masked"] > 0
+    text = table.read_text()
+    assert "| check |" in text and "≥ 0.97×" in text and "≥ 5.0×" in text
+    assert "Projected full run (71,108 steps" in text
+
+    rebuilt = tmp_path / "again.md"
+    _run([sys.executable, str(BENCH / "throughput.py"), "--report-only",
+          str(raw), "--markdown", str(rebuilt)], env=_env())
+    assert rebuilt.read_text() == text
+
+
+def test_gpu_script_runs_under_jax_without_tensorflow(tmp_path):
+    # The device machine has JAX but no TensorFlow: a stand-in package that
+    # refuses to import makes any TensorFlow dependency fail here too.
+    blocked = tmp_path / "no_tf" / "tensorflow"
+    blocked.mkdir(parents=True)
+    (blocked / "__init__.py").write_text(
+        'raise ImportError("TensorFlow is not on the device machine")\n')
+    out = tmp_path / "out"
+    _run(["bash", str(BENCH / "gpu_jax.sh"), "run"], env=_env(
+        SKIP_INSTALL="1", OUT=str(out), PYTHON=sys.executable,
+        PYTHONPATH=str(blocked.parent), ARCH="resnet8", REPS="1", STEPS="1",
+        WARMUP="1", PIPELINE_STEPS="3",
+        CONFIGS="masked,masked_fp16,masked_pipeline,eval_masked,pipeline"))
+
+    payload = json.loads((out / "gpu-resnet8.json").read_text())
+    assert payload["environment"]["backend"] == "jax"
+    assert "tensorflow" not in payload["environment"]["versions"]
+    # Without a GPU, fp16 is left out rather than failing the run.
+    assert set(payload["configs"]) == {"masked", "masked_pipeline",
+                                       "eval_masked", "pipeline"}
+    hours = payload["projection"]["hours"]
+    assert hours["masked"] > 0 and hours["masked_pipeline"] > 0
+    assert "at `masked` speed" in (out / "gpu-resnet8.md").read_text()
