@@ -7,7 +7,7 @@ images/s of:
 - the masked network (density 1.0: the reference), pruned to density 0.2,
   and the same network with plain Keras Conv2D/Dense (`keras_lottery.strip`),
   all built and compiled as `lottery train` does (`keras_lottery.execution.
-  Execution` and `procedures._compile`: MomentumSGD, the paper's LR
+  Execution` and `training.compile_model`: MomentumSGD, the paper's LR
   schedule, sparse cross-entropy, top-1/top-5 metrics, batch 128);
 - variants of the masked network through the same execution settings as
   `lottery train --jit-compile on`, `--mixed-precision bf16`,
@@ -63,7 +63,7 @@ import numpy as np  # noqa: E402
 import keras_lottery  # noqa: E402
 from keras_lottery import data as data_lib  # noqa: E402
 from keras_lottery import execution as execution_lib  # noqa: E402
-from keras_lottery import procedures  # noqa: E402
+from keras_lottery import training  # noqa: E402
 from keras_lottery import recipe as recipe_lib  # noqa: E402
 from keras_lottery.execution import Execution  # noqa: E402
 
@@ -188,11 +188,11 @@ def build_model(arch, spec):
 
 
 def compile_like_lottery(model, spec=None):
-    """Compiles exactly as `lottery train` does: `procedures._compile` with
-    the paper's LR schedule and the spec's execution settings."""
+    """Compiles exactly as `lottery train` does: `compile_model` with the
+    paper's recipe and the spec's execution settings."""
     run = execution(spec or SPECS["masked"])
     with run.building():
-        procedures._compile(model, recipe_lib.make().schedule(), run)
+        training.compile_model(model, recipe_lib.make(), run)
 
 
 def cifar_sized_data(seed=0):
@@ -725,7 +725,7 @@ def parse_args(argv=None):
     if unknown:
         p.error(f"unknown configs {unknown}; choose from {', '.join(SPECS)}")
     configs = args.configs.split(",")
-    if "masked_fp16" in configs and not execution_lib._has_gpu():
+    if "masked_fp16" in configs and not execution_lib.has_gpu():
         log("no GPU: skipping masked_fp16 (float16 needs one)")
         args.configs = ",".join(c for c in configs if c != "masked_fp16")
     if args.sections is None:

@@ -11,71 +11,68 @@ The public API:
 - architectures: `keras_lottery.models.build(name)`, `models.available()`;
 - runs: `train`, `rewind`, `rewind_lr`, `finetune`, the controls
   `lowlr_rewind`, `random_prune`, `reinit`, each returning a `Run`, and
-  `iterate` (rounds of any of them); `Run.open(path)`; the
-  `IterationCheckpoint` callback; `save_state`/`load_state` (full training
-  state, momentum included, checked); `recipe.make`;
+  `iterate` (rounds of any of them); `Run.open(path)` and its typed
+  `RunSpec`; the `IterationCheckpoint` callback; `compile_model` (how every
+  run compiles); `save_state`/`load_state` (full training state, momentum
+  included, checked); `recipe.make`;
 - results: `keras_lottery.report` (tables) and `keras_lottery.plot`
-  (figures, needs matplotlib; imported on use).
+  (figures, needs matplotlib).
+
+Names are imported on first use, so `import keras_lottery` (and the
+`lottery` command's help) does not load TensorFlow until something needs it.
 """
 
-__version__ = "0.1.0"
+import importlib
 
-from keras_lottery import models
-from keras_lottery import recipe
-from keras_lottery.callbacks import IterationCheckpoint
-from keras_lottery.conversion import masked
-from keras_lottery.conversion import strip
-from keras_lottery.layers import MaskedConv2D
-from keras_lottery.layers import MaskedDense
-from keras_lottery.errors import LotteryError
-from keras_lottery.optimizer import LossScaleOptimizer
-from keras_lottery.optimizer import MomentumSGD
-from keras_lottery.procedures import finetune
-from keras_lottery.procedures import iterate
-from keras_lottery.procedures import lowlr_rewind
-from keras_lottery.procedures import random_prune
-from keras_lottery.procedures import reinit
-from keras_lottery.procedures import rewind
-from keras_lottery.procedures import rewind_lr
-from keras_lottery.procedures import train
-from keras_lottery.pruning import density
-from keras_lottery.pruning import get_masks
-from keras_lottery.pruning import magnitude_masks
-from keras_lottery.pruning import prune
-from keras_lottery.pruning import random_masks
-from keras_lottery.pruning import set_masks
-from keras_lottery.pruning import sparsity_report
-from keras_lottery.runs import Run
-from keras_lottery.state import load_state
-from keras_lottery.state import save_state
+from keras_lottery.version import __version__
 
-__all__ = [
-    "IterationCheckpoint",
-    "LossScaleOptimizer",
-    "LotteryError",
-    "MaskedConv2D",
-    "MaskedDense",
-    "MomentumSGD",
-    "Run",
-    "density",
-    "finetune",
-    "get_masks",
-    "iterate",
-    "load_state",
-    "lowlr_rewind",
-    "magnitude_masks",
-    "masked",
-    "models",
-    "prune",
-    "random_masks",
-    "random_prune",
-    "recipe",
-    "reinit",
-    "rewind",
-    "rewind_lr",
-    "save_state",
-    "set_masks",
-    "sparsity_report",
-    "strip",
-    "train",
-]
+# Public name -> the module that defines it.
+_PUBLIC = {
+    "IterationCheckpoint": "callbacks",
+    "LossScaleOptimizer": "optimizer",
+    "LotteryError": "errors",
+    "MaskedConv2D": "layers",
+    "MaskedDense": "layers",
+    "MomentumSGD": "optimizer",
+    "Run": "runs",
+    "RunSpec": "spec",
+    "compile_model": "training",
+    "density": "pruning",
+    "finetune": "procedures",
+    "get_masks": "pruning",
+    "iterate": "procedures",
+    "load_state": "state",
+    "lowlr_rewind": "procedures",
+    "magnitude_masks": "pruning",
+    "masked": "conversion",
+    "prune": "pruning",
+    "random_masks": "pruning",
+    "random_prune": "procedures",
+    "reinit": "procedures",
+    "rewind": "procedures",
+    "rewind_lr": "procedures",
+    "save_state": "state",
+    "set_masks": "pruning",
+    "sparsity_report": "pruning",
+    "strip": "conversion",
+    "train": "procedures",
+}
+_SUBMODULES = ("data", "models", "plot", "recipe", "report")
+
+__all__ = sorted([*_PUBLIC, *_SUBMODULES])
+
+
+def __getattr__(name):
+    if name in _PUBLIC:
+        module = importlib.import_module(f"keras_lottery.{_PUBLIC[name]}")
+        value = getattr(module, name)
+    elif name in _SUBMODULES:
+        value = importlib.import_module(f"keras_lottery.{name}")
+    else:
+        raise AttributeError(f"module 'keras_lottery' has no attribute {name!r}")
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__))

@@ -1,11 +1,14 @@
 """Keras callbacks: full-state checkpoints at exact training iterations."""
 
+import numbers
 import pathlib
+import re
 
 import keras
 
-from keras_lottery import runs
 from keras_lottery.state import save_state
+
+DEFAULT_FILENAME = "checkpoint_iter_{iteration}.weights.h5"
 
 
 class StepCounter(keras.callbacks.Callback):
@@ -48,8 +51,13 @@ class IterationCheckpoint(StepCounter):
     rewind restores. Iteration N is written after N updates, so iteration 0
     (or whatever iteration training starts at) is the state before the first
     update of this `fit`. `final` is written when training ends. Files are
-    `checkpoint_iter_<N>.weights.h5`, written under a temporary name and
-    renamed, so a crash never leaves half a checkpoint.
+    written under a temporary name and renamed, so a crash never leaves half
+    a checkpoint.
+
+    Like Keras's `BackupAndRestore`, it finds what it wrote before: at the
+    start of each `fit` it lists its files in `directory`, and an iteration
+    already on disk is not written again (a resumed run keeps its
+    checkpoints as they were).
 
     With `steps_per_execution=N > 1`, Keras calls callbacks only every N
     batches; a requested iteration that would fall between two calls makes
@@ -63,21 +71,53 @@ class IterationCheckpoint(StepCounter):
 
     Args:
         directory: folder for the files (created if missing).
-        iterations: optimizer iterations at which to save.
-        save_final: also write `checkpoint_iter_final` at the end of `fit`.
+        iterations: optimizer iterations at which to save (a list of
+            integers >= 0).
+        filename: the file name pattern, with `{iteration}` standing for
+            the iteration or "final"; it must end in `.weights.h5`.
+        save_final: also write the `final` file at the end of `fit`.
     """
 
-    def __init__(self, directory, iterations, save_final=True):
+    def __init__(self, directory, iterations, *, filename=DEFAULT_FILENAME,
+                 save_final=True):
         super().__init__()
+        if isinstance(iterations, (str, bytes)) or not _is_iterable(iterations):
+            raise ValueError(
+                f"`iterations` must be a list of integers >= 0, e.g. [0, 100, "
+                f"500], got {iterations!r}"
+            )
+        if not all(isinstance(i, numbers.Integral) and not isinstance(i, bool)
+                   and i >= 0 for i in iterations):
+            raise ValueError(
+                f"`iterations` must be integers >= 0, got {list(iterations)!r}"
+            )
+        if "{iteration}" not in filename or not filename.endswith(".weights.h5"):
+            raise ValueError(
+                "`filename` must contain {iteration} and end in .weights.h5 "
+                f"(Keras's weights format), got {filename!r}"
+            )
         self.directory = pathlib.Path(directory)
         self.iterations = sorted({int(i) for i in iterations})
-        if self.iterations and self.iterations[0] < 0:
-            raise ValueError("checkpoint iterations must be >= 0")
+        self.filename = filename
         self.save_final = save_final
         self.written = []
 
+    def path(self, iteration):
+        """The file of `iteration` (an int or "final")."""
+        return self.directory / self.filename.format(iteration=iteration)
+
+    def on_disk(self):
+        """The integer iterations whose files are in `directory`."""
+        prefix, suffix = (re.escape(p) for p in self.filename.split("{iteration}", 1))
+        pattern = re.compile(f"{prefix}([0-9]+){suffix}")
+        if not self.directory.is_dir():
+            return []
+        found = (pattern.fullmatch(p.name) for p in self.directory.iterdir())
+        return sorted(int(m[1]) for m in found if m)
+
     def on_train_begin(self, logs=None):
         super().on_train_begin(logs)
+        self.written = self.on_disk()
         self._maybe_save(self.step)
 
     def _check_reachable(self):
@@ -130,6 +170,14 @@ class IterationCheckpoint(StepCounter):
 
     def save(self, iteration):
         """Writes `checkpoint_iter_<iteration>` now, atomically."""
-        save_state(self.model, self.directory / runs.checkpoint_name(iteration))
+        save_state(self.model, self.path(iteration))
         self.written.append(iteration)
+
+
+def _is_iterable(value):
+    try:
+        iter(value)
+    except TypeError:
+        return False
+    return True
 

@@ -10,13 +10,15 @@ number is trained on the spot; nothing is precomputed.
 import dataclasses
 import pathlib
 
+from keras_lottery import methods
 from keras_lottery import procedures
+from keras_lottery import recipe
 from keras_lottery import report
-from keras_lottery import runs
 
 ARCH = "lenet300"
 DATASET = "digits"
-METHODS = ("rewind", "rewind_lr", "finetune", "random")
+# The paper's three methods and the lottery-ticket control.
+METHODS = (methods.REWIND, methods.REWIND_LR, methods.FINETUNE, methods.RANDOM)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -31,8 +33,6 @@ class Plan:
 
     @property
     def iteration(self):
-        from keras_lottery import recipe
-
         # The paper's k = 4701 (early in training), scaled like every step.
         return recipe.make(steps=self.steps).checkpoint_iters[1]
 
@@ -78,8 +78,8 @@ def run(out="runs/demo", quick=False, verbose=1, echo=print):
         made.append(base)
         for density in plan.densities:
             for method in METHODS:
-                note(f"{method} k={k} density {density:g} seed {seed}")
-                made.append(procedures.METHODS[method](
+                note(f"{method.name} k={k} density {density:g} seed {seed}")
+                made.append(procedures.PROCEDURES[method.name](
                     base, iteration=k, density=density, seed=seed, root=out,
                     verbose=inner,
                 ))
@@ -96,6 +96,3 @@ def plot(finished, path):
         finished, path=path, title=f"{ARCH} on the 8x8 digits (keras_lottery demo)"
     )
 
-
-def default_out():
-    return pathlib.Path(runs.DEFAULT_ROOT) / "demo"

@@ -44,6 +44,8 @@ class LotteryError(ValueError):
         if name is None:
             return f"{self.param}={self.value!r}: {self.message}"
         shown = self.value if value is None else value
+        if shown is None:  # nothing was given: name only the option
+            return f"{name}: {self.message}"
         return f"{name} {shown}: {self.message}"
 
 

@@ -50,32 +50,27 @@ class Execution:
 
     def __post_init__(self):
         if self.jit_compile not in JIT_COMPILE:
-            raise LotteryError(
-                f"--jit-compile must be one of {', '.join(JIT_COMPILE)}, got "
-                f"{self.jit_compile!r}"
-            )
+            raise LotteryError(f"expected one of {', '.join(JIT_COMPILE)}",
+                               param="jit_compile", value=self.jit_compile)
         if self.precision not in PRECISIONS:
-            raise LotteryError(
-                f"--mixed-precision must be bf16 or fp16, got {self.precision!r}"
-            )
+            raise LotteryError("expected bf16, fp16 or None (float32)",
+                               param="mixed_precision", value=self.precision)
         spe = self.steps_per_execution
         if isinstance(spe, bool) or not isinstance(spe, int) or spe < 1:
-            raise LotteryError(
-                f"--steps-per-execution must be a positive integer, got {spe!r}"
-            )
+            raise LotteryError("expected a positive integer",
+                               param="steps_per_execution", value=spe)
         if self.strategy not in STRATEGIES:
+            raise LotteryError("expected 'mirrored' or None", param="strategy",
+                               value=self.strategy)
+        if self.precision == "fp16" and not has_gpu():
             raise LotteryError(
-                f"--strategy must be 'mirrored' (or none), got {self.strategy!r}"
-            )
-        if self.precision == "fp16" and not _has_gpu():
-            raise LotteryError(
-                "--mixed-precision fp16 needs a GPU (loss-scaled float16 is "
-                "slow and lossy on CPUs); use bf16 on a CPU"
+                "needs a GPU (loss-scaled float16 is slow and lossy on CPUs); "
+                "use bf16 on a CPU", param="mixed_precision", value="fp16",
             )
         if self.strategy and keras.backend.backend() != "tensorflow":
             raise LotteryError(
-                "--strategy mirrored needs the TensorFlow backend; unset "
-                "KERAS_BACKEND or set it to tensorflow"
+                "needs the TensorFlow backend; unset KERAS_BACKEND or set it "
+                "to tensorflow", param="strategy", value=self.strategy,
             )
 
     def compile_kwargs(self):
@@ -100,7 +95,7 @@ class Execution:
         """The distribution strategy's scope (or a no-op)."""
         if self.strategy is None:
             return contextlib.nullcontext()
-        return _mirrored().scope()
+        return mirrored_strategy().scope()
 
     def prepare(self, model):
         """Adjusts a freshly built model: synchronized batch norm under a
@@ -112,7 +107,7 @@ class Execution:
         return model
 
     def replicas(self):
-        return _mirrored().num_replicas_in_sync if self.strategy else 1
+        return mirrored_strategy().num_replicas_in_sync if self.strategy else 1
 
     def to_dict(self):
         return dataclasses.asdict(self)
@@ -121,7 +116,8 @@ class Execution:
 _STRATEGY = []
 
 
-def _mirrored():
+def mirrored_strategy():
+    """The process's `tf.distribute.MirroredStrategy`, made once."""
     # One strategy per process: variables made under one cannot be used
     # under another.
     if not _STRATEGY:
@@ -131,7 +127,8 @@ def _mirrored():
     return _STRATEGY[0]
 
 
-def _has_gpu():
+def has_gpu():
+    """Whether a GPU is visible to the backend (fp16 needs one)."""
     try:
         import tensorflow as tf
 

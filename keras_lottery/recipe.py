@@ -15,6 +15,8 @@ import dataclasses
 
 import keras
 
+from keras_lottery.errors import LotteryError
+
 BASE_STEPS = 71108
 BASE_BATCH_SIZE = 128
 LR_BOUNDARIES = (35546, 53125)
@@ -24,7 +26,6 @@ CHECKPOINT_ITERS = (
 )
 EVAL_EVERY = 10000
 MOMENTUM = 0.9
-FINETUNE_LR = 0.001
 TRAIN_IMAGES = 50000
 
 
@@ -69,6 +70,36 @@ class Recipe:
     eval_every: int = EVAL_EVERY
     momentum: float = MOMENTUM
 
+    def __post_init__(self):
+        # Validated once here, so a recipe read back from run.json is
+        # checked as thoroughly as one made by `make`.
+        for name in ("steps", "batch_size", "eval_every"):
+            if _bad_int(getattr(self, name)):
+                raise ValueError(f"{name} must be a positive integer, got "
+                                 f"{getattr(self, name)!r}")
+        iters = list(self.checkpoint_iters)
+        if any(isinstance(c, bool) or not isinstance(c, int) for c in iters):
+            raise ValueError(f"checkpoint iterations must be integers, got {iters}")
+        if iters != sorted(set(iters)):
+            raise ValueError(
+                "checkpoint iterations must be sorted and unique, got "
+                f"{','.join(map(str, iters))}"
+            )
+        outside = [c for c in iters if not 0 <= c <= self.steps]
+        if outside:
+            raise ValueError(
+                f"checkpoint iterations {outside} lie outside [0, {self.steps}] "
+                f"(the run has {self.steps} steps)"
+            )
+        bounds = list(self.lr_boundaries)
+        if (bounds != sorted(bounds) or len(self.lr_values) != len(bounds) + 1
+                or not all(isinstance(v, (int, float)) and not isinstance(v, bool)
+                           for v in self.lr_values)):
+            raise ValueError("inconsistent LR schedule (boundaries must be "
+                             "sorted, with one more value than boundaries)")
+        if isinstance(self.momentum, bool) or not 0 <= self.momentum < 1:
+            raise ValueError(f"momentum must be in [0, 1), got {self.momentum!r}")
+
     def schedule(self):
         """The LR schedule, a Keras schedule keyed on optimizer.iterations."""
         return keras.optimizers.schedules.PiecewiseConstantDecay(
@@ -96,6 +127,8 @@ class Recipe:
 
     @classmethod
     def from_dict(cls, config):
+        if not isinstance(config, dict):
+            raise ValueError(f"a recipe must be an object, got {config!r}")
         fields = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(config) - fields)
         if unknown:
@@ -132,43 +165,41 @@ def make(
         train_images: training-set size, for `epochs`.
 
     Raises:
-        ValueError: with a one-line message, for any invalid combination.
+        LotteryError: with a one-line message, for any invalid combination.
     """
     if steps is not None and epochs is not None:
-        raise ValueError("give --steps or --epochs, not both")
+        raise LotteryError("give steps or epochs, not both", param="epochs",
+                           value=epochs)
     if _bad_int(batch_size):
-        raise ValueError(f"batch size must be a positive integer, got {batch_size}")
+        raise LotteryError("expected a positive integer", param="batch_size",
+                           value=batch_size)
     if epochs is not None:
-        if not epochs > 0:
-            raise ValueError(f"--epochs must be positive, got {epochs}")
+        if isinstance(epochs, bool) or not isinstance(epochs, (int, float)) or not epochs > 0:
+            raise LotteryError("expected a positive number", param="epochs",
+                               value=epochs)
         steps = round(epochs * train_images / batch_size)
     if steps is None:
         steps = BASE_STEPS
     if _bad_int(steps):
-        raise ValueError(f"steps must be a positive integer, got {steps}")
+        raise LotteryError("expected a positive integer", param="steps", value=steps)
 
     def scale(c):
         return min(max(round(c * steps / BASE_STEPS), 0), steps)
 
+    if eval_every is not None and _bad_int(eval_every):
+        raise LotteryError("expected a positive integer", param="eval_every",
+                           value=eval_every)
+    try:
+        return _scaled(steps, batch_size, checkpoint_iters, eval_every, scale)
+    except ValueError as e:
+        raise LotteryError(str(e)) from None
+
+
+def _scaled(steps, batch_size, checkpoint_iters, eval_every, scale):
     if checkpoint_iters is None:
         checkpoint_iters = sorted({scale(c) for c in CHECKPOINT_ITERS})
-    else:
-        checkpoint_iters = list(checkpoint_iters)
-        if checkpoint_iters != sorted(set(checkpoint_iters)):
-            raise ValueError(
-                f"checkpoint iterations must be sorted and unique, got "
-                f"{','.join(map(str, checkpoint_iters))}"
-            )
-        outside = [c for c in checkpoint_iters if not 0 <= c <= steps]
-        if outside:
-            raise ValueError(
-                f"checkpoint iterations {outside} lie outside [0, {steps}] "
-                f"(the run has {steps} steps)"
-            )
     if eval_every is None:
         eval_every = max(1, round(EVAL_EVERY * steps / BASE_STEPS))
-    elif _bad_int(eval_every):
-        raise ValueError(f"--eval-every must be a positive integer, got {eval_every}")
     return Recipe(
         steps=steps,
         batch_size=batch_size,

@@ -1,9 +1,9 @@
 """Results of runs as rows, tables, CSV and JSON — instead of event files.
 
 Three kinds of rows: `summary` (one per run), `curve` (one per evaluation)
-and `group` (one per arch, method, k and density, with the median, min and
-max over seeds, as the paper reports). `render` prints any of them.
-Densities are fractions in rows, CSV and JSON, and percent in tables.
+and `group` (one per group of comparable runs, with the median, min and max
+over seeds, as the paper reports). `render` prints any of them. Densities
+are fractions in rows, CSV and JSON, and percent in tables.
 """
 
 import csv
@@ -16,35 +16,42 @@ from keras_lottery.runs import FINISHED
 from keras_lottery.runs import Run
 
 SUMMARY_COLUMNS = (
-    "run", "mode", "arch", "density", "iter", "steps", "final_top1", "best_top1",
+    "run", "mode", "arch", "dataset", "T", "density", "iter", "steps", "seed",
+    "final_top1", "best_top1",
 )
-CURVE_COLUMNS = ("run", "step", "top1")
+CURVE_COLUMNS = ("run", "seed", "step", "top1")
 GROUP_COLUMNS = (
-    "arch", "method", "k", "density", "n",
+    "arch", "dataset", "T", "method", "k", "density", "n",
     "top1_median", "top1_min", "top1_max",
-    "best_median", "best_min", "best_max", "unfinished",
+    "best_median", "best_min", "best_max", "unfinished", "seeds",
 )
 # How `group` picks each run's reported test top-1: at the last evaluation,
 # or at the evaluation with the highest validation top-1 (`val_top1`, written
 # by runs that hold out a validation split).
 SELECTS = ("final", "best_val")
-# Columns shown as percent in tables (DESIGN: fractions in files and Python,
+# Columns shown as percent in tables (fractions in files and Python,
 # percent for people).
 PERCENT_COLUMNS = ("density",)
 
 
 def summary(run):
-    """One row per run: what it was and how accurate it ended and peaked."""
-    metrics = run.metrics
-    top1 = [m["top1"] for m in metrics]
-    config = run.config
+    """One row per run: what it was and how accurate it ended and peaked.
+
+    `T` is the recipe's length and `steps` the run's own (T − k for a
+    rewind from k); `density` the realized fraction of weights kept.
+    """
+    top1 = [m["top1"] for m in run.metrics]
+    spec = run.spec
     return {
         "run": str(run.path),
-        "mode": config["mode"],
-        "arch": config["arch"],
-        "density": config.get("density"),
-        "iter": config.get("iteration"),
-        "steps": config["end_step"] - config["start_step"],
+        "mode": spec.mode,
+        "arch": spec.arch,
+        "dataset": spec.dataset,
+        "T": spec.recipe.steps,
+        "density": run.density,
+        "iter": spec.iteration,
+        "steps": run.end_step - run.start_step,
+        "seed": spec.seed,
         "final_top1": top1[-1] if top1 else None,
         "best_top1": max(top1) if top1 else None,
     }
@@ -52,8 +59,9 @@ def summary(run):
 
 def curve(run):
     """The (step, top-1) rows of a run, as the original's one-liner printed."""
+    seed = run.spec.seed
     return [
-        {"run": str(run.path), "step": m["step"], "top1": m["top1"]}
+        {"run": str(run.path), "seed": seed, "step": m["step"], "top1": m["top1"]}
         for m in run.metrics
     ]
 
@@ -70,31 +78,31 @@ def load(runs):
 
 
 def group(runs, select="final"):
-    """One row per (arch, method, k, density): statistics over seeds.
+    """One row per group of comparable runs: statistics over their seeds.
 
-    The paper's figures show, for each density, the median over trials
-    with min and max; this gives those numbers for the top-1 test accuracy
-    each run reports (`top1_*`) and for the best top-1 it reached at any
-    evaluation (`best_*`, chosen on the test set, so optimistic).
+    Runs are comparable when everything that shapes their result but the
+    seed agrees: architecture (and a user model's config), dataset, the
+    whole recipe (T, batch size, schedule, ...), method, k, target density,
+    constant LR, pruning scope and exclusions, validation split, precision,
+    and one-shot versus iterative (`method` gets " (iterative)" for rounds
+    of `iterate`). The paper's figures show, for each density, the median
+    over trials with min and max; this gives those numbers for the top-1
+    test accuracy each run reports (`top1_*`) and for the best top-1 it
+    reached at any evaluation (`best_*`, chosen on the test set, so
+    optimistic).
 
     Only finished runs with at least one evaluation count (`n`); the others
     of a group are counted in `unfinished` and nothing else. A group with
     no finished run is still listed, with `n` 0 and no statistics, so a
-    missing result is visible rather than silently absent.
-
-    `method` is the run's mode, taken as is (train, rewind, rewind_lr,
-    finetune or any control), with " (iterative)" for rounds of `iterate`,
-    so one-shot and iterative pruning are separate groups. `k` is its `iteration` (None for a train
-    run); `density` the fraction of weights kept, from run.json or else
-    the last metrics row (1.0 for an unpruned run). Rows are sorted by
-    arch, method, k and density from dense to sparse.
+    missing result is visible rather than silently absent. A group in which
+    a seed repeats, or whose runs were made by different keras_lottery
+    versions, says so in its `notes`. Rows are sorted by arch, dataset, T,
+    method, k and density from dense to sparse.
 
     Example:
 
     >>> rows = report.group(runs.find_runs("runs"))
     >>> print(report.render(rows, report.GROUP_COLUMNS))
-    arch      method  k     density  n  top1_median  top1_min  top1_max ...
-    resnet20  rewind  4701  80%      3  0.9176       0.9151    0.9190   ...
 
     Args:
         runs: `Run` objects or run directory paths.
@@ -102,43 +110,36 @@ def group(runs, select="final"):
             one at its last evaluation, i.e. a fixed training budget.
             "best_val": the one at the evaluation with the highest
             validation top-1 (earliest on ties), which needs a `val_top1`
-            column (runs made with a validation split); the paper instead
-            picks the retrain length with the best median validation
-            accuracy over trials, which needs runs of several lengths.
+            column (runs made with a validation split).
 
     Returns:
         A list of dicts with the `GROUP_COLUMNS`, plus `runs` (the counted
-        run paths) and `seeds` (their seeds).
+        run paths) and `notes` (a list of warnings, empty when none).
     """
     if select not in SELECTS:
-        raise LotteryError(
-            f"unknown select {select!r}; use one of {', '.join(SELECTS)}"
-        )
+        raise LotteryError(f"unknown select; use one of {', '.join(SELECTS)}",
+                           param="select", value=select)
     groups = {}
     for run in load(runs):
         outcome = _outcome(run, select)
         groups.setdefault(outcome["key"], []).append(outcome)
-    return [_group_row(key, groups[key]) for key in sorted(groups, key=_order)]
+    return [_group_row(groups[key]) for key in sorted(groups, key=_order)]
 
 
 def _outcome(run, select):
     """What one run contributes to its group."""
-    config = run.config
+    spec = run.spec
+    # The density asked for (0.64), not the realized kept/N (0.639997);
+    # equal fractions computed along different paths must not split a group.
+    density = round(spec.target_density if spec.target_density is not None else 1.0, 6)
+    method = spec.mode + (" (iterative)" if spec.round is not None else "")
+    shown = {"arch": spec.arch, "dataset": spec.dataset, "T": spec.recipe.steps,
+             "method": method, "k": spec.iteration, "density": density}
+    outcome = {"key": (tuple(shown.values()), spec.comparable()), "shown": shown,
+               "run": str(run.path), "seed": spec.seed,
+               "version": (run.config.get("versions") or {}).get("keras_lottery")}
     metrics = run.metrics
-    # The density asked for (0.64), not the realized kept/N (0.639997).
-    density = config.get("target_density") or config.get("density")
-    if density is None and metrics:
-        density = metrics[-1].get("density")
-    if density is not None:
-        # Equal fractions computed along different paths (kept / N, 0.8**i)
-        # may differ in the last bits; they must not split a group.
-        density = round(float(density), 6)
-    method = config.get("mode")
-    if config.get("round") is not None:  # a round of `iterate`, not one-shot
-        method = f"{method} (iterative)"
-    key = (config.get("arch"), method, config.get("iteration"), density)
-    outcome = {"key": key, "run": str(run.path), "seed": config.get("seed")}
-    if config.get("status") != FINISHED or not metrics:
+    if run.status != FINISHED or not metrics:
         return dict(outcome, counted=False)
     top1 = [m["top1"] for m in metrics]
     if select == "final":
@@ -155,26 +156,24 @@ def _outcome(run, select):
 
 
 def _order(key):
-    # None (a train run's k, an unknown density) sorts first, then the
-    # values; density descends, as the sparsity of iterative rounds grows.
-    arch, method, k, density = key
-    return (
-        (arch is not None, str(arch)),
-        (method is not None, str(method)),
-        (k is not None, k if k is not None else 0),
-        (density is not None, -density if density is not None else 0.0),
-    )
+    # None (a train run's k) sorts first, then the values; density
+    # descends, as the sparsity of iterative rounds grows.
+    arch, dataset, steps, method, k, density = key[0]
+    return (str(arch), str(dataset), steps, str(method),
+            (k is not None, k if k is not None else 0), -density, repr(key[1]))
 
 
-def _group_row(key, outcomes):
-    arch, method, k, density = key
+def _group_row(outcomes):
     counted = [o for o in outcomes if o["counted"]]
-    row = {
-        "arch": arch, "method": method, "k": k, "density": density,
-        "n": len(counted), "unfinished": len(outcomes) - len(counted),
-        "runs": [o["run"] for o in counted],
-        "seeds": [o["seed"] for o in counted],
-    }
+    seeds = [o["seed"] for o in counted]
+    row = dict(outcomes[0]["shown"], n=len(counted),
+               unfinished=len(outcomes) - len(counted),
+               runs=[o["run"] for o in counted], seeds=seeds, notes=[])
+    if len(set(seeds)) < len(seeds):
+        row["notes"].append(f"seeds repeat ({', '.join(map(str, seeds))})")
+    versions = sorted({str(o["version"]) for o in counted})
+    if len(versions) > 1:
+        row["notes"].append(f"made by keras_lottery {', '.join(versions)}")
     for name in ("top1", "best"):
         values = [o[name] for o in counted]
         row[f"{name}_median"] = statistics.median(values) if values else None
@@ -188,7 +187,8 @@ def render(rows, columns, fmt="table"):
 
     Numbers keep full precision in CSV and JSON; the table rounds
     accuracies to 4 decimals and shows `PERCENT_COLUMNS` (density) as a
-    percent with 4 significant digits (80%, 51.2%, 32.77%).
+    percent with 4 significant digits (80%, 51.2%, 32.77%). Lists (the
+    seeds of a group) are comma-separated in tables and CSV.
     """
     if fmt == "json":
         return json.dumps([{c: r[c] for c in columns} for r in rows], indent=2)
@@ -213,8 +213,10 @@ def render(rows, columns, fmt="table"):
 
 
 def _cell(value, plain=False, percent=False):
-    if value is None:
+    if value is None or (isinstance(value, (list, tuple)) and not value):
         return "" if plain else "-"
+    if isinstance(value, (list, tuple)):
+        return ",".join(map(str, value))
     if percent and isinstance(value, (int, float)) and not plain:
         return f"{value * 100:.4g}%"
     if isinstance(value, float):

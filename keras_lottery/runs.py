@@ -1,9 +1,10 @@
 """Run directories: the one module that names every file a run writes.
 
-    <run>/run.json       what was asked (mode, arch, recipe, seed, parent,
-                         iteration, density), package versions and status
+    <run>/run.json       what the run is (its `RunSpec`: mode, arch, recipe,
+                         seed, parent, iteration, target density, ...), the
+                         package versions, its bounds and status
     <run>/model.json     the model's Keras config, when the run was given a
-                         model object rather than an architecture name
+                         model of the user's own rather than an arch name
     <run>/checkpoints/   checkpoint_iter_<N>.weights.h5 and
                          checkpoint_iter_final.weights.h5: full training
                          state (weights, masks, BN statistics, momentum,
@@ -18,19 +19,19 @@
                          unfinished, so a killed run resumes; removed when
                          the run finishes
 
-Every file is written to a temporary name in the same folder and renamed, so
-a reader never sees half a file; a killed writer leaves only a `.tmp-*` file,
-which resuming deletes.
+Every file is written atomically (`keras_lottery.files`).
 """
 
 import csv
 import io
 import json
-import os
 import pathlib
 import platform
 
+from keras_lottery import files
+from keras_lottery import methods
 from keras_lottery.errors import LotteryError
+from keras_lottery.spec import RunSpec
 
 RUN_JSON = "run.json"
 MODEL_JSON = "model.json"
@@ -40,23 +41,21 @@ LOGS_DIR = "logs"
 RESUME_DIR = "resume"
 STUDY_JSON = "iterate.json"
 DEFAULT_ROOT = "runs"
-TEMPORARY_PREFIX = ".tmp-"
 
 METRIC_COLUMNS = (
     "step", "top1", "top5", "loss", "lr", "density", "val_top1", "elapsed",
 )
-MODES = ("train", "rewind", "rewind_lr", "finetune", "lowlr_rewind", "random", "reinit")
 RUNNING, FINISHED, FAILED = "running", "finished", "failed"
-
+STATUSES = (RUNNING, FINISHED, FAILED)
 
 STATE_SUFFIX = ".weights.h5"
-CHECKPOINT_PREFIX = "checkpoint_iter_"
-RESUME_PREFIX = "state_iter_"
+CHECKPOINT_PATTERN = "checkpoint_iter_{iteration}" + STATE_SUFFIX
+RESUME_PATTERN = "state_iter_{iteration}" + STATE_SUFFIX
 
 
 def checkpoint_name(iteration):
     """File name of the checkpoint at `iteration` (an int or "final")."""
-    return f"{CHECKPOINT_PREFIX}{iteration}{STATE_SUFFIX}"
+    return CHECKPOINT_PATTERN.format(iteration=iteration)
 
 
 def checkpoint_path(run_dir, iteration):
@@ -66,41 +65,21 @@ def checkpoint_path(run_dir, iteration):
 
 def resume_name(step):
     """File name of the resume state after `step` updates."""
-    return f"{RESUME_PREFIX}{step}{STATE_SUFFIX}"
+    return RESUME_PATTERN.format(iteration=step)
 
 
-def _states_by_key(directory, prefix):
-    """{key: path} of the state files `<prefix><key>.weights.h5` in `directory`."""
+def _states(directory, pattern):
+    """{key: path} of the state files named by `pattern` in `directory`."""
+    prefix, suffix = pattern.split("{iteration}")
     return {
-        path.name[len(prefix) : -len(STATE_SUFFIX)]: path
-        for path in directory.glob(f"{prefix}*{STATE_SUFFIX}")
+        path.name[len(prefix): -len(suffix)]: path
+        for path in pathlib.Path(directory).glob(f"{prefix}*{suffix}")
     }
 
 
-def temporary_path(path):
-    """A sibling temporary name that keeps the `.weights.h5`/`.json` ending
-    Keras and readers expect."""
-    path = pathlib.Path(path)
-    return path.with_name(f"{TEMPORARY_PREFIX}{os.getpid()}-{path.name}")
-
-
-def write_atomic(path, text):
-    """Writes text to `path` through a temporary file and a rename.
-
-    If writing fails (a full disk, say), the temporary file is removed and
-    `path` keeps its previous content.
-    """
-    path = pathlib.Path(path)
-    tmp = temporary_path(path)
-    try:
-        with open(tmp, "w") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+def write_json(path, value):
+    """Writes a JSON file atomically, as every run file is written."""
+    files.write_atomic(path, json.dumps(value, indent=2) + "\n")
 
 
 def versions():
@@ -108,7 +87,7 @@ def versions():
     import keras
     import numpy
 
-    from keras_lottery import __version__
+    from keras_lottery.version import __version__
 
     found = {
         "keras_lottery": __version__,
@@ -126,44 +105,24 @@ def versions():
     return found
 
 
-def default_out(arch, mode, seed, iteration=None, density=None, root=DEFAULT_ROOT):
-    """A readable, collision-free run directory name.
+def default_out(spec, root=DEFAULT_ROOT):
+    """A readable, collision-free run directory for `spec` (seed drawn).
 
     `runs/<arch>/train-s<seed>` and
     `runs/<arch>/<mode>-k<iteration>-d<percent>-s<seed>`.
     """
-    if mode == "train":
-        name = f"train-s{seed}"
+    if not spec.method.derived:
+        name = f"train-s{spec.seed}"
     else:
-        percent = f"{density * 100:.4g}"
-        k = "" if iteration is None else f"-k{iteration}"
-        name = f"{mode.replace('_', '-')}{k}-d{percent}-s{seed}"
-    return pathlib.Path(root) / arch / name
+        percent = f"{spec.target_density * 100:.4g}"
+        k = "" if spec.iteration is None else f"-k{spec.iteration}"
+        name = f"{spec.method.command}{k}-d{percent}-s{spec.seed}"
+    return pathlib.Path(root) / spec.arch / name
 
 
 def find_runs(root=DEFAULT_ROOT):
     """Every run directory (a folder with a run.json) under `root`, sorted."""
     return sorted(p.parent for p in pathlib.Path(root).glob(f"**/{RUN_JSON}"))
-
-
-def find_base_run(root=DEFAULT_ROOT):
-    """The single finished `train` run under `root`, for a default --from."""
-    root = pathlib.Path(root)
-    found = []
-    for path in find_runs(root):
-        try:
-            config = json.loads((path / RUN_JSON).read_text())
-        except (OSError, ValueError):
-            continue
-        if config.get("mode") == "train" and config.get("status") == FINISHED:
-            found.append(path)
-    if len(found) == 1:
-        return found[0]
-    listing = ", ".join(map(str, found)) if found else "none"
-    raise LotteryError(
-        f"need exactly one finished train run under {root}/ to use as the "
-        f"parent, found {len(found)} ({listing}); name one with --from RUN_DIR"
-    )
 
 
 class Run:
@@ -172,22 +131,30 @@ class Run:
     Example:
 
     >>> run = keras_lottery.Run.open("runs/resnet20/train-s0")
-    >>> run.config["mode"], run.status
+    >>> run.spec.mode, run.status
     ('train', 'finished')
     >>> run.metrics[-1]["top1"]
     0.9171
     >>> run.checkpoints[4701]
     PosixPath('runs/resnet20/train-s0/checkpoints/checkpoint_iter_4701.weights.h5')
+
+    Attributes:
+        path: the run directory.
+        config: run.json as a dict (the spec's fields, the run's bounds,
+            `density`, status and versions).
     """
 
     def __init__(self, path, config):
         self.path = pathlib.Path(path)
         self.config = config
+        self._spec = None
 
     @classmethod
     def open(cls, path):
-        """Opens an existing run directory."""
+        """Opens an existing run directory (a run.json, or its folder)."""
         path = pathlib.Path(path)
+        if path.name == RUN_JSON and path.is_file():
+            path = path.parent
         run_json = path / RUN_JSON
         if not path.is_dir():
             raise LotteryError(f"run directory {path} does not exist")
@@ -197,28 +164,47 @@ class Run:
             config = json.loads(run_json.read_text())
         except ValueError as e:
             raise LotteryError(f"{run_json} is not valid JSON ({e})") from None
-        if not isinstance(config, dict) or config.get("mode") not in MODES:
+        if not isinstance(config, dict) or config.get("mode") not in methods.METHODS:
             raise LotteryError(
                 f"{run_json} does not describe a run (mode must be one of "
-                f"{', '.join(MODES)})"
+                f"{', '.join(methods.METHODS)})"
             )
         return cls(path, config)
 
     @classmethod
-    def create(cls, path, config):
-        """Creates a run directory with its run.json (status "running")."""
+    def create(cls, path, spec, **state):
+        """Creates a run directory: run.json (status "running") first.
+
+        Args:
+            path: the run directory (created).
+            spec: the run's `RunSpec`, with its seed.
+            **state: the run's other run.json fields (bounds, density, ...).
+        """
         path = pathlib.Path(path)
         path.mkdir(parents=True, exist_ok=True)
         # run.json first: a directory killed right after this is resumable,
         # one killed before it is still empty.
-        run = cls(path, dict(config, status=RUNNING))
+        run = cls(path, dict(spec.to_config(path), **state, status=RUNNING))
         run.save_config()
         (path / CHECKPOINT_DIR).mkdir(exist_ok=True)
         (path / LOGS_DIR).mkdir(exist_ok=True)
         return run
 
+    @property
+    def spec(self):
+        """The run's `RunSpec` (LotteryError if run.json is invalid)."""
+        if self._spec is None:
+            try:
+                self._spec = RunSpec.from_config(self.config, self.path)
+            except LotteryError as e:
+                raise LotteryError(
+                    f"{self.path / RUN_JSON}: {e}; restore the file or delete "
+                    "the run directory"
+                ) from None
+        return self._spec
+
     def save_config(self):
-        write_atomic(self.path / RUN_JSON, json.dumps(self.config, indent=2) + "\n")
+        write_json(self.path / RUN_JSON, self.config)
 
     def set_status(self, status, **extra):
         self.config.update(extra, status=status)
@@ -231,6 +217,19 @@ class Run:
     @property
     def mode(self):
         return self.config["mode"]
+
+    @property
+    def start_step(self):
+        return self.config["start_step"]
+
+    @property
+    def end_step(self):
+        return self.config["end_step"]
+
+    @property
+    def density(self):
+        """The realized fraction of prunable weights kept."""
+        return self.config["density"]
 
     @property
     def metrics(self):
@@ -263,15 +262,14 @@ class Run:
         writer.writeheader()
         for row in rows:
             writer.writerow({k: row.get(k) for k in METRIC_COLUMNS})
-        write_atomic(self.path / METRICS_CSV, buffer.getvalue())
+        files.write_atomic(self.path / METRICS_CSV, buffer.getvalue())
 
     @property
     def checkpoints(self):
         """{iteration (int) or "final": path} of the checkpoints on disk."""
-        files = _states_by_key(self.path / CHECKPOINT_DIR, CHECKPOINT_PREFIX)
-        found = {int(k) if k.isdigit() else k: p for k, p in files.items()}
-        ints = sorted(k for k in found if isinstance(k, int))
-        ordered = {k: found[k] for k in ints}
+        found = _states(self.path / CHECKPOINT_DIR, CHECKPOINT_PATTERN)
+        ordered = {int(k): found[k] for k in sorted(
+            (k for k in found if k.isdigit()), key=int)}
         if "final" in found:
             ordered["final"] = found["final"]
         return ordered
@@ -279,17 +277,25 @@ class Run:
     @property
     def resume_states(self):
         """{step: path} of the resume states on disk."""
-        found = _states_by_key(self.path / RESUME_DIR, RESUME_PREFIX)
+        found = _states(self.path / RESUME_DIR, RESUME_PATTERN)
         return dict(sorted((int(k), p) for k, p in found.items() if k.isdigit()))
 
+    def resume_path(self, step):
+        """Where the resume state after `step` updates goes."""
+        return self.path / RESUME_DIR / resume_name(step)
+
     def remove_temporary_files(self):
-        """Deletes what killed writers left behind (`.tmp-*` files)."""
-        for folder in (self.path, self.path / CHECKPOINT_DIR, self.path / RESUME_DIR):
-            for path in folder.glob(f"{TEMPORARY_PREFIX}*"):
-                path.unlink()
+        """Deletes what killed writers left behind."""
+        files.remove_temporary_files(
+            self.path, self.path / CHECKPOINT_DIR, self.path / RESUME_DIR
+        )
 
     def model_config_path(self):
         return self.path / MODEL_JSON
+
+    def write_model_config(self, model_json):
+        """Stores the Keras config of a model of the user's own."""
+        files.write_atomic(self.model_config_path(), model_json)
 
     def check(self):
         """Validates run.json deeply; raises LotteryError naming the field.
@@ -308,15 +314,11 @@ class Run:
                 "delete the run directory"
             )
 
-        def is_int(value, minimum=0):
-            return (isinstance(value, int) and not isinstance(value, bool)
-                    and value >= minimum)
+        def is_int(value):
+            return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
-        if config.get("status") not in (RUNNING, FINISHED, FAILED):
-            bad("status", f"one of {RUNNING}, {FINISHED}, {FAILED}")
-        for field in ("arch", "dataset"):
-            if not isinstance(config.get(field), str) or not config.get(field):
-                bad(field, "a non-empty string")
+        if config.get("status") not in STATUSES:
+            bad("status", f"one of {', '.join(STATUSES)}")
         if not is_int(config.get("seed")):
             bad("seed", "a non-negative integer")
         start, end = config.get("start_step"), config.get("end_step")
@@ -328,32 +330,7 @@ class Run:
         if (isinstance(density, bool) or not isinstance(density, (int, float))
                 or not 0 < density <= 1):
             bad("density", "a fraction in (0, 1]")
-        if not isinstance(config.get("recipe"), dict):
-            bad("recipe", "an object")
-        from keras_lottery import recipe as recipe_lib
-
-        try:
-            recipe = recipe_lib.Recipe.from_dict(config["recipe"])
-            recipe_lib.make(
-                steps=recipe.steps, batch_size=recipe.batch_size,
-                checkpoint_iters=list(recipe.checkpoint_iters),
-                eval_every=recipe.eval_every,
-            )
-            if sorted(recipe.lr_boundaries) != list(recipe.lr_boundaries) or (
-                len(recipe.lr_values) != len(recipe.lr_boundaries) + 1
-            ):
-                raise ValueError("inconsistent LR schedule")
-            [float(v) for v in recipe.lr_values]
-        except (TypeError, ValueError) as e:
-            raise LotteryError(
-                f"{where}: recipe is not valid ({str(e).splitlines()[0]}); "
-                "restore the file or delete the run directory"
-            ) from None
-        if config["mode"] != "train":
-            if not isinstance(config.get("parent"), str):
-                bad("parent", "the parent run's path")
-            if config["mode"] != "reinit" and not is_int(config.get("iteration")):
-                bad("iteration", "a non-negative integer")
+        _ = self.spec  # every field of what the run is
         return self
 
     def __repr__(self):

@@ -5,13 +5,12 @@ statistics, the optimizer's slots (momentum) and its iteration counter:
 everything a rewind restores. It holds data only, never code.
 """
 
-import os
 import pathlib
 import warnings
 
 import keras
 
-from keras_lottery import runs
+from keras_lottery import files
 from keras_lottery.errors import LotteryError
 
 
@@ -24,13 +23,8 @@ def save_state(model, path):
     """
     path = pathlib.Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = runs.temporary_path(path)
-    try:
+    with files.replacing(path) as tmp:
         model.save_weights(tmp)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
 
 
 def load_state(model, path, iteration=None):

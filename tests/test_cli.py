@@ -5,6 +5,7 @@ import os
 import pathlib
 import shutil
 import subprocess
+import sys
 
 import pytest
 from click.testing import CliRunner
@@ -71,10 +72,13 @@ def test_verbatim_train_then_rewind_in_an_empty_folder(tmp_path, monkeypatch):
     result = _invoke("results")
     assert result.exit_code == 0
     lines = result.output.splitlines()
-    assert lines[0].split()[:4] == ["run", "mode", "arch", "density"]
+    assert lines[0].split()[:9] == ["run", "mode", "arch", "dataset", "T", "density",
+                                    "iter", "steps", "seed"]
     rows = {line.split()[0]: line.split() for line in lines[2:]}
-    assert rows["runs/resnet20/train-s0"][1:4] == ["train", "resnet20", "100%"]
-    assert rows["runs/resnet20/rewind-k1-d80-s0"][1:6] == ["rewind", "resnet20", "80%", "1", "13"]
+    assert rows["runs/resnet20/train-s0"][1:6] == ["train", "resnet20", "synthetic",
+                                                  "14", "100%"]
+    assert rows["runs/resnet20/rewind-k1-d80-s0"][1:9] == [
+        "rewind", "resnet20", "synthetic", "14", "80%", "1", "13", "0"]
     as_csv = list(csv.DictReader(io.StringIO(_invoke("results", "--format", "csv").output)))
     assert {r["mode"] for r in as_csv} == {"train", "rewind"}
     curve = json.loads(_invoke("results", "--curve", "--format", "json",
@@ -85,9 +89,9 @@ def test_verbatim_train_then_rewind_in_an_empty_folder(tmp_path, monkeypatch):
 def test_default_parent_must_be_unique(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     result = _invoke("rewind", "--iter", "1", "--density", "80")
-    assert result.exit_code == 1
-    assert "found 0" in result.output and "--from" in result.output
-    assert "Traceback" not in result.output
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit)
+    assert "Error: --from: need exactly one finished train run" in result.output
+    assert "found 0" in result.output
 
 
 def test_full_disk_is_one_line_and_resumable(tmp_path, monkeypatch):
@@ -103,7 +107,7 @@ def test_full_disk_is_one_line_and_resumable(tmp_path, monkeypatch):
     result = CliRunner().invoke(main, ["train", *TINY, "--seed", "0", "--out", "r"])
     assert result.exit_code == 1
     errors = [line for line in result.output.splitlines() if line.startswith("Error")]
-    assert len(errors) == 1 and "Traceback" not in result.output
+    assert len(errors) == 1 and isinstance(result.exception, SystemExit)
     assert "No space left on device" in errors[0]
     assert "re-run the same command to resume" in errors[0]
 
@@ -123,18 +127,18 @@ BAD_INPUT = [
     ("density not a number", ["rewind", "--from", "runs/parent", "--iter", "4", "--density", "lots"],
      2, "'lots' is not a valid float"),
     ("--iter not saved", ["rewind", "--from", "runs/parent", "--iter", "3", "--density", "80"],
-     1, "is not a checkpoint of runs/parent; saved iterations: 0, 1, 2, 4, 6, 7"),
+     1, "--iter 3: is not a checkpoint of runs/parent; saved iterations: 0, 1, 2, 4, 6, 7"),
     ("--iter beyond the steps", ["rewind", "--from", "runs/parent", "--iter", "20", "--density", "80"],
-     1, "must lie in [0, 14)"),
+     1, "--iter 20: must lie in [0, 14)"),
     ("--steps contradicting the parent", ["rewind", "--from", "runs/parent", "--iter", "4",
                                           "--density", "80", "--steps", "3"],
-     1, "contradicts the parent's"),
+     1, "--steps 3: contradicts the parent's 14"),
     ("parent missing", ["rewind", "--from", "runs/nowhere", "--iter", "4", "--density", "80"],
      1, "does not exist"),
     ("parent not a run", ["rewind", "--from", "runs/not_a_run", "--iter", "4", "--density", "80"],
      1, "is not a run directory (no run.json)"),
     ("parent unfinished", ["rewind", "--from", "runs/unfinished", "--iter", "4", "--density", "80"],
-     1, "is not finished (status: running); finish it first"),
+     1, "--from runs/unfinished: the run is not finished (status: running); finish it first"),
     ("parent checkpoint truncated", ["rewind", "--from", "runs/truncated", "--iter", "4",
                                      "--density", "80"],
      1, "cannot be loaded"),
@@ -161,29 +165,29 @@ BAD_INPUT = [
     ("checkpoint iterations not numbers", ["train", *TINY, "--checkpoint-iters", "a,b"],
      2, "is not a comma-separated list of integers"),
     ("unknown architecture", ["train", *TINY, "--arch", "resnet21"],
-     1, "unknown architecture 'resnet21'; available: lenet300"),
+     1, "--arch resnet21: unknown architecture; available: lenet300"),
     ("--out holds a different run", ["train", *TINY, "--seed", "99", "--out", "runs/parent"],
      1, "holds a different finished run (seed 0 != 99); to resume it re-run the command"),
     ("--out is a file", ["train", *TINY, "--out", "runs/not_a_run/notes.txt"],
      1, "exists and is not a run directory or an empty one"),
     ("batch size 0", ["train", *TINY, "--batch-size", "0"],
-     1, "batch size must be a positive integer"),
+     1, "--batch-size 0: expected a positive integer"),
     ("batch size negative", ["train", *TINY, "--batch-size", "-3"],
-     1, "batch size must be a positive integer"),
+     1, "--batch-size -3: expected a positive integer"),
     ("epochs not positive", ["train", *TINY[:4], "--epochs", "0"],
-     1, "--epochs must be positive"),
+     1, "--epochs 0.0: expected a positive number"),
     ("seed negative", ["train", *TINY, "--seed", "-1"],
-     1, "--seed must be a non-negative integer"),
+     1, "--seed -1: expected an integer >= 0"),
     ("save-every 0", ["train", *TINY, "--save-every", "0"],
      2, "is not in the range x>=1"),
     ("fp16 without a GPU", ["train", *TINY, "--mixed-precision", "fp16"],
-     1, "--mixed-precision fp16 needs a GPU"),
+     1, "--mixed-precision fp16: needs a GPU"),
     ("fp16 child of a float32 parent", ["rewind", "--from", "runs/parent", "--iter", "4",
                                         "--density", "80", "--mixed-precision", "fp16"],
      1, "needs an fp16 parent"),
     ("finetune LR 0", ["finetune", "--from", "runs/parent", "--iter", "4", "--density", "80",
                        "--lr", "0"],
-     1, "--lr must be a positive number"),
+     1, "--lr 0.0: expected a positive learning rate"),
     ("--data-dir missing", ["train", "--arch", "resnet8", "--data-dir", "nowhere"],
      1, "no such directory; pass the folder that holds cifar-10-batches-bin/"),
     ("--data-dir wrong layout", ["train", "--arch", "resnet8", "--data-dir", "runs/not_a_run"],
@@ -274,10 +278,27 @@ def test_bad_input_table(bad_input_folder, monkeypatch, case, args, code, fragme
     errors = [line for line in result.output.splitlines() if line.startswith("Error")]
     assert len(errors) == 1, result.output
     assert fragment in errors[0], (case, result.output)
-    assert "Traceback" not in result.output and result.exception is None or \
-        isinstance(result.exception, SystemExit)
+    # Click turns an Error line into SystemExit; anything else escaped.
+    assert isinstance(result.exception, SystemExit), (case, repr(result.exception))
     assert snapshot(bad_input_folder) == before, f"{case} changed files"
     assert not (bad_input_folder / "PAYLOAD_RAN").exists()
+
+
+@pytest.mark.parametrize("case", ["density 0", "seed negative", "--data-dir missing",
+                                  "parent checkpoint truncated"])
+def test_bad_input_in_a_real_process_prints_one_line_and_no_traceback(
+        bad_input_folder, case):
+    (args, code, fragment), = [row[1:] for row in BAD_INPUT if row[0] == case]
+    exe = shutil.which("lottery")
+    command = [exe] if exe else [sys.executable, "-m", "keras_lottery.cli"]
+    before = snapshot(bad_input_folder)
+    done = subprocess.run([*command, *args], cwd=bad_input_folder, capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == code, done.stderr[-2000:]
+    assert "Traceback" not in done.stderr
+    errors = [line for line in done.stderr.splitlines() if line.startswith("Error")]
+    assert len(errors) == 1 and fragment in errors[0], done.stderr[-2000:]
+    assert snapshot(bad_input_folder) == before
 
 
 def test_bad_input_table_is_in_the_readme():
@@ -299,7 +320,8 @@ def test_iterate_controls_grouped_results_and_plots(tmp_path, monkeypatch):
         result = _invoke(*command, "--density", "50", "--seed", "2", "-q")
         assert result.exit_code == 0, (command, result.output)
     result = CliRunner().invoke(main, ["reinit", "--density", "50", "--iter", "4"])
-    assert result.exit_code == 1 and "drop --iter" in result.output
+    assert result.exit_code == 1
+    assert "Error: --iter 4: reinit trains from step 0, so it takes no iteration" in result.output
     result = CliRunner().invoke(main, ["random", "--density", "50"])
     assert result.exit_code == 2 and "Missing option '--iter'" in result.output
 

@@ -14,7 +14,7 @@ import pytest
 
 import keras_lottery as kl
 from keras_lottery import execution as execution_lib
-from keras_lottery import procedures
+from keras_lottery import training
 from keras_lottery import recipe as recipe_lib
 from keras_lottery.errors import LotteryError
 from keras_lottery.execution import Execution
@@ -29,7 +29,7 @@ def _resnet8(path, iteration=None, execution=None):
     execution = execution or Execution()
     with execution.building():
         model = kl.models.build("resnet8")
-        procedures._compile(model, recipe_lib.ConstantSchedule(0.1), execution)
+        kl.compile_model(model, recipe_lib.Recipe(), execution, lr=0.1)
     kl.load_state(model, path, iteration)
     return model
 
@@ -99,8 +99,8 @@ FP16_SCALE = 2.0**20  # overflows in the first steps of resnet8, which are skipp
 def fp16_here(monkeypatch):
     """fp16 on this CPU (slow but exact in its semantics), with a first loss
     scale so large that some steps overflow and are skipped."""
-    monkeypatch.setattr(execution_lib, "_has_gpu", lambda: True)
-    monkeypatch.setattr(procedures, "LossScaleOptimizer", functools.partial(
+    monkeypatch.setattr(execution_lib, "has_gpu", lambda: True)
+    monkeypatch.setattr(training, "LossScaleOptimizer", functools.partial(
         kl.LossScaleOptimizer, initial_scale=FP16_SCALE))
 
 
@@ -164,7 +164,7 @@ def test_user_model_built_in_float16_counts_skipped_steps(tmp_path, fp16_here):
     for run, end in [(parent, 12), (child, 12 + 10)]:
         assert run.status == "finished"
         model = keras.models.model_from_json(run.model_config_path().read_text())
-        procedures._compile(model, recipe_lib.ConstantSchedule(0.1))
+        kl.compile_model(model, recipe_lib.Recipe(), lr=0.1)
         assert isinstance(model.optimizer, kl.LossScaleOptimizer)
         kl.load_state(model, run.checkpoints["final"], end)  # counts every step
         scales.append(float(model.optimizer.dynamic_scale.numpy()))
@@ -187,20 +187,20 @@ MIRRORED = textwrap.dedent('''
                       out=out + "/c", strategy="mirrored", verbose=0)
     # fp16 (faked GPU): skipped steps count across replicas too.
     import functools
-    from keras_lottery import execution, procedures
-    execution._has_gpu = lambda: True
-    procedures.LossScaleOptimizer = functools.partial(
+    from keras_lottery import execution, training
+    execution.has_gpu = lambda: True
+    training.LossScaleOptimizer = functools.partial(
         kl.LossScaleOptimizer, initial_scale=2.0**20)
     fp16 = kl.train("resnet8", dataset="synthetic", seed=5, out=out + "/fp16",
                     strategy="mirrored", mixed_precision="fp16", **small)
     with Execution(precision="fp16").building():
         model = kl.models.build("resnet8")
-        procedures._compile(model, kl.recipe.ConstantSchedule(0.1), Execution(precision="fp16"))
+        kl.compile_model(model, kl.recipe.Recipe(), Execution(precision="fp16"), lr=0.1)
     kl.load_state(model, fp16.checkpoints["final"], 12)
     # An overflow on one replica only skips the step on every replica.
     import keras
     import numpy as np
-    strategy = execution._mirrored()
+    strategy = execution.mirrored_strategy()
     kept = []
     for bad in (0, 1):
         with strategy.scope():

@@ -5,7 +5,6 @@ import numpy as np
 import pytest
 
 import keras_lottery as kl
-from keras_lottery import procedures
 from keras_lottery import recipe as recipe_lib
 from keras_lottery import runs
 from snapshots import snapshot
@@ -44,18 +43,12 @@ def derived(parent, root):
 def _state(run, iteration):
     """(weights by path, momentum by path, iteration) of a checkpoint."""
     model = kl.models.build("resnet8")
-    procedures._compile(model, run_schedule(run))
+    kl.compile_model(model, run.spec.recipe, lr=run.spec.lr)
     model.load_weights(run.checkpoints[iteration])
     weights = {v.path: keras.ops.convert_to_numpy(v) for v in model.weights}
     momentum = {v.path: keras.ops.convert_to_numpy(model.optimizer.slot(v))
                 for v in model.trainable_variables}
     return weights, momentum, int(model.optimizer.iterations)
-
-
-def run_schedule(run):
-    if run.mode == "finetune":
-        return recipe_lib.ConstantSchedule(run.config["lr"])
-    return recipe_lib.Recipe.from_dict(run.config["recipe"]).schedule()
 
 
 def _masks(weights):
@@ -121,7 +114,7 @@ def test_rewind_starts_from_parent_iteration_k(parent, derived):
     assert not np.array_equal(final[stat], weights[stat])
     # The first update's LR is the parent's LR at k.
     model = kl.models.build("resnet8")
-    procedures._compile(model, run_schedule(run))
+    kl.compile_model(model, run.spec.recipe, lr=run.spec.lr)
     model.load_weights(run.checkpoints[K])
     lr_first = float(keras.ops.convert_to_numpy(model.optimizer.learning_rate))
     parent_lr_at_k = recipe_lib.make(**SMALL).lr_at(K)
@@ -194,7 +187,7 @@ def test_chaining_rounds_nests_masks(derived, root):
     for path in m1:
         assert (m2[path] <= m1[path]).all()
     assert sum(int(m.sum()) for m in m2.values()) == round(0.64 * 77_616)
-    assert second.config["parent"] == str(first.path)
+    assert second.spec.parent == str(first.path.resolve())
 
 
 def test_derived_run_refuses_contradicting_recipe_and_bad_iteration(parent, root):
@@ -311,7 +304,8 @@ def test_reinit_keeps_the_mask_with_fresh_weights_and_full_schedule(parent, deri
             assert not np.array_equal(w, parent_init[path] * m), path
     assert [r["step"] for r in run.metrics] == [r["step"] for r in parent.metrics]
     assert [r["lr"] for r in run.metrics] == [r["lr"] for r in parent.metrics]
-    with pytest.raises(kl.LotteryError, match="drop --iter"):
+    with pytest.raises(kl.LotteryError,
+                       match="iteration=15: reinit trains from step 0, so it takes no iteration"):
         kl.reinit(parent.path, density=0.8, iteration=K)
 
 
@@ -320,8 +314,8 @@ def test_iterate_rounds_exact_nested_and_idempotent(parent, root, capsys):
     made = kl.iterate(parent.path, method="rewind", iteration=K, rounds=2,
                       seed=6, verbose=0, out=study)
     assert [r.path.name for r in made] == ["round-1", "round-2"]
-    assert made[0].config["parent"] == str(parent.path)
-    assert made[1].config["parent"] == str(made[0].path)
+    assert made[0].spec.parent == str(parent.path.resolve())
+    assert made[1].spec.parent == str(made[0].path.resolve())
     # Interrupt round 2 as a kill would: no final state, status running.
     (made[1].path / runs.CHECKPOINT_DIR / runs.checkpoint_name("final")).unlink()
     made[1].set_status(runs.RUNNING)
@@ -348,7 +342,7 @@ def test_iterate_rounds_exact_nested_and_idempotent(parent, root, capsys):
     with pytest.raises(kl.LotteryError, match="holds a different iterative study"):
         kl.iterate(parent.path, method="finetune", iteration=K, rounds=1,
                    seed=6, verbose=0, out=study)
-    with pytest.raises(kl.LotteryError, match="--rate must be a fraction"):
+    with pytest.raises(kl.LotteryError, match=r"rate=1.5: expected a fraction in \(0, 1\)"):
         kl.iterate(parent.path, method="rewind", iteration=K, rounds=1, rate=1.5)
 
 

@@ -67,7 +67,8 @@ def test_optimizer_uses_lr_of_iteration_before_update():
     # updates (g = 0, 1) use 0.1 and the third (g = 2) uses 0.01.
     import keras_lottery as kl
 
-    r = recipe.Recipe(steps=4, lr_boundaries=(1, 3), lr_values=(0.1, 0.01, 0.001))
+    r = recipe.Recipe(steps=4, lr_boundaries=(1, 3), lr_values=(0.1, 0.01, 0.001),
+                      checkpoint_iters=(0, 4))
     opt = kl.MomentumSGD(r.schedule(), momentum=0.0)
     var = keras.Variable(np.zeros(1, "float32"))
     seen = []

@@ -4,9 +4,11 @@ import json
 
 import pytest
 
+from keras_lottery import recipe
 from keras_lottery import report
 from keras_lottery.errors import LotteryError
 from keras_lottery.runs import Run
+from keras_lottery.spec import RunSpec
 
 TOP1 = [0.31, 0.6543219, 0.52]  # best is not the last
 
@@ -16,22 +18,29 @@ def _row(step, top1):
             "density": 0.8, "elapsed": 1.0}
 
 
+def _spec(mode="rewind", arch="resnet8", seed=0, iteration=3, density=0.8,
+          steps=33, **fields):
+    if mode == "train":
+        return RunSpec(mode, arch, "synthetic", recipe.make(steps=steps), seed=seed,
+                       **fields)
+    lr = 0.001 if mode in ("finetune", "lowlr_rewind") else None
+    return RunSpec(mode, arch, "synthetic", recipe.make(steps=steps), seed=seed,
+                   parent="/runs/base", iteration=None if mode == "reinit" else iteration,
+                   target_density=density, lr=lr, **fields)
+
+
 def _rewind_run(tmp_path):
-    run = Run.create(tmp_path / "rewind-k3-d80-s0", {
-        "mode": "rewind", "arch": "resnet8", "iteration": 3, "density": 0.8,
-        "start_step": 3, "end_step": 33, "seed": 0,
-    })
+    run = Run.create(tmp_path / "rewind-k3-d80-s0", _spec(), start_step=3,
+                     end_step=33, density=0.8)
     for step, top1 in zip([13, 23, 33], TOP1):
         run.append_metrics(_row(step, top1))
     return Run.open(run.path)
 
 
 def _train_run(tmp_path):
-    # A train run: no iteration/density in its config, no metrics yet.
-    return Run.create(tmp_path / "train-s0", {
-        "mode": "train", "arch": "resnet8", "start_step": 0, "end_step": 30,
-        "seed": 0,
-    })
+    # A train run: no iteration/target density, no metrics yet.
+    return Run.create(tmp_path / "train-s0", _spec("train", steps=30), start_step=0,
+                      end_step=30, density=1.0)
 
 
 def test_summary_fields(tmp_path):
@@ -42,7 +51,8 @@ def test_summary_fields(tmp_path):
     assert s["arch"] == "resnet8"
     assert s["density"] == 0.8
     assert s["iter"] == 3
-    assert s["steps"] == 30
+    assert s["steps"] == 30 and s["T"] == 33
+    assert s["dataset"] == "synthetic" and s["seed"] == 0
     assert s["final_top1"] == 0.52
     assert s["best_top1"] == 0.6543219
     assert set(report.SUMMARY_COLUMNS) <= set(s)
@@ -52,16 +62,16 @@ def test_summary_without_metrics(tmp_path):
     s = report.summary(_train_run(tmp_path))
     assert s["steps"] == 30
     assert s["final_top1"] is None and s["best_top1"] is None
-    assert s["density"] is None and s["iter"] is None
+    assert s["density"] == 1.0 and s["iter"] is None
 
 
 def test_curve_rows(tmp_path):
     run = _rewind_run(tmp_path)
     rows = report.curve(run)
     assert rows == [
-        {"run": str(run.path), "step": 13, "top1": 0.31},
-        {"run": str(run.path), "step": 23, "top1": 0.6543219},
-        {"run": str(run.path), "step": 33, "top1": 0.52},
+        {"run": str(run.path), "seed": 0, "step": 13, "top1": 0.31},
+        {"run": str(run.path), "seed": 0, "step": 23, "top1": 0.6543219},
+        {"run": str(run.path), "seed": 0, "step": 33, "top1": 0.52},
     ]
     assert report.curve(_train_run(tmp_path)) == []
 
@@ -135,34 +145,18 @@ def test_render_summary_rows(tmp_path):
 # --- grouped results ------------------------------------------------------
 
 def _write_run(root, name, mode="rewind", arch="resnet8", seed=0, iteration=3,
-               density=0.8, top1=(0.5,), status="finished", val_top1=None):
-    """A run directory written by hand: run.json and metrics.csv.
-
-    Any mode string is accepted (controls included), so the Run is built
-    from its config rather than through Run.open.
-    """
-    path = root / name
-    path.mkdir(parents=True)
-    config = {"mode": mode, "arch": arch, "dataset": "synthetic", "seed": seed,
-              "parent": None, "iteration": iteration, "density": density,
-              "recipe": {}, "start_step": 0, "end_step": 10 * len(top1),
-              "status": status}
-    if mode == "train":
-        del config["iteration"], config["density"]
-    (path / "run.json").write_text(json.dumps(config))
-    columns = ["step", "top1", "top5", "loss", "lr", "density", "elapsed"]
-    if val_top1 is not None:
-        columns.append("val_top1")
-    lines = [",".join(columns)]
+               density=0.8, top1=(0.5,), status="finished", val_top1=None,
+               steps=10, **fields):
+    """A run directory written by hand: run.json and metrics.csv."""
+    spec = _spec(mode, arch, seed, iteration, density, steps=steps, **fields)
+    run = Run.create(root / name, spec, start_step=0, end_step=steps,
+                     density=1.0 if mode == "train" else density)
+    run.set_status(status)
     for i, acc in enumerate(top1):
-        cells = [10 * (i + 1), acc, 0.9, 1.5, 0.1,
-                 1.0 if density is None or mode == "train" else density, 1.0]
-        if val_top1 is not None:
-            cells.append(val_top1[i])
-        lines.append(",".join(map(str, cells)))
-    if top1:
-        (path / "metrics.csv").write_text("\n".join(lines) + "\n")
-    return Run(path, json.loads((path / "run.json").read_text()))
+        run.append_metrics({"step": i + 1, "top1": acc, "top5": 0.9, "loss": 1.5,
+                            "lr": 0.1, "density": run.density, "elapsed": 1.0,
+                            "val_top1": None if val_top1 is None else val_top1[i]})
+    return Run.open(run.path)
 
 
 def _by_key(rows):
@@ -226,7 +220,7 @@ def test_group_counts_only_finished_runs_with_metrics(tmp_path):
     assert all(other[c] is None for c in report.GROUP_COLUMNS
                if c.startswith(("top1_", "best_")))
     table = report.render(list(rows.values()), report.GROUP_COLUMNS)
-    assert table.splitlines()[-1].split()[4:] == ["0"] + ["-"] * 6 + ["1"]
+    assert table.splitlines()[-1].split()[6:] == ["0"] + ["-"] * 6 + ["1", "-"]
 
 
 def test_group_keys_and_order(tmp_path):
@@ -245,7 +239,7 @@ def test_group_keys_and_order(tmp_path):
     keys = [(r["arch"], r["method"], r["k"], r["density"]) for r in rows]
     assert keys == [
         ("resnet20", "rewind", 3, 0.8),
-        ("resnet8", "reinit", 3, 0.8),
+        ("resnet8", "reinit", None, 0.8),  # reinit takes no k
         ("resnet8", "rewind", 0, 0.8),
         ("resnet8", "rewind", 3, 0.8),
         ("resnet8", "rewind", 3, 0.4096),
@@ -291,9 +285,11 @@ def test_render_group_rows(tmp_path):
     table = report.render(rows, report.GROUP_COLUMNS).splitlines()
     assert table[0].split() == list(report.GROUP_COLUMNS)
     body = [line.split() for line in table[2:]]
-    assert [cells[3] for cells in body] == ["51.2%", "40.96%", "32.77%", "100%"]
-    assert body[3][2] == "-"  # the train run's k
-    assert body[2][5] == "0.1235"
+    assert [cells[5] for cells in body] == ["51.2%", "40.96%", "32.77%", "100%"]
+    assert [cells[:3] for cells in body] == [["resnet8", "synthetic", "10"]] * 4
+    assert body[3][4] == "-"  # the train run's k
+    assert body[2][7] == "0.1235"
+    assert body[0][-1] == "0"  # the seeds
     back = json.loads(report.render(rows, report.GROUP_COLUMNS, "json"))
     assert [r["density"] for r in back] == [0.512, 0.4096, 0.32768, 1.0]
     assert back[2]["top1_median"] == 0.123456789

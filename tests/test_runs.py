@@ -5,18 +5,19 @@ import re
 
 import pytest
 
+from keras_lottery import recipe
 from keras_lottery import runs
 from keras_lottery.errors import LotteryError
 from keras_lottery.runs import Run
+from keras_lottery.spec import RunSpec
 
 COLUMNS = ("step", "top1", "top5", "loss", "lr", "density", "val_top1", "elapsed")
+STATE = dict(start_step=0, end_step=10, density=1.0, seed_drawn=False)
 
 
-def _config(mode="train", **extra):
-    return dict(
-        {"mode": mode, "arch": "resnet8", "seed": 0, "start_step": 0, "end_step": 10},
-        **extra,
-    )
+def _spec(mode="train", seed=0, **fields):
+    return RunSpec(mode, "resnet8", "synthetic", recipe.make(steps=10), seed=seed,
+                   **fields)
 
 
 def _one_line_error(fn, *args):
@@ -38,26 +39,9 @@ def test_checkpoint_names():
     )
 
 
-def test_temporary_path_is_sibling_with_keras_ending(tmp_path):
-    target = tmp_path / "checkpoint_iter_3.weights.h5"
-    tmp = runs.temporary_path(target)
-    assert tmp.parent == tmp_path
-    assert tmp.name.endswith(".weights.h5")
-    assert tmp != target
-
-
-def test_write_atomic_replaces_and_leaves_no_temporary(tmp_path):
-    path = tmp_path / "run.json"
-    runs.write_atomic(path, "first\n")
-    assert path.read_text() == "first\n"
-    runs.write_atomic(path, "second")
-    assert path.read_text() == "second"
-    assert sorted(os.listdir(tmp_path)) == ["run.json"]
-
-
 def test_create_writes_run_json_and_folders(tmp_path):
     out = tmp_path / "runs" / "resnet8" / "train-s0"
-    run = Run.create(out, _config(seed=7))
+    run = Run.create(out, _spec(seed=7), **STATE)
     assert (out / "checkpoints").is_dir()
     assert (out / "logs").is_dir()
     on_disk = json.loads((out / "run.json").read_text())
@@ -67,11 +51,13 @@ def test_create_writes_run_json_and_folders(tmp_path):
     opened = Run.open(out)
     assert opened.config == on_disk
     assert opened.path == out
+    assert opened.spec == _spec(seed=7)
+    assert Run.open(out / "run.json").path == out  # run.json names its folder
     assert not [p for p in os.listdir(out) if p.startswith(".tmp")]
 
 
 def test_set_status_persists(tmp_path):
-    run = Run.create(tmp_path / "r", _config())
+    run = Run.create(tmp_path / "r", _spec(), **STATE)
     run.set_status("finished", wall=1.5)
     opened = Run.open(tmp_path / "r")
     assert opened.status == "finished"
@@ -107,7 +93,7 @@ def test_open_json_without_valid_mode(tmp_path, content):
 
 
 def test_metrics_round_trip(tmp_path):
-    run = Run.create(tmp_path / "r", _config())
+    run = Run.create(tmp_path / "r", _spec(), **STATE)
     assert run.metrics == []
     rows = [
         {"step": 10, "top1": 0.1234567890123, "top5": 0.5, "loss": 2.25,
@@ -139,7 +125,7 @@ def test_metrics_round_trip(tmp_path):
 
 
 def test_checkpoints_mapping(tmp_path):
-    run = Run.create(tmp_path / "r", _config())
+    run = Run.create(tmp_path / "r", _spec(), **STATE)
     ckpt = tmp_path / "r" / "checkpoints"
     for name in [100, "final", 2, 0, 10]:
         (ckpt / f"checkpoint_iter_{name}.weights.h5").write_bytes(b"")
@@ -155,76 +141,62 @@ def test_checkpoints_mapping(tmp_path):
 
 
 def test_checkpoints_empty(tmp_path):
-    run = Run.create(tmp_path / "r", _config())
+    run = Run.create(tmp_path / "r", _spec(), **STATE)
     assert run.checkpoints == {}
 
 
+def _derived(mode, seed, iteration, density, **fields):
+    return _spec(mode, seed, parent="/runs/base", iteration=iteration,
+                 target_density=density, **fields)
+
+
 @pytest.mark.parametrize(
-    "args, want",
+    "spec, want",
     [
-        (("resnet20", "train", 3), "runs/resnet20/train-s3"),
-        (("resnet20", "rewind", 3, 4701, 0.8), "runs/resnet20/rewind-k4701-d80-s3"),
-        (("resnet20", "rewind_lr", 1, 4701, 0.8), "runs/resnet20/rewind-lr-k4701-d80-s1"),
-        (("resnet20", "finetune", 0, 71108, 0.512), "runs/resnet20/finetune-k71108-d51.2-s0"),
-        (("vgg16", "rewind", 2, 0, 0.512), "runs/vgg16/rewind-k0-d51.2-s2"),
+        (_spec("train", 3), "runs/resnet8/train-s3"),
+        (_derived("rewind", 3, 4, 0.8), "runs/resnet8/rewind-k4-d80-s3"),
+        (_derived("rewind_lr", 1, 4, 0.8), "runs/resnet8/rewind-lr-k4-d80-s1"),
+        (_derived("finetune", 0, 9, 0.512, lr=0.001), "runs/resnet8/finetune-k9-d51.2-s0"),
+        (_derived("reinit", 2, None, 0.512), "runs/resnet8/reinit-d51.2-s2"),
     ],
 )
-def test_default_out(args, want):
-    assert runs.default_out(*args) == pathlib.Path(want)
+def test_default_out(spec, want):
+    assert runs.default_out(spec) == pathlib.Path(want)
 
 
 def test_default_out_root_and_distinct_names():
-    assert runs.default_out("resnet8", "train", 0, root="elsewhere") == pathlib.Path(
+    assert runs.default_out(_spec(), root="elsewhere") == pathlib.Path(
         "elsewhere/resnet8/train-s0"
     )
-    names = {
-        runs.default_out("resnet20", "rewind", 0, 4701, d)
-        for d in (0.8, 0.64, 0.512)
-    }
+    names = {runs.default_out(_derived("rewind", 0, 4, d)) for d in (0.8, 0.64, 0.512)}
     assert len(names) == 3
 
 
-def _make_run(root, name, mode="train", status="finished"):
-    path = root / name
-    path.mkdir(parents=True)
-    (path / "run.json").write_text(json.dumps({"mode": mode, "status": status}))
-    return path
+def test_parent_is_stored_relative_and_found_after_a_move(tmp_path):
+    base = tmp_path / "tree" / "resnet8" / "train-s0"
+    base.mkdir(parents=True)
+    child = tmp_path / "tree" / "resnet8" / "rewind-k4-d80-s0"
+    spec = _spec("rewind", parent=str(base), iteration=4, target_density=0.8)
+    Run.create(child, spec, **STATE)
+    on_disk = json.loads((child / "run.json").read_text())
+    assert on_disk["parent"] == "../train-s0"
+    assert on_disk["parent_absolute"] == str(base)
+    assert Run.open(child).spec == spec
+    # The whole tree moved: the relative path still finds the parent.
+    os.rename(tmp_path / "tree", tmp_path / "moved")
+    moved = Run.open(tmp_path / "moved" / "resnet8" / "rewind-k4-d80-s0")
+    assert moved.spec.parent == str(tmp_path / "moved" / "resnet8" / "train-s0")
 
 
-def test_find_base_run_single(tmp_path):
-    root = tmp_path / "runs"
-    base = _make_run(root, "resnet8/train-s0")
-    _make_run(root, "resnet8/train-s1", status="running")
-    _make_run(root, "resnet8/train-s2", status="failed")
-    _make_run(root, "resnet8/rewind-k2-d80-s0", mode="rewind")
-    _make_run(root, "resnet8/finetune-k2-d80-s0", mode="finetune")
-    (root / "broken").mkdir()
-    (root / "broken" / "run.json").write_text("{not json")
-    assert pathlib.Path(runs.find_base_run(root)) == base
-
-
-def test_find_base_run_none(tmp_path):
-    root = tmp_path / "runs"
-    _make_run(root, "resnet8/train-s1", status="running")
-    _make_run(root, "resnet8/rewind-k2-d80-s0", mode="rewind")
-    message = _one_line_error(runs.find_base_run, root)
-    assert "--from" in message
-    rest = message.replace(str(root), "ROOT")
-    assert re.search(r"\b(0|none|no)\b", rest)
-    assert "train-s1" not in message and "rewind" not in message
-
-
-def test_find_base_run_missing_root(tmp_path):
-    message = _one_line_error(runs.find_base_run, tmp_path / "nothing")
-    assert "--from" in message
-
-
-def test_find_base_run_two(tmp_path):
-    root = tmp_path / "runs"
-    a = _make_run(root, "resnet8/train-s0")
-    b = _make_run(root, "resnet20/train-s4")
-    message = _one_line_error(runs.find_base_run, root)
-    assert str(a) in message and str(b) in message
-    assert "--from" in message
-    rest = message.replace(str(a), "A").replace(str(b), "B").replace(str(root), "ROOT")
-    assert re.search(r"\b(2|two)\b", rest)
+def test_check_names_the_field_of_a_damaged_run_json(tmp_path):
+    run = Run.create(tmp_path / "r", _spec(), **STATE)
+    for field, value, fragment in [
+        ("end_step", -5, "end_step must be an integer above start_step"),
+        ("seed", "x", "seed must be a non-negative integer"),
+        ("recipe", {"steps": "many"}, "recipe is not valid"),
+        ("val_split", -1, "val_split=-1: expected an integer >= 0"),
+        ("schema", 7, "newer keras_lottery"),
+    ]:
+        broken = Run(run.path, dict(run.config, **{field: value}))
+        message = _one_line_error(broken.check)
+        assert fragment in message and "restore the file" in message, field

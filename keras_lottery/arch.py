@@ -1,0 +1,101 @@
+"""The network a run trains: a registered architecture or the user's own.
+
+A run names a registered architecture (`keras_lottery.models`) or stores
+the Keras config of a model of the user's own in its model.json; either way
+it is rebuilt from that under the run's seed, so seeds choose the
+initialization. A user model is filed under a name derived from its config
+(`sequential-3f2a9c1d`), not its Python name, so re-running a notebook cell
+(which renames `sequential` to `sequential_1`) resumes the same run.
+"""
+
+import collections
+import hashlib
+import json
+import re
+
+import keras
+
+from keras_lottery import models
+from keras_lottery import pruning
+from keras_lottery.conversion import masked
+from keras_lottery.errors import LotteryError
+
+Arch = collections.namedtuple("Arch", ["name", "model_json", "fingerprint"])
+
+
+def resolve(arch):
+    """The `Arch` of an architecture name or a Keras model.
+
+    Unknown names fail here, before any data is read. A model with plain
+    Conv2D/Dense layers is converted with `keras_lottery.masked` first.
+    """
+    if isinstance(arch, str):
+        if arch not in models.available():
+            raise LotteryError(
+                f"unknown architecture; available: {', '.join(models.available())}",
+                param="arch", value=arch,
+            )
+        return Arch(arch, None, None)
+    if isinstance(arch, keras.Model):
+        try:
+            pruning.masked_layers(arch)
+        except ValueError:
+            arch = masked(arch)
+        model_json = arch.to_json()
+        fingerprint = config_fingerprint(model_json)
+        base = re.sub(r"_\d+$", "", arch.name) or "model"
+        return Arch(f"{base}-{fingerprint[:8]}", model_json, fingerprint)
+    raise LotteryError(
+        f"expected an architecture name or a keras.Model, got {type(arch).__name__}",
+        param="arch", value=arch,
+    )
+
+
+def config_fingerprint(model_json):
+    """sha256 of a model config with its generated names made positional.
+
+    Keras numbers unnamed layers per session (`dense`, `dense_1`, ...), so
+    the same network built twice has different names; the fingerprint
+    replaces every layer's and the model's name by its position first.
+    """
+    config = json.loads(model_json)
+    names = [config.get("config", {}).get("name")]
+    names += [layer.get("config", {}).get("name")
+              for layer in config.get("config", {}).get("layers", [])]
+    positional = {name: f"#{i}" for i, name in enumerate(names) if isinstance(name, str)}
+
+    def rename(value):
+        if isinstance(value, dict):
+            return {k: rename(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [rename(v) for v in value]
+        return positional.get(value, value) if isinstance(value, str) else value
+
+    canonical = json.dumps(rename(config), sort_keys=True)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def build(name, model_json, data):
+    """A freshly initialized model: from `model_json` when given (read
+    with Keras's safe mode), else the registered architecture sized to the
+    data."""
+    if model_json is not None:
+        return from_json(model_json, "the model config")
+    try:
+        return models.build(name, num_classes=data.num_classes,
+                            input_shape=data.image_shape)
+    except ValueError as e:
+        raise LotteryError(str(e)) from None
+
+
+def from_json(model_json, where):
+    """A model rebuilt from its JSON config in Keras's safe mode: a config
+    that would run code (a Lambda layer's pickled function) is refused."""
+    try:
+        return keras.models.model_from_json(model_json)
+    except Exception as e:
+        raise LotteryError(
+            f"{where} cannot be loaded safely ({type(e).__name__}: "
+            f"{str(e).splitlines()[0] if str(e) else ''}); models that "
+            "need code from the run directory are refused"
+        ) from None

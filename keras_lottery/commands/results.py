@@ -1,0 +1,91 @@
+"""`lottery results` and `lottery plot`: tables and figures of runs."""
+
+import pathlib
+
+import click
+
+from keras_lottery.commands import options
+
+
+def open_runs(run_dirs):
+    """Runs named (or all under ./runs), skipping unreadable ones with a
+    warning: one damaged run.json must not hide every other result."""
+    from keras_lottery import runs
+    from keras_lottery.errors import LotteryError
+
+    if not run_dirs:
+        run_dirs = runs.find_runs(runs.DEFAULT_ROOT)
+        if not run_dirs:
+            raise click.ClickException(
+                f"no runs under ./{runs.DEFAULT_ROOT}; name run directories "
+                "as arguments"
+            )
+    opened = []
+    for path in run_dirs:
+        path = pathlib.Path(path)
+        if path.is_dir() and not (path / runs.RUN_JSON).exists():
+            found = runs.find_runs(path)  # a study or a folder of runs
+            if found:
+                opened += open_runs(found)
+                continue
+        try:
+            opened.append(runs.Run.open(path).check())
+        except LotteryError as e:
+            if len(run_dirs) == 1:
+                raise
+            click.echo(f"Warning: skipping {path}: {options.message(e)}", err=True)
+    return opened
+
+
+@click.command()
+@click.argument("run_dirs", nargs=-1, type=options.PATH)
+@click.option("--group", is_flag=True, help="One row per (arch, method, k, "
+              "density): median, min and max over seeds, and n, as the "
+              "paper's figures.")
+@click.option("--select", type=click.Choice(["final", "best_val"]),
+              default="final", show_default=True, help="With --group: the "
+              "test accuracy at the final evaluation, or at the evaluation "
+              "with the best val_top1 (needs --val-split runs).")
+@click.option("--curve", is_flag=True, help="Print the (step, top-1) rows of "
+              "every evaluation instead of one row per run.")
+@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]),
+              default="table", show_default=True)
+@options.friendly_errors
+def results(run_dirs, group, select, curve, fmt):
+    """Summarize runs: RUN_DIRS (run or study directories) or every run
+    under ./runs."""
+    from keras_lottery import report
+
+    opened = open_runs(run_dirs)
+    if curve:
+        rows = [row for run in opened for row in report.curve(run)]
+        click.echo(report.render(rows, report.CURVE_COLUMNS, fmt))
+    elif group:
+        rows = report.group(opened, select=select)
+        click.echo(report.render(rows, report.GROUP_COLUMNS, fmt))
+    else:
+        rows = [report.summary(run) for run in opened]
+        click.echo(report.render(rows, report.SUMMARY_COLUMNS, fmt))
+
+
+@click.command()
+@click.argument("run_dirs", nargs=-1, type=options.PATH)
+@click.option("-o", "--output", type=options.PATH,
+              default="accuracy.png", show_default=True,
+              help="Image file; the extension picks the format (png, pdf, svg).")
+@click.option("--curves", is_flag=True, help="Top-1 against step, one line "
+              "per run, instead of accuracy against density.")
+@click.option("--select", type=click.Choice(["final", "best_val"]),
+              default="final", show_default=True)
+@options.friendly_errors
+def plot(run_dirs, output, curves, select):
+    """Plot accuracy against density (log scale, one series per method, as
+    the paper's figures) for RUN_DIRS or every run under ./runs."""
+    from keras_lottery import plot as plot_lib
+
+    opened = open_runs(run_dirs)
+    if curves:
+        plot_lib.accuracy_vs_step(opened, path=output)
+    else:
+        plot_lib.accuracy_vs_density(opened, path=output, select=select)
+    click.echo(f"wrote {output}")

@@ -1,0 +1,112 @@
+"""Parent runs: opening the parent of a derived run, and what its children
+inherit from it (recipe, dataset, precision, model)."""
+
+from keras_lottery import arch as arch_lib
+from keras_lottery import data as data_lib
+from keras_lottery import recipe as recipe_lib
+from keras_lottery import resolver
+from keras_lottery import runs
+from keras_lottery.errors import LotteryError
+from keras_lottery.spec import RunSpec
+from keras_lottery.spec import resolve_parent
+
+
+def open_parent(parent, root=runs.DEFAULT_ROOT):
+    """The finished parent run a derived call names (default: the single
+    finished train run under `root`)."""
+    if parent is None:
+        parent = resolver.base_run(root)
+    run = parent if isinstance(parent, runs.Run) else runs.Run.open(parent)
+    run.check()
+    if run.status != runs.FINISHED:
+        raise LotteryError(
+            f"the run is not finished (status: {run.status}); finish it first "
+            "or choose another", param="parent", value=str(run.path),
+        )
+    return run
+
+
+def model_json(parent):
+    path = parent.model_config_path()
+    return path.read_text() if path.exists() else None
+
+
+def rebuild(parent, model_json, data):
+    if model_json is not None:
+        return arch_lib.from_json(model_json, str(parent.model_config_path()))
+    return arch_lib.build(parent.spec.arch, None, data)
+
+
+def check_precision(parent, precision):
+    # fp16 states hold the loss scale too, so they load only into fp16
+    # models and vice versa; bf16 and float32 states are interchangeable.
+    theirs = parent.spec.precision
+    if (theirs == "fp16") == (precision == "fp16"):
+        return
+    if theirs == "fp16":
+        raise LotteryError(
+            f"{parent.path} trained in fp16, whose checkpoints hold the loss "
+            "scale; derive from it in fp16 too", param="mixed_precision",
+            value=precision,
+        )
+    raise LotteryError(
+        f"fp16 needs an fp16 parent (its checkpoints hold the loss scale), but "
+        f"{parent.path} trained in {theirs or 'float32'}; retrain the parent "
+        "in fp16, or derive in bf16 or float32", param="mixed_precision",
+        value=precision,
+    )
+
+
+def check_inherited(inherited, args):
+    """Derived runs inherit the parent's recipe; a contradicting argument is
+    an error rather than a silent override."""
+    recipe = inherited.recipe
+    if args["dataset"] is not None and args["dataset"] != inherited.dataset:
+        raise LotteryError(
+            f"contradicts the parent's {inherited.dataset}; derived runs "
+            "inherit the parent's dataset, so drop it", param="dataset",
+            value=args["dataset"],
+        )
+    for name in ("steps", "epochs", "batch_size", "checkpoint_iters", "eval_every"):
+        value = args[name]
+        if value is None:
+            continue
+        if name == "epochs":
+            images = data_lib.TRAIN_SIZES.get(inherited.dataset, recipe_lib.TRAIN_IMAGES)
+            ours, theirs = round(value * images / recipe.batch_size), recipe.steps
+        else:
+            ours = tuple(value) if name == "checkpoint_iters" else value
+            theirs = getattr(recipe, name)
+        if ours != theirs:
+            raise LotteryError(
+                f"contradicts the parent's {theirs}; derived runs inherit the "
+                "parent's recipe, so drop it", param=name, value=value,
+            )
+
+
+def child_spec(method, parent, args, precision):
+    """The request (`RunSpec`) of a derived call of `method` from `parent`:
+    what it inherits, checked against what `args` asks."""
+    inherited = parent.spec
+    check_inherited(inherited, args)
+    lr = args.get("lr")
+    if method.constant_lr and lr is None:  # the schedule's last value
+        lr = inherited.recipe.lr_values[-1]
+    spec = RunSpec(
+        method.name, inherited.arch, inherited.dataset, inherited.recipe,
+        seed=args["seed"], parent=resolve_parent(parent.path),
+        iteration=args["iteration"], target_density=args["density"], lr=lr,
+        round=args.get("round_index"),
+        val_split=inherited.val_split, precision=precision,
+        model=inherited.model,
+    )
+    checkpoints = parent.checkpoints
+    if method.iteration == "checkpoint" and spec.iteration not in checkpoints:
+        saved = ", ".join(str(k) for k in checkpoints if isinstance(k, int))
+        raise LotteryError(
+            f"is not a checkpoint of {parent.path}; saved iterations: "
+            f"{saved or 'none'}", param="iteration", value=spec.iteration,
+        )
+    if "final" not in checkpoints:
+        raise LotteryError(f"{parent.path} has no final checkpoint")
+    return spec

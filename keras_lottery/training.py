@@ -1,0 +1,327 @@
+"""Training a run: the compile policy and the segmented `model.fit` loop.
+
+Keras evaluates only at epoch ends and `steps_per_execution` hides batches
+from callbacks, so `fit` runs in segments that end exactly at the next
+checkpoint, evaluation or save point; one segment is one Keras "epoch".
+The step count is kept on the host. Everything the loop needs (its bounds,
+seed, checkpoint and evaluation points) comes in as a `Plan`.
+"""
+
+import dataclasses
+import math
+import shutil
+import time
+
+import keras
+import numpy as np
+
+from keras_lottery import data as data_lib
+from keras_lottery import evaluation
+from keras_lottery import pruning
+from keras_lottery import recipe as recipe_lib
+from keras_lottery import runs
+from keras_lottery.callbacks import IterationCheckpoint
+from keras_lottery.callbacks import StepCounter
+from keras_lottery.errors import LotteryError
+from keras_lottery.execution import Execution
+from keras_lottery.optimizer import LossScaleOptimizer
+from keras_lottery.optimizer import MomentumSGD
+from keras_lottery.state import load_state
+from keras_lottery.state import save_state
+
+
+def compile_model(model, recipe, execution=None, *, lr=None):
+    """Compiles `model` as every run does, and builds its optimizer.
+
+    The optimizer is `MomentumSGD` (TF1's momentum rule) driven by the
+    recipe's LR schedule, or by a constant `lr` (still a schedule object, so
+    checkpoints load either way); float16 models get the loss scaler that
+    counts skipped steps. Metrics are `top1` and `top5`; the loss is sparse
+    categorical cross-entropy on logits.
+
+    Example:
+
+    >>> model = keras_lottery.models.build("resnet20")
+    >>> keras_lottery.compile_model(model, keras_lottery.recipe.make(steps=500))
+
+    Args:
+        model: a Keras model that outputs logits.
+        recipe: a `keras_lottery.recipe.Recipe`.
+        execution: a `keras_lottery.execution.Execution` (XLA, precision,
+            steps per execution); default: Keras's defaults.
+        lr: a constant learning rate instead of the recipe's schedule.
+    """
+    execution = execution or Execution()
+    schedule = recipe.schedule() if lr is None else recipe_lib.ConstantSchedule(lr)
+    optimizer = MomentumSGD(schedule, momentum=recipe.momentum)
+    if execution.precision == "fp16" or _computes_in_float16(model):
+        # Keras's own wrapper would not count skipped steps.
+        optimizer = LossScaleOptimizer(optimizer)
+    model.compile(
+        **execution.compile_kwargs(),
+        optimizer=optimizer,
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=[
+            keras.metrics.SparseCategoricalAccuracy(name="top1"),
+            # Cast: TF's in_top_k takes float32 only (logits are bfloat16
+            # under a mixed policy).
+            keras.metrics.MeanMetricWrapper(_top5, name="top5"),
+        ],
+    )
+    model.optimizer.build(model.trainable_variables)
+
+
+def _computes_in_float16(model):
+    # Layer by layer: a model of the user's own built under mixed_float16
+    # and rebuilt from model.json has float16 layers in a float32 container
+    # (Keras restores the layers' policies, not the Sequential's).
+    layers = [model, *pruning.iter_layers(model)]
+    return any(layer.dtype_policy.compute_dtype == "float16" for layer in layers)
+
+
+def _top5(y_true, y_pred):
+    return keras.metrics.sparse_top_k_categorical_accuracy(
+        y_true, keras.ops.cast(y_pred, "float32"), k=5
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class Plan:
+    """What the loop does: train from `start` to `end`, checkpoint and
+    evaluate at the given steps, save a resume state every `save_every`.
+
+    Attributes:
+        start, end: the run's first and last optimizer iteration.
+        seed: the data order's seed.
+        batch_size: images per step.
+        checkpoint_iters: iterations to checkpoint at (within [start, end]).
+        eval_steps: iterations after which to evaluate.
+        save_every: steps between resume states.
+        val_split: test images held out for validation.
+    """
+
+    start: int
+    end: int
+    seed: int
+    batch_size: int
+    checkpoint_iters: tuple
+    eval_steps: tuple
+    save_every: int
+    val_split: int = 0
+
+    def __post_init__(self):
+        every = self.save_every
+        if isinstance(every, bool) or not isinstance(every, int) or every <= 0:
+            raise LotteryError("expected a positive number of steps",
+                               param="save_every", value=every)
+
+    def saves(self, position):
+        """The resume-state steps after `position`."""
+        first = (position // self.save_every + 1) * self.save_every
+        return set(range(first, self.end, self.save_every))
+
+    def stops(self, position):
+        """Where the segments after `position` end."""
+        return sorted(
+            {i for i in self.checkpoint_iters if position < i <= self.end}
+            | {i for i in self.eval_steps if i > position} | self.saves(position)
+        )
+
+
+def resume(run, model, verbose=1):
+    """Loads the latest saved state of an unfinished run into `model`.
+
+    Returns its step, or None when the run saved nothing yet (it then starts
+    over, which gives the same result: initialization and data order are
+    functions of the seed).
+    """
+    run.check()
+    run.remove_temporary_files()
+    start, end = run.start_step, run.end_step
+    states = {i: p for i, p in run.checkpoints.items()
+              if isinstance(i, int) and start <= i <= end}
+    states.update({i: p for i, p in run.resume_states.items() if start <= i <= end})
+    if "final" in run.checkpoints:
+        states[end] = run.checkpoints["final"]
+    if not states:
+        run.set_status(runs.RUNNING)
+        return None
+    step = max(states)
+    load_state(model, states[step], step)
+    run.set_status(runs.RUNNING)
+    if verbose:
+        print(f"resuming {run.path} from step {step} ({states[step].name})")
+    return step
+
+
+def plan_for(spec, run, save_every):
+    """The `Plan` of a run of `spec` in `run` (its bounds on disk)."""
+    recipe = spec.recipe
+    start, end = run.start_step, run.end_step
+    # The start state, then the parent's listed iterations above it.
+    iters = [i for i in recipe.checkpoint_iters if start < i <= end]
+    if spec.method.derived or start in recipe.checkpoint_iters:
+        iters = [start] + iters
+    return Plan(start, end, spec.seed, recipe.batch_size, tuple(iters),
+                         tuple(recipe.eval_steps(start, end)), save_every,
+                         spec.val_split)
+
+
+def open_run(found, model, execution, data_dir, model_json, verbose, *,
+             bounds, prepare=None):
+    """(run, position): the run `found` (a `resolver.Resolved`) resumed
+    into `model`, or created after `prepare()` set up its start state.
+
+    `bounds` are the new run's (first, last) iterations; `model_json` is
+    stored for a model of the user's own.
+    """
+    position = resume(found.run, model, verbose) if found.run else None
+    if position is None and prepare is not None:
+        prepare()
+    run = found.run
+    if run is None:
+        start, end = bounds
+        run = runs.Run.create(
+            found.path, found.spec, seed_drawn=found.seed_drawn,
+            data_dir=None if data_dir is None else str(data_dir),
+            execution=execution.to_dict(), density=pruning.density(model),
+            start_step=start, end_step=end, versions=runs.versions(),
+        )
+        if model_json is not None:
+            run.write_model_config(model_json)
+    return run, position
+
+
+def fit(run, model, data, plan, *, position=None, verbose=1):
+    """Trains `model` from `position` (default: the plan's start) to the
+    plan's end, writing the run's checkpoints, metrics and resume states;
+    marks the run finished, or failed (keeping every file written so far).
+    """
+    position = plan.start if position is None else position
+    # Rows after the state we resume from are recomputed, identically.
+    run.truncate_metrics(position)
+    checkpoint = IterationCheckpoint(
+        run.path / runs.CHECKPOINT_DIR, plan.checkpoint_iters,
+        filename=runs.CHECKPOINT_PATTERN, save_final=False,
+    )
+    checkpoint.set_model(model)  # a run resumed at its end fits nothing
+    stops, saves = plan.stops(position), plan.saves(position)
+    log = _EvaluationLog(run, model, data, plan, verbose)
+    guard = _NanGuard(stops)
+    callbacks = [guard, checkpoint] + ([log.progress] if log.progress else [])
+    try:
+        # A kill between writing a checkpoint and its evaluation row: redo
+        # the evaluation (deterministic) instead of leaving a gap.
+        if position in plan.eval_steps and position not in log.logged():
+            log(position)
+        for stop in stops:
+            batches = data_lib.TrainBatches(
+                data.x_train, data.y_train, plan.batch_size, seed=plan.seed,
+                start_step=position, num_steps=stop - position,
+                augment=data.augment,
+            )
+            # shuffle=False: Keras would otherwise permute a PyDataset's
+            # batches within each segment, breaking data order = f(seed, step).
+            model.fit(batches, steps_per_epoch=stop - position,
+                      callbacks=callbacks, verbose=0, shuffle=False)
+            position = stop
+            if stop in plan.eval_steps:
+                log(stop)
+            _keep_latest_state(run, model, stop, saves, plan.checkpoint_iters)
+        checkpoint.save("final")
+        shutil.rmtree(run.path / runs.RESUME_DIR, ignore_errors=True)
+    except BaseException as e:
+        try:
+            run.set_status(runs.FAILED, error=f"{type(e).__name__}: {e}",
+                           failed_at_step=max(position, guard.step))
+        except Exception:  # a full disk must not hide the first error
+            pass
+        raise
+    run.set_status(runs.FINISHED, error=None)
+
+
+def _keep_latest_state(run, model, stop, saves, checkpoint_iters):
+    """Saves a resume state at a save point (a checkpoint is one already)
+    and removes the older ones."""
+    if stop in saves and stop not in checkpoint_iters:
+        save_state(model, run.resume_path(stop))
+    if stop in saves or stop in checkpoint_iters:
+        for step, path in run.resume_states.items():
+            if step < stop:
+                path.unlink()
+
+
+class _EvaluationLog:
+    """Evaluates, appends the metrics row, writes its events, prints it."""
+
+    def __init__(self, run, model, data, plan, verbose):
+        self.run, self.model, self.verbose = run, model, verbose
+        self.sets = evaluation.evaluation_sets(data, plan.val_split, plan.batch_size)
+        self.summaries = evaluation.Summaries(run.path / runs.LOGS_DIR / "eval")
+        self.progress = _Progress(plan.start, plan.end) if verbose == 1 else None
+        self.began = time.time()
+
+    def logged(self):
+        return {m["step"] for m in self.run.metrics}
+
+    def __call__(self, step):
+        row = evaluation.evaluate(self.model, self.sets, step, time.time() - self.began)
+        self.run.append_metrics(row)
+        self.summaries.write(row)
+        if not self.verbose:
+            return
+        if self.progress:
+            self.progress.bar.update(step - self.progress.start, finalize=False)
+            print()
+        print(
+            f"step {step}: top-1 {row['top1']:.4f}  top-5 "
+            f"{row['top5']:.4f}  loss {row['loss']:.4f}  "
+            f"lr {row['lr']:g}  density {row['density']:.4f}"
+        )
+
+
+class _NanGuard(StepCounter):
+    """Stops training at the first non-finite loss, and at a save point
+    whose weights are not finite, before anything of that step is written
+    (it runs first among the callbacks). A NaN can reach the weights one
+    step before the loss shows it (a ReLU maps NaN to 0), hence both."""
+
+    def __init__(self, save_points=()):
+        super().__init__()
+        self.save_points = set(save_points)
+
+    def on_train_batch_end(self, batch, logs=None):
+        super().on_train_batch_end(batch, logs)
+        loss = (logs or {}).get("loss")
+        if loss is not None and not math.isfinite(float(loss)):
+            self._fail(f"the training loss became {float(loss)}")
+        if self.step in self.save_points and not all(
+            np.isfinite(keras.ops.convert_to_numpy(v)).all() for v in self.model.weights
+        ):
+            self._fail("the weights became non-finite (nan or inf)")
+
+    def _fail(self, what):
+        raise LotteryError(
+            f"{what} at step {self.step}; the run is marked failed and keeps "
+            "its checkpoints up to the last good step; lower the learning "
+            "rate or check the data"
+        )
+
+
+class _Progress(StepCounter):
+    """One Keras progress bar over the whole run's steps (segments are an
+    implementation detail, so no per-segment "Epoch 1/1" bars)."""
+
+    def __init__(self, start, end):
+        super().__init__()
+        self.start = start
+        self.bar = keras.utils.Progbar(
+            end - start, stateful_metrics=["loss", "top1", "top5"],
+            unit_name="step",
+        )
+
+    def on_train_batch_end(self, batch, logs=None):
+        super().on_train_batch_end(batch, logs)
+        values = [(k, float(v)) for k, v in (logs or {}).items()
+                  if k in ("loss", "top1", "top5")]
+        self.bar.update(self.step - self.start, values=values)
