@@ -27,14 +27,14 @@ class Image:
 
     @property
     def need(self):
-        text = "an image shape (height, width, channels) of positive integers"
-        if self.pools:
-            times = {1: "once", 2: "twice"}.get(self.pools, f"{self.pools} times")
-            text += (
-                f", at least {self.min_side}x{self.min_side} as it halves "
-                f"the size {times} by 2x2 max-pooling"
-            )
-        return text
+        text = "an image shape (height, width, channels) of "
+        if not self.pools:
+            return text + "positive integers"
+        times = {1: "once", 2: "twice"}.get(self.pools, f"{self.pools} times")
+        return text + (
+            f"at least {self.min_side}x{self.min_side}, as it halves the "
+            f"size {times} by 2x2 max-pooling"
+        )
 
     def accepts(self, shape):
         return len(shape) == 3 and min(shape[:2]) >= self.min_side
