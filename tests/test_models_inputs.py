@@ -112,6 +112,27 @@ def test_refused_before_any_layer_is_built(monkeypatch, name, input_shape, need)
         models.build(name, input_shape=(32, 32, 3))
 
 
+@pytest.mark.parametrize(
+    "builder, input_shape, name",
+    [
+        (lambda **kw: models.resnet.resnet(8, **kw), (784,), "resnet8"),
+        (lambda **kw: models.vgg.vgg16(fc=True, **kw), (16, 16, 3), "vgg16"),
+        (lambda **kw: models.conv.conv_net(4, **kw), (3, 3, 1), "conv4"),
+        (models.lenet.lenet300, (), "lenet300"),
+    ],
+)
+def test_family_builders_also_refuse_before_any_layer(
+    monkeypatch, builder, input_shape, name
+):
+    # Called directly, not through build(), each family checks first too.
+    def no_layers(*args, **kwargs):
+        raise AssertionError("a layer was built")
+
+    monkeypatch.setattr(keras, "Input", no_layers)
+    with pytest.raises(ValueError, match=f"^{name} cannot take input_shape"):
+        builder(input_shape=input_shape)
+
+
 def test_check_input_returns_the_shape_as_ints():
     shape = models.check_input("conv6", np.array([28, 28, 1]))
     assert shape == (28, 28, 1) and all(type(s) is int for s in shape)
