@@ -17,11 +17,13 @@ from keras_lottery import MaskedDense
 from keras_lottery import models
 
 ALL_ARCHS = (
+    "conv2", "conv4", "conv6",
     "lenet300", "resnet8", "resnet20", "resnet56", "resnet110", "vgg16", "vgg16_nofc",
 )
 RESNET_WD = 2e-4
 VGG_WD = 5e-4
 LENET_WD = 1e-4
+CONV_WD = 0.0  # Frankle & Carbin train Conv-2/4/6 without weight decay
 # The 0.87962566 of TF1 / Keras truncated normal: std of N(0, 1) cut at ±2.
 TRUNC_STD = 0.87962566103423978
 
@@ -86,6 +88,8 @@ def test_unknown_name_raises_with_available_names():
 def _family_wd(name):
     if name.startswith("lenet"):
         return LENET_WD
+    if name.startswith("conv"):
+        return CONV_WD
     return VGG_WD if name.startswith("vgg") else RESNET_WD
 
 
@@ -93,6 +97,25 @@ def test_weight_decay_table():
     assert set(models.WEIGHT_DECAY) == set(ALL_ARCHS)
     for name in ALL_ARCHS:
         assert models.WEIGHT_DECAY[name] == pytest.approx(_family_wd(name), rel=1e-12)
+        assert models.default_weight_decay(name) == models.WEIGHT_DECAY[name]
+
+
+@pytest.mark.parametrize(
+    "call", [models.describe, models.default_weight_decay,
+             lambda name: models.check_input(name, (32, 32, 3))],
+)
+def test_every_lookup_rejects_unknown_names(call):
+    with pytest.raises(ValueError, match="'resnet18'.*available: conv2, conv4"):
+        call("resnet18")
+
+
+def test_describe_gives_one_line_per_architecture():
+    lines = {name: models.describe(name) for name in ALL_ARCHS}
+    for name, line in lines.items():
+        assert isinstance(line, str) and 20 < len(line) < 160, name
+        assert "\n" not in line, name
+    assert len(set(lines.values())) == len(lines)  # each says something of its own
+    assert "Conv-6" in lines["conv6"] and "LeNet-300-100" in lines["lenet300"]
 
 
 # --------------------------------------------------------------------------

@@ -1,69 +1,81 @@
-"""The paper's CIFAR-10 architectures, every Conv2D/Dense kernel masked.
+"""The papers' architectures, every Conv2D/Dense kernel masked.
 
-Plus `lenet300`, the lottery-ticket paper's small fully-connected network,
-for small real datasets such as the bundled 8×8 digits.
+Renda et al.'s CIFAR-10 ResNets and VGG-16, and the lottery-ticket paper's
+LeNet-300-100 and Conv-2/4/6 (Frankle & Carbin 2019).
 
 Example:
 
 >>> from keras_lottery import models
->>> models.available()
-['lenet300', 'resnet110', 'resnet20', 'resnet56', 'resnet8', 'vgg16', 'vgg16_nofc']
+>>> models.available()[:4]
+['conv2', 'conv4', 'conv6', 'lenet300']
 >>> model = models.build("resnet20")
->>> small = models.build("lenet300", input_shape=(8, 8, 1))
+>>> mnist = models.build("conv6", input_shape=(28, 28, 1))
+>>> flat = models.build("lenet300", input_shape=(784,), weight_decay=0)
+>>> models.check_input("vgg16", (28, 28, 1))
+Traceback (most recent call last):
+ValueError: vgg16 cannot take input_shape (28, 28, 1): it needs ...
 """
 
+from keras_lottery.models import conv
 from keras_lottery.models import lenet
+from keras_lottery.models import registry
 from keras_lottery.models import resnet
 from keras_lottery.models import vgg
-
-_REGISTRY = {
-    "lenet300": lambda **kw: lenet.lenet300(**kw),
-    "resnet8": lambda **kw: resnet.resnet(8, **kw),
-    "resnet20": lambda **kw: resnet.resnet(20, **kw),
-    "resnet56": lambda **kw: resnet.resnet(56, **kw),
-    "resnet110": lambda **kw: resnet.resnet(110, **kw),
-    "vgg16": lambda **kw: vgg.vgg16(fc=True, **kw),
-    "vgg16_nofc": lambda **kw: vgg.vgg16(fc=False, **kw),
-}
-
-# Each family's module holds its `WEIGHT_DECAY`, which its builder applies.
-_FAMILIES = {"lenet": lenet, "resnet": resnet, "vgg": vgg}
-
-# Weight decay `wd` of the original's loss term wd * sum(v**2) / 2.
-WEIGHT_DECAY = {
-    name: module.WEIGHT_DECAY
-    for name in _REGISTRY
-    for family, module in _FAMILIES.items()
-    if name.startswith(family)
-}
+from keras_lottery.models.registry import WEIGHT_DECAY
+from keras_lottery.models.registry import available
+from keras_lottery.models.registry import check_input
 
 
-def available():
-    """Names accepted by `build`, sorted."""
-    return sorted(_REGISTRY)
+def describe(name):
+    """One line on architecture `name`, e.g. for a CLI's listing."""
+    return registry.lookup(name).description
 
 
-def build(name, num_classes=10, input_shape=(32, 32, 3)):
+def default_weight_decay(name):
+    """The `wd` (of wd·Σv²/2) `build(name)` applies when given None."""
+    return registry.lookup(name).family.WEIGHT_DECAY
+
+
+def build(name, num_classes=10, input_shape=(32, 32, 3), weight_decay=None):
     """Builds a registered architecture as an uncompiled Keras model.
 
-    `resnet8` is a tiny member of the ResNet family (one block per stage)
-    for tests and demos; `lenet300` is LeNet-300-100 (Frankle & Carbin
-    2019), e.g. for the digits dataset (`input_shape=(8, 8, 1)`); the others
-    are the paper's networks (SPEC §4).
+    Every argument is checked before any layer is built. `resnet8` is a tiny
+    member of the ResNet family for tests and demos; `describe(name)` says
+    what each name is (see also SPEC §4).
 
     Args:
         name: one of `available()`.
         num_classes: size of the classifier output (logits).
-        input_shape: image shape, channels last.
+        input_shape: one example's shape: an image, channels last, or
+            `(D,)` for flat vectors (`lenet300` only; `check_input`).
+        weight_decay: `wd` of the L2 term wd·Σv²/2 (Keras `L2(wd / 2)`) on
+            the family's regularized variables. None keeps the family's
+            default (`default_weight_decay(name)`); 0 adds no regularizer.
 
     Returns:
         A functional `keras.Model` named `name`.
+
+    Raises:
+        ValueError: a bad name, class count, input shape or weight decay.
     """
-    if name not in _REGISTRY:
-        raise ValueError(
-            f"Unknown architecture {name!r}; available: "
-            f"{', '.join(available())}."
-        )
-    return _REGISTRY[name](
-        num_classes=num_classes, input_shape=tuple(input_shape)
+    arch = registry.lookup(name)
+    input_shape = registry.check_input(name, input_shape)
+    num_classes = registry.check_num_classes(name, num_classes)
+    wd = registry.check_weight_decay(name, weight_decay)
+    return arch.build(
+        num_classes=num_classes, input_shape=input_shape, weight_decay=wd
     )
+
+
+__all__ = [
+    "WEIGHT_DECAY",
+    "available",
+    "build",
+    "check_input",
+    "conv",
+    "default_weight_decay",
+    "describe",
+    "lenet",
+    "resnet",
+    "vgg",
+]

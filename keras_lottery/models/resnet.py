@@ -14,25 +14,31 @@ import keras
 from keras_lottery.layers import FusedBatchNormalization
 from keras_lottery.layers import MaskedConv2D
 from keras_lottery.layers import MaskedDense
+from keras_lottery.models import decay
+from keras_lottery.models import inputs
 
 WEIGHT_DECAY = 2e-4
 BN_MOMENTUM = 0.997
 BN_EPSILON = 1e-5
+# Any image: stride-2 convs pad first, and the head pools globally.
+INPUT_RULE = inputs.Image()
 
 
-def resnet(depth, num_classes=10, input_shape=(32, 32, 3)):
+def resnet(depth, num_classes=10, input_shape=(32, 32, 3), weight_decay=None):
     """Builds CIFAR ResNet-`depth` v1, depth = 6n + 2.
 
     Args:
         depth: 8, 20, 56, 110, ... (6n + 2).
         num_classes: classifier outputs.
         input_shape: image shape, channels last.
+        weight_decay: `wd` of wd·Σv²/2 on every trainable variable; None is
+            `WEIGHT_DECAY`, 0 adds no regularizer.
     """
     if depth < 8 or (depth - 2) % 6:
         raise ValueError(f"ResNet depth must be 6n + 2 >= 8, got {depth}.")
+    input_shape = inputs.check(f"resnet{depth}", input_shape, INPUT_RULE)
     blocks = (depth - 2) // 6
-    # The original's wd * sum(v**2) / 2 is Keras's L2(wd / 2).
-    l2 = keras.regularizers.L2(WEIGHT_DECAY / 2)
+    l2 = decay.regularizer(decay.resolve(weight_decay, WEIGHT_DECAY))
     names = _Namer()
 
     def conv(x, filters, size, stride, name):
@@ -60,9 +66,9 @@ def resnet(depth, num_classes=10, input_shape=(32, 32, 3)):
             name=f"{name}_bn",
         )(x)
 
-    inputs = keras.Input(shape=input_shape, name="image")
+    image = keras.Input(shape=input_shape, name="image")
     name = names.conv()
-    x = conv(inputs, 16, 3, 1, name)
+    x = conv(image, 16, 3, 1, name)
     x = keras.layers.ReLU(name=f"{name}_relu")(bn(x, name))
     for stage, filters in enumerate((16, 32, 64)):
         for block in range(blocks):
@@ -87,7 +93,7 @@ def resnet(depth, num_classes=10, input_shape=(32, 32, 3)):
         bias_regularizer=l2,
         name="dense",
     )(x)
-    return keras.Model(inputs, outputs, name=f"resnet{depth}")
+    return keras.Model(image, outputs, name=f"resnet{depth}")
 
 
 class _Namer:

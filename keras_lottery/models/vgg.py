@@ -12,18 +12,29 @@ import keras
 from keras_lottery.layers import FusedBatchNormalization
 from keras_lottery.layers import MaskedConv2D
 from keras_lottery.layers import MaskedDense
+from keras_lottery.models import decay
+from keras_lottery.models import inputs
 
 WEIGHT_DECAY = 5e-4
 STAGES = ((64, 64), (128, 128), (256, 256, 256), (512, 512, 512),
           (512, 512, 512))
+# At least 32×32, so the five pools leave 1×1 (a larger image leaves more,
+# and the classifier's fan-in grows with it).
+INPUT_RULE = inputs.Image(pools=len(STAGES))
 
 
-def vgg16(fc=False, num_classes=10, input_shape=(32, 32, 3)):
-    """Builds VGG-16 for CIFAR: `fc=False` is `vgg16_nofc`, True `vgg16`."""
-    l2 = keras.regularizers.L2(WEIGHT_DECAY / 2)
+def vgg16(fc=False, num_classes=10, input_shape=(32, 32, 3), weight_decay=None):
+    """Builds VGG-16 for CIFAR: `fc=False` is `vgg16_nofc`, True `vgg16`.
+
+    `weight_decay` is the `wd` of wd·Σv²/2 on every trainable variable; None
+    is `WEIGHT_DECAY`, 0 adds no regularizer.
+    """
+    name = "vgg16" if fc else "vgg16_nofc"
+    input_shape = inputs.check(name, input_shape, INPUT_RULE)
+    l2 = decay.regularizer(decay.resolve(weight_decay, WEIGHT_DECAY))
     dense_init = keras.initializers.RandomNormal(0.0, 0.01)
-    inputs = keras.Input(shape=input_shape, name="image")
-    x, k = inputs, 0
+    image = keras.Input(shape=input_shape, name="image")
+    x, k = image, 0
     for stage, widths in enumerate(STAGES, start=1):
         for filters in widths:
             k += 1
@@ -65,4 +76,4 @@ def vgg16(fc=False, num_classes=10, input_shape=(32, 32, 3)):
         bias_regularizer=l2,
         name=f"fc_{k}",
     )(x)
-    return keras.Model(inputs, outputs, name="vgg16" if fc else "vgg16_nofc")
+    return keras.Model(image, outputs, name=name)
