@@ -526,7 +526,7 @@ def _fit(run, model, data, recipe, checkpoint_iters, verbose, position,
             batches = data_lib.TrainBatches(
                 data.x_train, data.y_train, recipe.batch_size, seed=seed,
                 start_step=position, num_steps=stop - position,
-                augment=data.augment,
+                augment=data.augment, normalize=data.normalize,
             )
             # shuffle=False: Keras would otherwise permute a PyDataset's
             # batches within each segment, breaking data order = f(seed, step).
@@ -658,12 +658,15 @@ def _evaluation_sets(data, val_split, batch_size):
     """(test batches, validation batches or None): the paper held out a
     seeded part of the test set for choosing, and reported the rest."""
     if not val_split:
-        return data_lib.EvalBatches(data.x_test, data.y_test, batch_size), None
+        return data_lib.EvalBatches(data.x_test, data.y_test, batch_size,
+                                    normalize=data.normalize), None
     order = np.random.default_rng(VAL_SEED).permutation(len(data.x_test))
     val, test = np.sort(order[:val_split]), np.sort(order[val_split:])
     return (
-        data_lib.EvalBatches(data.x_test[test], data.y_test[test], batch_size),
-        data_lib.EvalBatches(data.x_test[val], data.y_test[val], batch_size),
+        data_lib.EvalBatches(data.x_test[test], data.y_test[test], batch_size,
+                             normalize=data.normalize),
+        data_lib.EvalBatches(data.x_test[val], data.y_test[val], batch_size,
+                             normalize=data.normalize),
     )
 
 
@@ -963,10 +966,7 @@ def _make_recipe(**kwargs):
 
 
 def _load_data(dataset, data_dir):
-    try:
-        return data_lib.load(dataset, data_dir, seed=DATA_SEED)
-    except data_lib.DataError as e:
-        raise LotteryError(str(e)) from None
+    return data_lib.load(dataset, data_dir, seed=DATA_SEED)
 
 
 def _check_seed(seed):

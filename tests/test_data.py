@@ -15,7 +15,10 @@ sys.path.insert(0, os.path.dirname(__file__))
 
 import cifar_fixtures as cf  # noqa: E402
 
+import keras_lottery  # noqa: E402
 from keras_lottery import data  # noqa: E402
+from keras_lottery.data import bundled  # noqa: E402
+from keras_lottery.errors import LotteryError  # noqa: E402
 
 RECORDS = 20
 
@@ -140,7 +143,7 @@ def _single_line(error):
 
 
 def test_missing_folder(tmp_path):
-    with pytest.raises(data.DataError) as error:
+    with pytest.raises(LotteryError) as error:
         data.load("cifar10", tmp_path / "nope")
     message = _single_line(error)
     assert "nope" in message and "no such directory" in message
@@ -149,13 +152,13 @@ def test_missing_folder(tmp_path):
 def test_data_dir_is_a_file(tmp_path):
     path = tmp_path / "file"
     path.write_bytes(b"x")
-    with pytest.raises(data.DataError, match="not a directory"):
+    with pytest.raises(LotteryError, match="not a directory"):
         data.load("cifar10", path)
 
 
 def test_wrong_layout(tmp_path):
     (tmp_path / "readme.txt").write_text("hello")
-    with pytest.raises(data.DataError) as error:
+    with pytest.raises(LotteryError) as error:
         data.load("cifar10", tmp_path)
     message = _single_line(error)
     assert "no CIFAR-10 files found" in message
@@ -165,7 +168,7 @@ def test_wrong_layout(tmp_path):
 
 def test_unextracted_archive_hint(tmp_path):
     (tmp_path / "cifar-10-python.tar.gz").write_bytes(b"\x1f\x8b")
-    with pytest.raises(data.DataError, match="extract cifar-10-python.tar.gz"):
+    with pytest.raises(LotteryError, match="extract cifar-10-python.tar.gz"):
         data.load("cifar10", tmp_path)
 
 
@@ -175,7 +178,7 @@ def test_missing_file(tmp_path, batches, version):
     folder = write(tmp_path / f"cifar-10-batches-{version}", batches)
     suffix = ".bin" if version == "bin" else ""
     os.remove(folder / ("data_batch_3" + suffix))
-    with pytest.raises(data.DataError) as error:
+    with pytest.raises(LotteryError) as error:
         data.load("cifar10", tmp_path)
     assert "missing data_batch_3" + suffix in _single_line(error)
 
@@ -184,7 +187,7 @@ def test_truncated_binary(tmp_path, batches):
     folder = cf.write_binary(tmp_path / "cifar-10-batches-bin", batches)
     path = folder / "data_batch_2.bin"
     path.write_bytes(path.read_bytes()[:-100])
-    with pytest.raises(data.DataError) as error:
+    with pytest.raises(LotteryError) as error:
         data.load("cifar10", tmp_path)
     message = _single_line(error)
     assert "data_batch_2.bin" in message and "truncated" in message
@@ -193,7 +196,7 @@ def test_truncated_binary(tmp_path, batches):
 def test_empty_binary(tmp_path, batches):
     folder = cf.write_binary(tmp_path / "b", batches)
     (folder / "test_batch.bin").write_bytes(b"")
-    with pytest.raises(data.DataError, match="test_batch.bin"):
+    with pytest.raises(LotteryError, match="test_batch.bin"):
         data.read_cifar10_binary(folder)
 
 
@@ -203,7 +206,7 @@ def test_binary_bad_label(tmp_path, batches):
     raw = bytearray(path.read_bytes())
     raw[3 * 3073] = 10  # label byte of record 3
     path.write_bytes(bytes(raw))
-    with pytest.raises(data.DataError, match="record 3 has label 10"):
+    with pytest.raises(LotteryError, match="record 3 has label 10"):
         data.read_cifar10_binary(folder)
 
 
@@ -213,7 +216,7 @@ def test_truncated_pickle(tmp_path, batches, keep):
     path = folder / "data_batch_4"
     raw = path.read_bytes()
     path.write_bytes(raw[: int(len(raw) * keep)])
-    with pytest.raises(data.DataError) as error:
+    with pytest.raises(LotteryError) as error:
         data.load("cifar10", tmp_path)
     message = _single_line(error)
     assert "data_batch_4" in message and "truncated or corrupt" in message
@@ -244,7 +247,7 @@ def test_malicious_pickle_refused(tmp_path, batches, kind):
     payload = _malicious_payloads(target)[kind]
     folder = cf.write_python(tmp_path / "cifar-10-batches-py", batches)
     (folder / "data_batch_1").write_bytes(payload)
-    with pytest.raises(data.DataError) as error:
+    with pytest.raises(LotteryError) as error:
         data.load("cifar10", tmp_path)
     message = _single_line(error)
     assert "data_batch_1" in message and "refused to unpickle" in message
@@ -264,7 +267,7 @@ def test_numpy2_globals_refused(tmp_path, batches):
     folder = cf.write_python(tmp_path / "p", batches)
     modern = pickle.dumps({b"data": images.reshape(RECORDS, -1), b"labels": labels}, 2)
     (folder / cf.TEST_FILE).write_bytes(modern)
-    with pytest.raises(data.DataError, match="refused to unpickle"):
+    with pytest.raises(LotteryError, match="refused to unpickle"):
         data.read_cifar10_python(folder)
 
 
@@ -281,14 +284,14 @@ def test_python_batch_contents_validated(tmp_path, batches, mutate, match):
     folder = cf.write_python(tmp_path / "p", batches)
     images, labels = mutate(images, list(labels))
     (folder / cf.TEST_FILE).write_bytes(cf.python2_batch_bytes(images, labels))
-    with pytest.raises(data.DataError, match=match):
+    with pytest.raises(LotteryError, match=match):
         data.read_cifar10_python(folder)
 
 
 def test_pickle_not_a_dict(tmp_path, batches):
     folder = cf.write_python(tmp_path / "p", batches)
     (folder / cf.TEST_FILE).write_bytes(b"\x80\x02]q\x01.")
-    with pytest.raises(data.DataError, match="holds a list"):
+    with pytest.raises(LotteryError, match="holds a list"):
         data.read_cifar10_python(folder)
 
 
@@ -298,7 +301,7 @@ def test_pickle_wrong_dtype_refused(tmp_path, batches):
     doctored = raw.replace(b"U\x02u1", b"U\x02f8", 1)
     assert doctored != raw
     (folder / cf.TEST_FILE).write_bytes(doctored)
-    with pytest.raises(data.DataError, match="not uint8"):
+    with pytest.raises(LotteryError, match="not uint8"):
         data.read_cifar10_python(folder)
 
 
@@ -306,10 +309,10 @@ def test_pickle_wrong_dtype_refused(tmp_path, batches):
 
 
 def test_unknown_dataset():
-    with pytest.raises(data.DataError) as error:
-        data.load("mnist")
+    with pytest.raises(LotteryError) as error:
+        data.load("imagenet")
     message = _single_line(error)
-    assert "'mnist'" in message
+    assert error.value.param == "name" and "'imagenet'" in message
     for name in data.DATASETS:
         assert name in message
 
@@ -343,13 +346,13 @@ def test_synthetic_labels_are_learnable():
 
 
 def test_synthetic_rejects_data_dir(tmp_path):
-    with pytest.raises(data.DataError, match="--data-dir"):
+    with pytest.raises(LotteryError, match="--data-dir"):
         data.load("synthetic", tmp_path)
 
 
 # -- Bundled digits ---------------------------------------------------------------
 
-DATASETS_DIR = pathlib.Path(data.__file__).parent / "datasets"
+DATASETS_DIR = pathlib.Path(keras_lottery.__file__).parent / "datasets"
 # Images per digit 0..9 in the UCI test set (the file's 1,797 rows).
 DIGIT_CLASS_SIZES = [178, 182, 177, 183, 181, 182, 181, 179, 174, 180]
 
@@ -435,15 +438,15 @@ def test_digits_are_learnable(digits):
 
 
 def test_digits_rejects_data_dir(tmp_path):
-    with pytest.raises(data.DataError) as error:
+    with pytest.raises(LotteryError) as error:
         data.load("digits", tmp_path)
     message = _single_line(error)
     assert "--data-dir" in message and "digits" in message
 
 
-def test_digits_missing_file_is_a_data_error(monkeypatch):
-    monkeypatch.setattr(data, "DIGITS_FILE", "nope.npz")
-    with pytest.raises(data.DataError) as error:
+def test_digits_missing_file_is_a_lottery_error(monkeypatch):
+    monkeypatch.setattr(bundled, "DIGITS_FILE", "nope.npz")
+    with pytest.raises(LotteryError) as error:
         data.load("digits")
     message = _single_line(error)
     assert "nope.npz" in message and "reinstall" in message
@@ -458,17 +461,17 @@ def test_digits_missing_file_is_a_data_error(monkeypatch):
         (lambda a: a["test_index"].__setitem__(-1, 1797), "out of range"),
     ],
 )
-def test_digits_doctored_file_is_a_data_error(monkeypatch, tmp_path, raw_digits,
+def test_digits_doctored_file_is_a_lottery_error(monkeypatch, tmp_path, raw_digits,
                                              doctor, match):
     arrays = {k: v.copy() for k, v in raw_digits.items()}
     doctor(arrays)
     (tmp_path / "datasets").mkdir()
     np.savez_compressed(tmp_path / "datasets" / "digits.npz", **arrays)
-    monkeypatch.setattr(data.importlib.resources, "files", lambda _: tmp_path)
-    with pytest.raises(data.DataError, match=match):
+    monkeypatch.setattr(bundled.importlib.resources, "files", lambda _: tmp_path)
+    with pytest.raises(LotteryError, match=match):
         data.digits()
     (tmp_path / "datasets" / "digits.npz").write_bytes(b"PK\x03\x04 not a zip")
-    with pytest.raises(data.DataError, match="corrupt"):
+    with pytest.raises(LotteryError, match="corrupt"):
         data.digits()
 
 
@@ -671,12 +674,12 @@ def test_pydataset_kwargs_pass_through(small):
 )
 def test_bad_train_arguments(small, kwargs):
     args = {"seed": 0, "batch_size": 8, "num_steps": 2, **kwargs}
-    with pytest.raises(data.DataError):
+    with pytest.raises(LotteryError):
         data.TrainBatches(small.x_train, small.y_train, **args)
 
 
 def test_mismatched_labels(small):
-    with pytest.raises(data.DataError, match="labels of shape"):
+    with pytest.raises(LotteryError, match="labels of shape"):
         data.EvalBatches(small.x_test, small.y_test[:-1], 4)
 
 
@@ -716,7 +719,7 @@ def test_keras_download_failure(monkeypatch):
         raise Exception("URL fetch failure on https://example/cifar.tar.gz:\nNone")
 
     monkeypatch.setattr(keras.datasets.cifar10, "load_data", fail)
-    with pytest.raises(data.DataError) as error:
+    with pytest.raises(LotteryError) as error:
         data.load("cifar10")
     message = _single_line(error)
     assert "URL fetch failure" in message and "--data-dir" in message
