@@ -25,6 +25,7 @@ DIGITS_IMAGE_SHAPE = (8, 8, 1)
 DIGITS_NUM_TRAIN = 1437
 DIGITS_NUM_TEST = 360
 _DIGITS_MAX = 16
+_DIGITS_FIX = "reinstall keras-lottery (the file is package data)"
 SYNTHETIC_NUM_TRAIN = 512
 SYNTHETIC_NUM_TEST = 256
 # An extra seed word keeps the synthetic stream apart from the shuffle and
@@ -109,8 +110,6 @@ def digits():
         source="digits",
     )
 
-
-_DIGITS_FIX = "reinstall keras-lottery (the file is package data)"
 
 
 def _read_digits_file():
