@@ -59,6 +59,13 @@ def test_synthetic_labels_are_learnable():
     assert accuracy > 0.5
 
 
+def test_load_looks_synthetic_up_at_call_time(monkeypatch):
+    # benchmarks/throughput.py swaps in CIFAR-sized data this way.
+    made = data.synthetic(num_train=3, num_test=2)
+    monkeypatch.setattr(bundled, "synthetic", lambda seed=0, **_: made)
+    assert data.load("synthetic", seed=4) is made
+
+
 def test_synthetic_rejects_data_dir(tmp_path):
     with pytest.raises(LotteryError, match="--data-dir"):
         data.load("synthetic", tmp_path)
