@@ -106,6 +106,18 @@ def test_idx_datasets(monkeypatch, tmp_path, mnist_files, name):
     data.download(name, target)  # checked files are kept, not fetched again
 
 
+def test_checks_what_it_fetched_not_a_binary_version_beside_it(
+        monkeypatch, tmp_path, cifar10_tarball):
+    tarball, _ = cifar10_tarball
+    cf.write_binary(tmp_path / "cifar-10-batches-bin", cf.make_batches(2, seed=1))
+    folder = cf.write_python(tmp_path / "src", cf.make_batches(6, seed=5))
+    os.remove(folder / "test_batch")  # a checksum-correct but unreadable tarball
+    broken = _tarball(tmp_path / "b.tar.gz", folder, "cifar-10-batches-py")
+    _serve(monkeypatch, "cifar10", [broken])
+    with pytest.raises(LotteryError, match="missing test_batch"):
+        data.download("cifar10", tmp_path)
+
+
 def test_checksum_mismatch_keeps_nothing(monkeypatch, tmp_path, cifar10_tarball):
     tarball, _ = cifar10_tarball
     _serve(monkeypatch, "cifar10", [tarball], keep_digest=True)  # official hash

@@ -47,10 +47,10 @@ class Dataset:
     y_train: np.ndarray = dataclasses.field(repr=False)
     x_test: np.ndarray = dataclasses.field(repr=False)
     y_test: np.ndarray = dataclasses.field(repr=False)
-    num_classes: int = None
+    num_classes: int | None = None
     augment: bool = True
     normalize: object = normalization.PER_IMAGE
-    source: str = None
+    source: str | None = None
 
     def __post_init__(self):
         if self.num_classes is None:

@@ -42,7 +42,7 @@ class Remote:
     urls: tuple
     algorithm: str
     digest: str
-    extract: str = None
+    extract: str | None = None
 
 
 def _idx_remotes(mirrors, digests):
@@ -104,8 +104,8 @@ def download(name, data_dir):
 
     Files already there with the right checksum (or an already extracted
     folder) are kept, so a second call fetches nothing. Afterwards
-    `load(name, data_dir)` reads the folder offline; `download` does so once
-    to check it.
+    `load(name, data_dir)` reads the folder offline; `download` reads what
+    it fetched once, to check it.
 
     Args:
         name: `"cifar10"`, `"cifar100"`, `"mnist"` or `"fashion_mnist"`.
@@ -133,8 +133,11 @@ def download(name, data_dir):
         if created and not any(folder.iterdir()):
             folder.rmdir()
         raise
+    # Read back what was fetched (for CIFAR its extracted folder: a binary
+    # version already in data_dir would otherwise be read instead).
+    extracted = [r.extract for r in DOWNLOADS[name] if r.extract is not None]
     try:
-        catalog.load(name, folder)
+        catalog.load(name, folder / extracted[0] if extracted else folder)
     except LotteryError as e:
         if any(kept):  # the damage was there before this call
             raise LotteryError(
