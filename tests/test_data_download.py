@@ -211,6 +211,15 @@ def test_tarball_without_the_folder(monkeypatch, tmp_path, cifar10_tarball):
     assert not (tmp_path / "d").exists()
 
 
+def test_old_python_without_tar_filters(monkeypatch, tmp_path, cifar10_tarball):
+    tarball, _ = cifar10_tarball
+    _serve(monkeypatch, "cifar10", [tarball])
+    monkeypatch.delattr(tarfile, "data_filter")
+    with pytest.raises(LotteryError, match="cannot extract .* safely"):
+        data.download("cifar10", tmp_path / "d")
+    assert not (tmp_path / "d").exists()
+
+
 @pytest.mark.parametrize("name, match", [
     ("digits", "needs no download: it ships with the package"),
     ("synthetic", "needs no download: it is generated"),

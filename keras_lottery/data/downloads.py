@@ -239,6 +239,11 @@ def _digest(path, algorithm):
 
 def _extract(archive, remote, folder):
     """Extracts the tarball's `remote.extract` folder into `folder`."""
+    if not hasattr(tarfile, "data_filter"):  # added in 3.10.12 and 3.11.4
+        raise LotteryError(
+            f"this Python's tarfile cannot extract {remote.filename} safely; use "
+            "Python >= 3.10.12 or 3.11.4, or extract it by hand into data_dir"
+        )
     staging = tempfile.mkdtemp(prefix=".extract-", dir=folder)
     try:
         try:
