@@ -380,8 +380,8 @@ def memory_child(args):
         return data_lib.Dataset("synthetic", x, y, x_test, y_test)
 
     # CIFAR-10's array sizes (50,000 + 10,000 images) instead of the small
-    # demo set; data_lib.load() looks `synthetic` up at call time.
-    data_lib.synthetic = sized_dataset
+    # demo set; data_lib.load() looks `bundled.synthetic` up at call time.
+    data_lib.bundled.synthetic = sized_dataset
     before = _proc_status("VmRSS")
     began = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:

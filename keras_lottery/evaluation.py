@@ -17,14 +17,14 @@ def evaluation_sets(data, val_split, batch_size):
     reported the rest: with `val_split` n, n test images (the same for
     every run) are the validation set and the others the test set.
     """
+    def batches(index):
+        return data_lib.EvalBatches(data.x_test[index], data.y_test[index],
+                                    batch_size, normalize=data.normalize)
+
     if not val_split:
-        return data_lib.EvalBatches(data.x_test, data.y_test, batch_size), None
+        return batches(slice(None)), None
     order = np.random.default_rng(VAL_SEED).permutation(len(data.x_test))
-    val, test = np.sort(order[:val_split]), np.sort(order[val_split:])
-    return (
-        data_lib.EvalBatches(data.x_test[test], data.y_test[test], batch_size),
-        data_lib.EvalBatches(data.x_test[val], data.y_test[val], batch_size),
-    )
+    return batches(np.sort(order[val_split:])), batches(np.sort(order[:val_split]))
 
 
 def evaluate(model, eval_sets, step, elapsed):

@@ -218,7 +218,7 @@ def fit(run, model, data, plan, *, position=None, verbose=1):
             batches = data_lib.TrainBatches(
                 data.x_train, data.y_train, plan.batch_size, seed=plan.seed,
                 start_step=position, num_steps=stop - position,
-                augment=data.augment,
+                augment=data.augment, normalize=data.normalize,
             )
             # shuffle=False: Keras would otherwise permute a PyDataset's
             # batches within each segment, breaking data order = f(seed, step).

@@ -201,7 +201,7 @@ BAD_INPUT = [
     ("--data-dir pickle payload", ["train", "--arch", "resnet8", "--data-dir", "data/payload"],
      1, "refused to unpickle"),
     ("--data-dir for synthetic", ["train", *TINY, "--data-dir", "data/truncated"],
-     1, "only the cifar10 dataset reads files"),
+     1, "only cifar10, cifar100, mnist and fashion_mnist read a folder"),
 ]
 
 
