@@ -24,7 +24,7 @@ Names are imported on first use, so `import keras_lottery` (and the
 
 import importlib
 
-from keras_lottery.version import __version__
+from keras_lottery.version import __version__  # noqa: F401  (the package attribute)
 
 # Public name -> the module that defines it.
 _PUBLIC = {

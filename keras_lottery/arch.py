@@ -9,6 +9,7 @@ initialization. A user model is filed under a name derived from its config
 """
 
 import collections
+import difflib
 import hashlib
 import json
 import re
@@ -31,9 +32,11 @@ def resolve(arch):
     """
     if isinstance(arch, str):
         if arch not in models.available():
+            close = difflib.get_close_matches(arch, models.available(), n=1)
+            hint = f" (did you mean {close[0]}?)" if close else ""
             raise LotteryError(
-                f"unknown architecture; available: {', '.join(models.available())}",
-                param="arch", value=arch,
+                f"unknown architecture{hint}; available: "
+                f"{', '.join(models.available())}", param="arch", value=arch,
             )
         return Arch(arch, None, None)
     if isinstance(arch, keras.Model):
@@ -75,15 +78,16 @@ def config_fingerprint(model_json):
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def build(name, model_json, data):
+def build(name, model_json, data, weight_decay=None):
     """A freshly initialized model: from `model_json` when given (read
-    with Keras's safe mode), else the registered architecture sized to the
-    data."""
+    with Keras's safe mode; it keeps its own regularizers), else the
+    registered architecture sized to the data, with `weight_decay` (None:
+    the architecture's default)."""
     if model_json is not None:
         return from_json(model_json, "the model config")
     try:
         return models.build(name, num_classes=data.num_classes,
-                            input_shape=data.image_shape)
+                            input_shape=data.image_shape, weight_decay=weight_decay)
     except ValueError as e:
         raise LotteryError(str(e)) from None
 
@@ -99,3 +103,23 @@ def from_json(model_json, where):
             f"{str(e).splitlines()[0] if str(e) else ''}); models that "
             "need code from the run directory are refused"
         ) from None
+
+
+def check_fits(model, data):
+    """Refuses, before anything is written, a model whose input shape or
+    number of outputs does not match the data."""
+    expected = tuple(model.input_shape[1:]) if hasattr(model, "input_shape") else None
+    if expected is not None and None not in expected and expected != data.image_shape:
+        raise LotteryError(
+            f"the model takes inputs of shape {expected} but the data's are "
+            f"{data.image_shape}; build the model for the data",
+            param="dataset", value=data.name,
+        )
+    outputs = model.output_shape[-1] if hasattr(model, "output_shape") else None
+    if isinstance(outputs, int) and outputs != data.num_classes:
+        raise LotteryError(
+            f"the model has {outputs} outputs but the data has "
+            f"{data.num_classes} classes; give the model one logit per class",
+            param="dataset", value=data.name,
+        )
+

@@ -3,12 +3,13 @@ inherit from it (recipe, dataset, precision, model)."""
 
 from keras_lottery import arch as arch_lib
 from keras_lottery import data as data_lib
-from keras_lottery import recipe as recipe_lib
 from keras_lottery import resolver
 from keras_lottery import runs
 from keras_lottery.errors import LotteryError
 from keras_lottery.spec import RunSpec
 from keras_lottery.spec import resolve_parent
+
+NPZ = "npz:"
 
 
 def open_parent(parent, root=runs.DEFAULT_ROOT):
@@ -34,7 +35,7 @@ def model_json(parent):
 def rebuild(parent, model_json, data):
     if model_json is not None:
         return arch_lib.from_json(model_json, str(parent.model_config_path()))
-    return arch_lib.build(parent.spec.arch, None, data)
+    return arch_lib.build(parent.spec.arch, None, data, parent.spec.recipe.weight_decay)
 
 
 def check_precision(parent, precision):
@@ -61,18 +62,20 @@ def check_inherited(inherited, args):
     """Derived runs inherit the parent's recipe; a contradicting argument is
     an error rather than a silent override."""
     recipe = inherited.recipe
-    if args["dataset"] is not None and args["dataset"] != inherited.dataset:
+    given = args["dataset"]
+    if (isinstance(given, str) and given != inherited.dataset
+            and not given.startswith(NPZ)):
         raise LotteryError(
             f"contradicts the parent's {inherited.dataset}; derived runs "
             "inherit the parent's dataset, so drop it", param="dataset",
-            value=args["dataset"],
+            value=given,
         )
     for name in ("steps", "epochs", "batch_size", "checkpoint_iters", "eval_every"):
         value = args[name]
         if value is None:
             continue
         if name == "epochs":
-            images = data_lib.TRAIN_SIZES.get(inherited.dataset, recipe_lib.TRAIN_IMAGES)
+            images = data_lib.train_size(inherited.dataset)
             ours, theirs = round(value * images / recipe.batch_size), recipe.steps
         else:
             ours = tuple(value) if name == "checkpoint_iters" else value
@@ -110,3 +113,31 @@ def child_spec(method, parent, args, precision):
     if "final" not in checkpoints:
         raise LotteryError(f"{parent.path} has no final checkpoint")
     return spec
+
+
+def load_data(parent, dataset, data_dir, seed):
+    """The data a child of `parent` trains on: the parent's, read again
+    (from `data_dir` when given), or `dataset` (your arrays, or an npz file
+    that moved) when its fingerprint is the parent's."""
+    inherited = parent.spec
+    if isinstance(dataset, data_lib.Dataset):
+        data = dataset
+    elif inherited.data_fingerprint is not None and not (
+            isinstance(dataset, str) or inherited.dataset.startswith(NPZ)):
+        raise LotteryError(
+            f"{parent.path} trained on arrays in memory ({inherited.dataset}); "
+            "pass them again as dataset=keras_lottery.data.arrays(...)",
+            param="dataset", value=None,
+        )
+    else:
+        name = dataset if isinstance(dataset, str) else inherited.dataset
+        data = data_lib.load(name, data_dir, seed=seed)
+    recorded = parent.config.get("data_sha256") or inherited.data_fingerprint
+    if recorded is not None and data.fingerprint != recorded:
+        raise LotteryError(
+            f"differs from the data {parent.path} trained on (sha256 "
+            f"{data.fingerprint[:12]}… != {recorded[:12]}…); derive with the "
+            "parent's data", param="dataset", value=data_lib.spec_name(data),
+        )
+    return data
+

@@ -61,14 +61,16 @@ def accuracy_vs_density(runs, path=None, select="final", title=None):
     if not rows:
         raise LotteryError(
             f"none of the {len(runs)} runs given has finished with an "
-            "evaluation; wait for them to finish, or plot progress with --curves"
+            "evaluation; wait for them to finish, or plot their progress against "
+            "steps (accuracy_vs_step)"
         )
     pruned = [r for r in rows if r["density"] is not None and r["density"] < 1]
     unpruned = [r for r in rows if r["density"] is not None and r["density"] >= 1]
     if not pruned:
         raise LotteryError(
             "no finished pruned run (density below 100%) among the runs given; "
-            "add rewind, rewind-lr or finetune runs, or plot progress with --curves"
+            "add rewind, rewind-lr or finetune runs, or plot their progress against "
+            "steps (accuracy_vs_step)"
         )
 
     fig, ax = _figure()

@@ -40,7 +40,7 @@ DATA_SEED = 0
 
 
 def train(arch="resnet20", *, out=None, dataset="cifar10", data_dir=None,
-          steps=None, epochs=None, batch_size=recipe_lib.BASE_BATCH_SIZE,
+          recipe=None, steps=None, epochs=None, batch_size=None,
           checkpoint_iters=None, eval_every=None, seed=None,
           save_every=DEFAULT_SAVE_EVERY, val_split=0, jit_compile="auto",
           mixed_precision=None, steps_per_execution=1, strategy=None,
@@ -62,11 +62,17 @@ def train(arch="resnet20", *, out=None, dataset="cifar10", data_dir=None,
             under `seed` (so seeds choose its initialization) and stored in
             the run as model.json.
         out: run directory; default `<root>/<arch>/train-s<seed>`.
-        dataset: "cifar10", "digits" (bundled, offline) or "synthetic".
+        dataset: a name of `keras_lottery.data.DATASETS` ("cifar10",
+            "cifar100", "mnist", "fashion_mnist", "digits" (bundled,
+            offline), "synthetic"), "npz:PATH", or your own arrays
+            (`keras_lottery.data.arrays(...)`).
         data_dir: read the dataset from its official files here instead of
             Keras's cached download.
-        steps, epochs, batch_size, checkpoint_iters, eval_every: the recipe,
-            see `keras_lottery.recipe.make`; defaults are the paper's.
+        recipe: a preset name (`keras_lottery.recipe.PRESETS`; default
+            "renda2020", the paper's), a `.toml` file of recipe fields, or a
+            `Recipe` (`keras_lottery.recipe.make(...)`).
+        steps, epochs, batch_size, checkpoint_iters, eval_every: override the
+            recipe's (step quantities scale with `steps`/`epochs`).
         seed: seeds initialization and data order; drawn (and recorded in
             run.json) when None.
         save_every: also save the full state every this many steps (besides
@@ -98,9 +104,9 @@ def train(arch="resnet20", *, out=None, dataset="cifar10", data_dir=None,
         )
     data = _load_data(dataset, data_dir)
     recipe = recipe_lib.make(
-        steps=steps, epochs=epochs, batch_size=batch_size,
-        checkpoint_iters=checkpoint_iters, eval_every=eval_every,
-        train_images=len(data.x_train),
+        "renda2020" if recipe is None else recipe, steps=steps, epochs=epochs,
+        batch_size=batch_size, checkpoint_iters=checkpoint_iters,
+        eval_every=eval_every, train_images=len(data.x_train),
     )
     if (isinstance(val_split, bool) or not isinstance(val_split, int)
             or not 0 <= val_split < len(data.x_test)):
@@ -108,18 +114,22 @@ def train(arch="resnet20", *, out=None, dataset="cifar10", data_dir=None,
             f"expected an integer in [0, {len(data.x_test)}) (the test set has "
             f"{len(data.x_test)} images)", param="val_split", value=val_split,
         )
-    request = RunSpec("train", network.name, dataset, recipe, seed=seed,
-                      val_split=val_split, precision=execution.precision,
-                      model=network.fingerprint)
+    request = RunSpec("train", network.name, data_lib.spec_name(data), recipe,
+                      seed=seed, val_split=val_split, precision=execution.precision,
+                      model=network.fingerprint,
+                      data_fingerprint=data_lib.own_fingerprint(data))
     found = resolver.resolve(request, out=out, root=root)
     if _finished(found, verbose):
         return found.run
     with execution.building():
         keras.utils.set_random_seed(found.spec.seed)
-        model = execution.prepare(arch_lib.build(network.name, network.model_json, data))
+        model = execution.prepare(arch_lib.build(
+            network.name, network.model_json, data, recipe.weight_decay))
+        arch_lib.check_fits(model, data)
         training.compile_model(model, recipe, execution)
-        run, position = training.open_run(found, model, execution, data_dir, network.model_json,
-                              verbose, bounds=(0, recipe.steps))
+        run, position = training.open_run(
+            found, model, facts=_facts(data, data_dir, execution),
+            model_json=network.model_json, verbose=verbose, bounds=(0, recipe.steps))
         training.fit(run, model, data, training.plan_for(found.spec, run, save_every),
                      position=position, verbose=verbose)
     return run
@@ -331,7 +341,7 @@ def _derive(method, parent, args):
     if _finished(found, args["verbose"]):
         return found.run
     data_dir = args["data_dir"] or parent.config.get("data_dir")
-    data = _load_data(spec.dataset, data_dir)
+    data = parents.load_data(parent, args["dataset"], data_dir, DATA_SEED)
     start, end = method.bounds(steps=spec.recipe.steps, iteration=spec.iteration,
                                parent_end=parent.end_step)
     model_json = parents.model_json(parent)
@@ -340,11 +350,11 @@ def _derive(method, parent, args):
         keras.utils.set_random_seed(_init_seed(method, seed, parent.spec.seed))
         model = execution.prepare(parents.rebuild(parent, model_json, data))
         training.compile_model(model, spec.recipe, execution, lr=spec.lr)
-        run, position = training.open_run(found, model, execution, data_dir, model_json,
-                              args["verbose"], bounds=(start, end),
-                              prepare=lambda: _prepare(method, model, parent,
-                                                       found.spec, data,
-                                                       execution, start))
+        run, position = training.open_run(
+            found, model, facts=_facts(data, data_dir, execution),
+            model_json=model_json, verbose=args["verbose"], bounds=(start, end),
+            prepare=lambda: _prepare(method, model, parent, found.spec, data,
+                                     execution, start))
         training.fit(run, model, data, training.plan_for(found.spec, run, args["save_every"]),
                      position=position, verbose=args["verbose"])
     return run
@@ -388,5 +398,14 @@ def _finished(found, verbose):
     return False
 
 
+def _facts(data, data_dir, execution):
+    """What run.json records besides the spec: where the data was read
+    from, its fingerprint, how the run executes."""
+    return {"data_dir": None if data_dir is None else str(data_dir),
+            "data_sha256": data.fingerprint, "execution": execution.to_dict()}
+
+
 def _load_data(dataset, data_dir):
+    if isinstance(dataset, data_lib.Dataset):
+        return dataset
     return data_lib.load(dataset, data_dir, seed=DATA_SEED)

@@ -29,6 +29,7 @@ GROUP_COLUMNS = (
 # or at the evaluation with the highest validation top-1 (`val_top1`, written
 # by runs that hold out a validation split).
 SELECTS = ("final", "best_val")
+FORMATS = ("table", "csv", "json")
 # Columns shown as percent in tables (fractions in files and Python,
 # percent for people).
 PERCENT_COLUMNS = ("density",)
@@ -190,6 +191,9 @@ def render(rows, columns, fmt="table"):
     percent with 4 significant digits (80%, 51.2%, 32.77%). Lists (the
     seeds of a group) are comma-separated in tables and CSV.
     """
+    if fmt not in FORMATS:
+        raise LotteryError(f"expected {', '.join(FORMATS[:-1])} or {FORMATS[-1]}",
+                           param="fmt", value=fmt)
     if fmt == "json":
         return json.dumps([{c: r[c] for c in columns} for r in rows], indent=2)
     if fmt == "csv":

@@ -45,7 +45,7 @@ def resolve(request, *, out=None, root=runs.DEFAULT_ROOT):
             raise LotteryError(
                 f"{len(unfinished)} unfinished runs match this command ("
                 f"{', '.join(str(r.path) for r in unfinished)}); name the one "
-                "to resume with --out"
+                "to resume", param="out", value=None,
             )
         if unfinished or found:
             run = (unfinished or found)[0]
@@ -58,10 +58,10 @@ def resolve(request, *, out=None, root=runs.DEFAULT_ROOT):
         differ = mine.differences(request)
         if differ:
             raise LotteryError(
-                f"{out} holds a different {run.status} run ({'; '.join(differ)}); "
+                f"holds a different {run.status} run ({'; '.join(differ)}); "
                 "to resume it re-run the command that started it (see its "
                 "run.json), to replace it delete the directory, or choose "
-                "another --out"
+                "another directory", param="out", value=str(out),
             )
         return Resolved(run, out, run.spec, bool(run.config.get("seed_drawn")))
     _check_free(out, "a run directory")
@@ -131,10 +131,10 @@ def resolve_study(request, *, arch, out=None, root=runs.DEFAULT_ROOT):
         mine = found if request.seed is not None else found.replace(seed=None)
         if mine != request:
             raise LotteryError(
-                f"{out} holds a different iterative study ({found.method} from "
+                f"holds a different iterative study ({found.method} from "
                 f"{config.get('parent')}, k={found.iteration}, rate "
-                f"{found.rate}, seed {found.seed}); choose another --out, or "
-                "delete it to start over"
+                f"{found.rate}, seed {found.seed}); choose another directory, "
+                "or delete it to start over", param="out", value=str(out),
             )
         return Resolved(None, out, found, bool(config.get("seed_drawn")))
     _check_free(out, "a study directory")
@@ -152,5 +152,6 @@ def _read_study(path):
 def _check_free(out, what):
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise LotteryError(
-            f"{out} exists and is not {what} or an empty one; choose another --out"
+            f"exists and is not {what} or an empty one; choose another",
+            param="out", value=str(out),
         )

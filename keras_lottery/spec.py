@@ -47,6 +47,8 @@ class RunSpec:
         val_split: test images held out as a validation set.
         precision: None (float32), "bf16" or "fp16".
         model: sha256 of a user model's config, None for named archs.
+        data_fingerprint: sha256 of data of your own (arrays, npz), None
+            for the named datasets.
     """
 
     mode: str
@@ -64,6 +66,7 @@ class RunSpec:
     val_split: int = 0
     precision: str = None
     model: str = None
+    data_fingerprint: str = None
 
     def __post_init__(self):
         method = methods.get(self.mode, param="mode")

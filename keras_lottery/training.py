@@ -18,14 +18,13 @@ import numpy as np
 from keras_lottery import data as data_lib
 from keras_lottery import evaluation
 from keras_lottery import pruning
-from keras_lottery import recipe as recipe_lib
 from keras_lottery import runs
+from keras_lottery import schedules
 from keras_lottery.callbacks import IterationCheckpoint
 from keras_lottery.callbacks import StepCounter
 from keras_lottery.errors import LotteryError
 from keras_lottery.execution import Execution
 from keras_lottery.optimizer import LossScaleOptimizer
-from keras_lottery.optimizer import MomentumSGD
 from keras_lottery.state import load_state
 from keras_lottery.state import save_state
 
@@ -33,10 +32,10 @@ from keras_lottery.state import save_state
 def compile_model(model, recipe, execution=None, *, lr=None):
     """Compiles `model` as every run does, and builds its optimizer.
 
-    The optimizer is `MomentumSGD` (TF1's momentum rule) driven by the
-    recipe's LR schedule, or by a constant `lr` (still a schedule object, so
-    checkpoints load either way); float16 models get the loss scaler that
-    counts skipped steps. Metrics are `top1` and `top5`; the loss is sparse
+    The optimizer is the recipe's (`MomentumSGD`, TF1's momentum rule, in
+    the paper's) driven by the recipe's LR schedule, or by a constant `lr`
+    (still a schedule object, so checkpoints load either way); float16
+    models get the loss scaler that counts skipped steps. Metrics are `top1` and `top5`; the loss is sparse
     categorical cross-entropy on logits.
 
     Example:
@@ -52,8 +51,8 @@ def compile_model(model, recipe, execution=None, *, lr=None):
         lr: a constant learning rate instead of the recipe's schedule.
     """
     execution = execution or Execution()
-    schedule = recipe.schedule() if lr is None else recipe_lib.ConstantSchedule(lr)
-    optimizer = MomentumSGD(schedule, momentum=recipe.momentum)
+    schedule = recipe.schedule() if lr is None else schedules.ConstantSchedule(lr)
+    optimizer = recipe.optimizer_for(schedule)
     if execution.precision == "fp16" or _computes_in_float16(model):
         # Keras's own wrapper would not count skipped steps.
         optimizer = LossScaleOptimizer(optimizer)
@@ -167,13 +166,13 @@ def plan_for(spec, run, save_every):
                          spec.val_split)
 
 
-def open_run(found, model, execution, data_dir, model_json, verbose, *,
-             bounds, prepare=None):
+def open_run(found, model, *, facts, model_json, verbose, bounds, prepare=None):
     """(run, position): the run `found` (a `resolver.Resolved`) resumed
     into `model`, or created after `prepare()` set up its start state.
 
-    `bounds` are the new run's (first, last) iterations; `model_json` is
-    stored for a model of the user's own.
+    `bounds` are a new run's (first, last) iterations and `facts` the other
+    run.json fields it records (data folder, execution, ...); `model_json`
+    is stored for a model of the user's own.
     """
     position = resume(found.run, model, verbose) if found.run else None
     if position is None and prepare is not None:
@@ -182,10 +181,9 @@ def open_run(found, model, execution, data_dir, model_json, verbose, *,
     if run is None:
         start, end = bounds
         run = runs.Run.create(
-            found.path, found.spec, seed_drawn=found.seed_drawn,
-            data_dir=None if data_dir is None else str(data_dir),
-            execution=execution.to_dict(), density=pruning.density(model),
-            start_step=start, end_step=end, versions=runs.versions(),
+            found.path, found.spec, seed_drawn=found.seed_drawn, **facts,
+            density=pruning.density(model), start_step=start, end_step=end,
+            versions=runs.versions(),
         )
         if model_json is not None:
             run.write_model_config(model_json)

@@ -58,7 +58,6 @@ def _invoke(*args):
 def test_verbatim_train_then_rewind_in_an_empty_folder(tmp_path, monkeypatch):
     import csv
     import io
-    import json
 
     monkeypatch.chdir(tmp_path)
     result = _invoke("train", "--arch", "resnet20", "--dataset", "synthetic",
@@ -165,7 +164,7 @@ BAD_INPUT = [
     ("checkpoint iterations not numbers", ["train", *TINY, "--checkpoint-iters", "a,b"],
      2, "is not a comma-separated list of integers"),
     ("unknown architecture", ["train", *TINY, "--arch", "resnet21"],
-     1, "--arch resnet21: unknown architecture; available: lenet300"),
+     1, "--arch resnet21: unknown architecture (did you mean resnet20?); available: conv2"),
     ("--out holds a different run", ["train", *TINY, "--seed", "99", "--out", "runs/parent"],
      1, "holds a different finished run (seed 0 != 99); to resume it re-run the command"),
     ("--out is a file", ["train", *TINY, "--out", "runs/not_a_run/notes.txt"],
@@ -209,7 +208,6 @@ BAD_INPUT = [
 def bad_input_folder(tmp_path_factory):
     """A folder with a finished parent run and damaged copies of it, plus
     CIFAR-10 folders damaged in each way."""
-    import json
 
     import keras
 

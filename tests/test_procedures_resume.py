@@ -144,7 +144,7 @@ def reference(tmp_path_factory):
 
 
 def test_kill_9_at_every_kind_of_moment_then_same_command_finishes_identically(
-    tmp_path, reference,
+    tmp_path, reference, monkeypatch,
 ):
     # One run, killed five times in a row; each re-run of the same command
     # resumes from the latest saved state and is killed again later on.
@@ -168,14 +168,14 @@ def test_kill_9_at_every_kind_of_moment_then_same_command_finishes_identically(
     assert resumed_from == [None, 5, 7, 7, 9]
     assert [r["step"] for r in kl.Run.open(tmp_path / "run").metrics] == [8]
 
-    os.chdir(tmp_path)
+    monkeypatch.chdir(tmp_path)
     result = _invoke(*args)
     assert result.exit_code == 0, result.output
     assert "resuming run from step 15" in result.output
     assert_same_run(tmp_path / "run", reference / "train")
 
 
-def test_kill_9_from_outside_at_an_arbitrary_moment(tmp_path, reference):
+def test_kill_9_from_outside_at_an_arbitrary_moment(tmp_path, reference, monkeypatch):
     args = ["train", *RECIPE, "--seed", "7", "--out", "run"]
     script = tmp_path / "child.py"
     script.write_text(CHILD)
@@ -191,19 +191,19 @@ def test_kill_9_from_outside_at_an_arbitrary_moment(tmp_path, reference):
     assert child.wait() == -signal.SIGKILL  # it was still running
     assert kl.Run.open(tmp_path / "run").status == runs.RUNNING
 
-    os.chdir(tmp_path)
+    monkeypatch.chdir(tmp_path)
     result = _invoke(*args)
     assert result.exit_code == 0, result.output
     assert_same_run(tmp_path / "run", reference / "train")
 
 
-def test_derived_run_resumes_after_kill_9(tmp_path, reference):
+def test_derived_run_resumes_after_kill_9(tmp_path, reference, monkeypatch):
     args = ["rewind", "--from", str(reference / "train"), "--iter", "7",
             "--density", "50", "--seed", "8", "--save-every", "5", "-q",
             "--out", "run"]
     killed = _child(tmp_path, "step", 17, args)
     assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
-    os.chdir(tmp_path)
+    monkeypatch.chdir(tmp_path)
     result = _invoke(*args)
     assert result.exit_code == 0, result.output
     resumed_at = int(re.search(r"resuming run from step (\d+)", result.output)[1])
@@ -211,7 +211,7 @@ def test_derived_run_resumes_after_kill_9(tmp_path, reference):
     assert_same_run(tmp_path / "run", reference / "rewind")
 
 
-def test_drawn_seed_is_recorded_resumed_and_reusable(tmp_path, reference):
+def test_drawn_seed_is_recorded_resumed_and_reusable(tmp_path, reference, monkeypatch):
     # No --seed and no --out: the same command finds its own unfinished run.
     args = ["train", *RECIPE]
     killed = _child(tmp_path, "step", 10, args)
@@ -219,7 +219,7 @@ def test_drawn_seed_is_recorded_resumed_and_reusable(tmp_path, reference):
     (made,) = runs.find_runs(tmp_path / "runs")
     seed = kl.Run.open(made).config["seed"]
     assert made.name == f"train-s{seed}"
-    os.chdir(tmp_path)
+    monkeypatch.chdir(tmp_path)
     result = _invoke(*args)
     assert result.exit_code == 0, result.output
     assert runs.find_runs(tmp_path / "runs") == [made]
@@ -234,9 +234,9 @@ def test_drawn_seed_is_recorded_resumed_and_reusable(tmp_path, reference):
     assert_same_run(tmp_path / "again", made)
 
 
-def test_seed_gives_identical_masks_checkpoints_and_metrics(tmp_path, reference):
+def test_seed_gives_identical_masks_checkpoints_and_metrics(tmp_path, reference, monkeypatch):
     # A second pair of runs with the reference's seeds, in another folder.
-    os.chdir(tmp_path)
+    monkeypatch.chdir(tmp_path)
     result = _invoke("train", *RECIPE, "--seed", "7", "--out", "a")
     assert result.exit_code == 0, result.output
     assert_same_run(tmp_path / "a", reference / "train")
@@ -313,7 +313,7 @@ def test_nan_loss_stops_marks_failed_and_keeps_good_checkpoints(tmp_path, monkey
             if value.dtype.kind == "f":
                 assert np.isfinite(value).all(), name
     # The CLI says the same in one line.
-    os.chdir(tmp_path)
+    monkeypatch.chdir(tmp_path)
     result = _invoke("train", *RECIPE, "--seed", "7", "--out", "cli")
     assert result.exit_code == 1
     errors = [line for line in result.output.splitlines() if line.startswith("Error")]

@@ -103,10 +103,9 @@ def test_render_table_is_aligned():
     assert len({len(line.rstrip()) for line in lines[1:]}) == 1
 
 
-def test_render_table_default_format():
-    assert report.render(_rows(), ("run", "top1")) == report.render(
-        _rows(), ("run", "top1"), "table"
-    )
+def test_render_refuses_an_unknown_format():
+    with pytest.raises(LotteryError, match="fmt='xml': expected table, csv or json"):
+        report.render(_rows(), ("run", "top1"), "xml")
 
 
 def test_render_csv_round_trip():

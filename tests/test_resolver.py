@@ -71,7 +71,7 @@ def test_several_unfinished_matches_ask_for_out(tmp_path):
         spec = _request(seed=seed)
         runs.Run.create(runs.default_out(spec, tmp_path), spec, seed_drawn=True, **STATE)
     message = _one_line_error(resolver.resolve, _request(), root=tmp_path)
-    assert "2 unfinished runs match" in message and "--out" in message
+    assert message.startswith("out=None: 2 unfinished runs match") and "name the one" in message
 
 
 def _make_run(root, name, mode="train", status="finished"):

@@ -1,7 +1,6 @@
 import json
 import os
 import pathlib
-import re
 
 import pytest
 
@@ -125,12 +124,12 @@ def test_metrics_round_trip(tmp_path):
 
 
 def test_checkpoints_mapping(tmp_path):
-    run = Run.create(tmp_path / "r", _spec(), **STATE)
+    Run.create(tmp_path / "r", _spec(), **STATE)
     ckpt = tmp_path / "r" / "checkpoints"
     for name in [100, "final", 2, 0, 10]:
         (ckpt / f"checkpoint_iter_{name}.weights.h5").write_bytes(b"")
     # Not checkpoints: a temporary file and unrelated files.
-    (ckpt / f".tmp-123-checkpoint_iter_5.weights.h5").write_bytes(b"")
+    (ckpt / ".tmp-123-checkpoint_iter_5.weights.h5").write_bytes(b"")
     (ckpt / "notes.txt").write_text("x")
     found = Run.open(tmp_path / "r").checkpoints
     assert list(found) == [0, 2, 10, 100, "final"]

@@ -43,6 +43,7 @@ FLAGS = {
     "out": ("--out", None),
     "parent": ("--from", None),
     "rate": ("--rate", None),
+    "recipe": ("--recipe", None),
     "rounds": ("--rounds", None),
     "save_every": ("--save-every", None),
     "scope": ("--scope", None),
@@ -123,8 +124,9 @@ def recipe_options(f):
     with the parent's values, or leave them out)."""
     return apply(f, [
         click.option("--dataset", default=None, help="Training data "
-                     "[default: cifar10]: cifar10, digits (small, bundled), "
-                     "synthetic."),
+                     "[default: cifar10]: cifar10, cifar100, mnist, "
+                     "fashion_mnist, digits (small, bundled), synthetic, or "
+                     "npz:PATH (your own x_train, y_train, x_test, y_test)."),
         click.option("--data-dir", type=PATH, help="Read the dataset's "
                      "official files from here instead of downloading."),
         click.option("--steps", type=int, help="T, steps of a base run "

@@ -44,18 +44,21 @@ def _execution(kwargs):
               help="Hold out this many test images as a validation set "
               "(val_top1) and report test metrics on the rest; the paper "
               "used 2000. Derived runs inherit it.")
+@click.option("--recipe", help="A preset (renda2020 [default], "
+              "frankle2019-lenet, frankle2019-conv2|conv4|conv6, openlth-lenet) "
+              "or a .toml file of recipe fields; the flags below override it.")
 @options.recipe_options
 @options.execution_options
 @options.friendly_errors
-def train(arch, val_split, dataset, data_dir, steps, epochs, batch_size,
+def train(arch, val_split, recipe, dataset, data_dir, steps, epochs, batch_size,
           checkpoint_iters, eval_every, seed, out, save_every, quiet,
           **execution):
-    """Train a network from scratch with the paper's recipe."""
+    """Train a network from scratch with the paper's recipe (or --recipe)."""
     from keras_lottery import procedures
 
     run = procedures.train(
         arch, out=out, dataset=dataset or "cifar10", data_dir=data_dir,
-        steps=steps, epochs=epochs, batch_size=128 if batch_size is None else batch_size,
+        recipe=recipe, steps=steps, epochs=epochs, batch_size=batch_size,
         checkpoint_iters=checkpoint_iters, eval_every=eval_every, seed=seed,
         save_every=save_every, val_split=val_split,
         verbose=options.verbosity(quiet), **_execution(execution),

@@ -26,6 +26,8 @@ from keras_lottery.data.bundled import digits
 from keras_lottery.data.bundled import synthetic
 from keras_lottery.data.catalog import DATASETS
 from keras_lottery.data.catalog import load
+from keras_lottery.data.catalog import own_fingerprint
+from keras_lottery.data.catalog import spec_name
 from keras_lottery.data.catalog import train_size
 from keras_lottery.data.catalog import TRAIN_SIZES
 from keras_lottery.data.cifar import CIFAR_URL
@@ -56,8 +58,9 @@ __all__ = [
     "CIFAR_URL", "DATASETS", "DOWNLOADS", "Dataset", "EvalBatches", "IMAGE_SHAPE",
     "MeanStd", "PAD", "PER_IMAGE", "TRAIN_SIZES", "TrainBatches", "arrays",
     "augment", "batch_indices", "digits", "download", "load", "mean_std",
-    "normalize_images", "read_cifar10", "read_cifar100", "read_cifar100_binary",
+    "normalize_images", "own_fingerprint", "read_cifar10", "read_cifar100", "read_cifar100_binary",
     "read_cifar100_python", "read_cifar10_binary", "read_cifar10_python",
-    "read_fashion_mnist", "read_mnist", "read_npz", "standardize", "synthetic",
+    "read_fashion_mnist", "read_mnist", "read_npz", "spec_name", "standardize",
+    "synthetic",
     "train_size",
 ]

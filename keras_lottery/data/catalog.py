@@ -78,11 +78,26 @@ def train_size(name):
     return TRAIN_SIZES[name]
 
 
+def spec_name(dataset):
+    """How a run records `dataset`: its name, `npz:PATH` for a file, the
+    given name for arrays in memory (whose fingerprint tells them apart)."""
+    return dataset.source or dataset.name
+
+
+def own_fingerprint(dataset):
+    """The fingerprint of data of your own (arrays or npz) that is part of
+    what a run is, None for the named datasets (their name says it)."""
+    source = dataset.source
+    if source is None or source.startswith(own_data.NPZ_PREFIX):
+        return dataset.fingerprint
+    return None
+
+
 def _check_name(name):
     if name not in DATASETS:
         raise LotteryError(
             f"unknown dataset; choose one of: {', '.join(DATASETS)}, or npz:PATH",
-            param="name", value=name,
+            param="dataset", value=name,
         )
 
 
@@ -90,7 +105,7 @@ def _refuse_data_dir(name, data_dir):
     if data_dir is not None:
         what = "your npz file" if name.startswith(own_data.NPZ_PREFIX) else name
         raise LotteryError(
-            f"only cifar10, cifar100, mnist and fashion_mnist read a folder; drop "
-            f"data_dir (--data-dir) for {what}",
+            f"only cifar10, cifar100, mnist and fashion_mnist read a folder; "
+            f"drop it for {what}",
             param="data_dir", value=os.fspath(data_dir),
         )

@@ -38,7 +38,8 @@ def from_keras(name):
             where = f"download it from {cifar.CIFAR_URL} and extract it"
         raise LotteryError(
             f"could not get {_TITLES[name]} through Keras's download "
-            f"({checks.one_line(e)}); {where} and pass data_dir (--data-dir)"
+            f"({checks.one_line(e)}); {where} (or run `lottery data download`) "
+            "and pass its folder", param="data_dir", value=None,
         ) from None
     if name in mnist.TITLES:
         return mnist.mnist_dataset(name, x_train, y_train, x_test, y_test)
