@@ -2,7 +2,9 @@
 
 The public API:
 
-- layers: `MaskedConv2D`, `MaskedDense`;
+- layers: `MaskedConv1D`/`2D`/`3D`, their `...Transpose` twins,
+  `MaskedDepthwiseConv1D`/`2D`, `MaskedSeparableConv1D`/`2D`,
+  `MaskedEinsumDense`, `MaskedDense`;
 - pruning: `prune`, `density`, `get_masks`, `set_masks`, `sparsity_report`,
   and the pure `magnitude_masks` and `random_masks`;
 - your own models: `masked`, `strip`;
@@ -25,7 +27,17 @@ from keras_lottery import recipe
 from keras_lottery.callbacks import IterationCheckpoint
 from keras_lottery.conversion import masked
 from keras_lottery.conversion import strip
+from keras_lottery.layers import MaskedConv1D
 from keras_lottery.layers import MaskedConv2D
+from keras_lottery.layers import MaskedConv3D
+from keras_lottery.layers import MaskedConv1DTranspose
+from keras_lottery.layers import MaskedConv2DTranspose
+from keras_lottery.layers import MaskedConv3DTranspose
+from keras_lottery.layers import MaskedDepthwiseConv1D
+from keras_lottery.layers import MaskedDepthwiseConv2D
+from keras_lottery.layers import MaskedSeparableConv1D
+from keras_lottery.layers import MaskedSeparableConv2D
+from keras_lottery.layers import MaskedEinsumDense
 from keras_lottery.layers import MaskedDense
 from keras_lottery.errors import LotteryError
 from keras_lottery.optimizer import LossScaleOptimizer
@@ -53,8 +65,18 @@ __all__ = [
     "IterationCheckpoint",
     "LossScaleOptimizer",
     "LotteryError",
+    "MaskedConv1D",
+    "MaskedConv1DTranspose",
     "MaskedConv2D",
+    "MaskedConv2DTranspose",
+    "MaskedConv3D",
+    "MaskedConv3DTranspose",
     "MaskedDense",
+    "MaskedDepthwiseConv1D",
+    "MaskedDepthwiseConv2D",
+    "MaskedEinsumDense",
+    "MaskedSeparableConv1D",
+    "MaskedSeparableConv2D",
     "MomentumSGD",
     "Run",
     "density",

@@ -35,9 +35,9 @@ def _resnet8(path, iteration=None, execution=None):
 
 
 def _masks_and_kernels(model):
-    """[(mask, kernel)] of every masked layer."""
+    """[(mask, stored kernel)] of every masked layer."""
     return [
-        (np.asarray(layer.mask.numpy()), np.asarray(layer.kernel.numpy()))
+        (np.asarray(layer.mask.numpy()), np.asarray(layer.raw_kernel.numpy()))
         for layer in kl.pruning.masked_layers(model)
     ]
 

@@ -76,7 +76,7 @@ def test_set_mask_zeroes_kernel_and_validates():
     layer(np.ones((1, 4), "float32"))
     mask = _random_mask((4, 6))
     layer.set_mask(mask)
-    kernel = keras.ops.convert_to_numpy(layer.kernel)
+    kernel = keras.ops.convert_to_numpy(layer.raw_kernel)
     assert (kernel[mask == 0] == 0).all()
     assert (kernel[mask == 1] != 0).all()
     with pytest.raises(ValueError, match="expected the kernel's shape"):
@@ -149,7 +149,7 @@ def test_training_step_keeps_pruned_entries_and_gradients_zero():
     loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
     with tf.GradientTape() as tape:
         loss = loss_fn(y, model(x, training=True))
-    kernels = [model.get_layer(n).kernel for n in masks]
+    kernels = [model.get_layer(n).raw_kernel for n in masks]
     grads = tape.gradient(loss, kernels)
     for name, grad in zip(masks, grads):
         grad = grad.numpy()
@@ -158,7 +158,7 @@ def test_training_step_keeps_pruned_entries_and_gradients_zero():
     model.compile(optimizer=kl.MomentumSGD(0.5), loss=loss_fn)
     model.fit(x, y, epochs=3, batch_size=4, verbose=0)
     for name, mask in masks.items():
-        kernel = keras.ops.convert_to_numpy(model.get_layer(name).kernel)
+        kernel = keras.ops.convert_to_numpy(model.get_layer(name).raw_kernel)
         assert (kernel[mask == 0] == 0).all()
         np.testing.assert_array_equal(kl.get_masks(model)[name], mask)
 
@@ -173,9 +173,10 @@ def test_mixed_bfloat16_keeps_mask_exact():
         masks = kl.get_masks(model)
         assert set(np.unique(masks["conv"])) == {0.0, 1.0}
         effective = keras.ops.convert_to_numpy(
-            keras.ops.cast(layer.masked_kernel(), "float32")
+            keras.ops.cast(layer.kernel, "float32")
         )
-        assert layer.masked_kernel().dtype == "bfloat16"
+        assert layer.kernel.dtype == "bfloat16"
+        assert layer.raw_kernel.dtype == "float32"
         assert (effective[masks["conv"] == 0] == 0).all()
         x = np.random.default_rng(0).normal(size=(4, 8, 8, 3)).astype("float32")
         model.compile(optimizer=kl.MomentumSGD(0.1), loss=keras.losses
@@ -184,7 +185,7 @@ def test_mixed_bfloat16_keeps_mask_exact():
         for name, mask in masks.items():
             after = kl.get_masks(model)[name]
             np.testing.assert_array_equal(after, mask)
-            kernel = keras.ops.convert_to_numpy(model.get_layer(name).kernel)
+            kernel = keras.ops.convert_to_numpy(model.get_layer(name).raw_kernel)
             assert (kernel[mask == 0] == 0).all()
     finally:
         keras.mixed_precision.set_dtype_policy("float32")
@@ -202,7 +203,7 @@ JAX_SCRIPT = textwrap.dedent(
     x = np.random.default_rng(0).normal(size=(8, 32, 32, 3)).astype("float32")
     model.fit(x, np.arange(8) % 10, batch_size=4, epochs=1, verbose=0)
     for layer in kl.pruning.masked_layers(model):
-        kernel = keras.ops.convert_to_numpy(layer.kernel)
+        kernel = keras.ops.convert_to_numpy(layer.raw_kernel)
         assert (kernel[masks[layer.name] == 0] == 0).all(), layer.name
     model.save_weights({path!r})
     fresh = kl.models.build("resnet8")
