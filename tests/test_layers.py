@@ -101,8 +101,54 @@ def test_get_config_round_trip():
 
 
 def test_unsupported_arguments_are_refused():
-    with pytest.raises(ValueError, match="lora_rank"):
+    with pytest.raises(ValueError, match="lora_rank=2"):
         MaskedDense(4, lora_rank=2)
+    with pytest.raises(ValueError, match="lora_rank=4"):
+        MaskedConv2D(4, 3, lora_rank=4)
+    with pytest.raises(ValueError, match="dtype='int8_from_float32'"):
+        MaskedDense(4, dtype="int8_from_float32")
+    layer = MaskedDense(4)
+    layer.build((None, 3))
+    for refused, argument in ((layer.enable_lora, 2), (layer.quantize, "int8")):
+        with pytest.raises(NotImplementedError, match="strip"):
+            refused(argument)
+
+
+@pytest.mark.parametrize("layer, shape", [
+    (lambda: MaskedDense(6), (2, 4)),
+    (lambda: MaskedConv2D(3, 3), (1, 5, 5, 2)),
+    (lambda: kl.MaskedDepthwiseConv2D(3), (1, 5, 5, 2)),  # Keras sets self.kernel
+])
+def test_kernel_is_raw_kernel_times_mask_and_raw_kernel_the_variable(layer, shape):
+    layer = layer()
+    with pytest.raises(AttributeError, match="build the layer"):
+        layer.kernel
+    layer(np.ones(shape, "float32"))
+    assert isinstance(layer.raw_kernel, keras.Variable)
+    assert layer.raw_kernel.trainable and not layer.mask.trainable
+    assert any(v is layer.raw_kernel for v in layer.trainable_variables)
+    assert not isinstance(layer.kernel, keras.Variable)
+    mask = _random_mask(tuple(layer.raw_kernel.shape))
+    layer.mask.assign(mask)  # raw assign: the stored kernel keeps its values
+    raw = keras.ops.convert_to_numpy(layer.raw_kernel)
+    assert (raw[mask == 0] != 0).all()
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(layer.kernel), raw * mask)
+    # The stored kernel is assignable as a variable; kernel and raw_kernel
+    # themselves cannot be rebound.
+    layer.raw_kernel.assign(np.ones(raw.shape, "float32"))
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(layer.kernel), mask)
+    with pytest.raises(AttributeError, match=r"raw_kernel.assign"):
+        layer.kernel = np.zeros(raw.shape, "float32")
+    with pytest.raises(AttributeError):
+        layer.raw_kernel = np.zeros(raw.shape, "float32")
+
+
+def test_masked_layers_run_keras_own_call():
+    # No call of our own: the forward pass is Keras's, reading `kernel`.
+    for cls in kl.layers.MASKED_LAYERS:
+        assert "call" not in vars(cls), cls.__name__
+        assert all("call" not in vars(base) for base in cls.__mro__
+                   if base.__module__.startswith("keras_lottery")), cls.__name__
 
 
 def test_keras_file_round_trip_keeps_masks(tmp_path):
