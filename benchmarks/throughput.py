@@ -725,7 +725,7 @@ def parse_args(argv=None):
     if unknown:
         p.error(f"unknown configs {unknown}; choose from {', '.join(SPECS)}")
     configs = args.configs.split(",")
-    if "masked_fp16" in configs and not execution_lib._has_gpu():
+    if "masked_fp16" in configs and not execution_lib.has_gpu():
         log("no GPU: skipping masked_fp16 (float16 needs one)")
         args.configs = ",".join(c for c in configs if c != "masked_fp16")
     if args.sections is None:

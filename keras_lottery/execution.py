@@ -67,7 +67,7 @@ class Execution:
             raise LotteryError(
                 f"--strategy must be 'mirrored' (or none), got {self.strategy!r}"
             )
-        if self.precision == "fp16" and not _has_gpu():
+        if self.precision == "fp16" and not has_gpu():
             raise LotteryError(
                 "--mixed-precision fp16 needs a GPU (loss-scaled float16 is "
                 "slow and lossy on CPUs); use bf16 on a CPU"
@@ -131,7 +131,12 @@ def _mirrored():
     return _STRATEGY[0]
 
 
-def _has_gpu():
+def has_gpu():
+    """Whether a GPU is visible (to TensorFlow, else to JAX): fp16 needs one.
+
+    The one place `Execution` asks; a test replaces it to run fp16's
+    semantics on a CPU (`monkeypatch.setattr(execution, "has_gpu", ...)`).
+    """
     try:
         import tensorflow as tf
 
