@@ -2,7 +2,9 @@
 
 The public API:
 
-- layers: `MaskedConv2D`, `MaskedDense`;
+- layers: `MaskedConv1D`/`2D`/`3D`, their `...Transpose` twins,
+  `MaskedDepthwiseConv1D`/`2D`, `MaskedSeparableConv1D`/`2D`,
+  `MaskedEinsumDense`, `MaskedDense`;
 - pruning: `prune`, `density`, `get_masks`, `set_masks`, `sparsity_report`,
   and the pure `magnitude_masks` and `random_masks`;
 - your own models: `masked`, `strip`;
@@ -31,7 +33,17 @@ _PUBLIC = {
     "IterationCheckpoint": "callbacks",
     "LossScaleOptimizer": "optimizer",
     "LotteryError": "errors",
+    "MaskedConv1D": "layers",
     "MaskedConv2D": "layers",
+    "MaskedConv3D": "layers",
+    "MaskedConv1DTranspose": "layers",
+    "MaskedConv2DTranspose": "layers",
+    "MaskedConv3DTranspose": "layers",
+    "MaskedDepthwiseConv1D": "layers",
+    "MaskedDepthwiseConv2D": "layers",
+    "MaskedSeparableConv1D": "layers",
+    "MaskedSeparableConv2D": "layers",
+    "MaskedEinsumDense": "layers",
     "MaskedDense": "layers",
     "MomentumSGD": "optimizer",
     "Run": "runs",

@@ -128,7 +128,11 @@ def mirrored_strategy():
 
 
 def has_gpu():
-    """Whether a GPU is visible to the backend (fp16 needs one)."""
+    """Whether a GPU is visible (to TensorFlow, else to JAX): fp16 needs one.
+
+    The one place `Execution` asks; a test replaces it to run fp16's
+    semantics on a CPU (`monkeypatch.setattr(execution, "has_gpu", ...)`).
+    """
     try:
         import tensorflow as tf
 

@@ -1,166 +1,258 @@
-"""Masked `Conv2D` and `Dense` layers: the effective kernel is kernel × mask.
+"""Masked twins of every Keras layer whose kernel multiplies its input.
 
-Each layer holds a non-trainable `mask` variable of the kernel's shape,
-initialised to ones. The forward pass multiplies the kernel by the mask, so a
-pruned entry has no effect on the output and receives no gradient from the
-loss. `set_mask` also zeroes the stored kernel, so saved weights are sparse and
-weight decay (which acts on the raw kernel) cannot move a pruned entry.
+`MaskedConv1D`, `MaskedConv2D`, `MaskedConv3D`, their `...Transpose` twins,
+`MaskedDepthwiseConv1D`, `MaskedDepthwiseConv2D`, `MaskedSeparableConv1D`,
+`MaskedSeparableConv2D`, `MaskedEinsumDense` and `MaskedDense` take exactly
+the arguments of the Keras layer they are named after (except LoRA and
+quantization) and run its own `call`: its kernel attribute returns
+`raw_kernel × mask` (see `keras_lottery.masking`). A pruned entry has no
+effect on the output and gets no gradient from the loss; `set_mask` also
+zeroes the stored kernel, so saved weights are sparse and weight decay
+(which acts on the stored kernel) cannot move a pruned entry.
 
-Keras >= 3.1 (`Dense`) and 3.3 (`Conv2D`) save only kernel and bias by
-position; these layers override `save_own_variables` / `load_own_variables` so
-the mask is saved and loaded with them.
+Separable convolutions mask both kernels: `depthwise_kernel` (stored as
+`raw_depthwise_kernel`, mask `depthwise_mask`) and `pointwise_kernel`.
+
+Checkpoints hold every variable in creation order: kernel(s), bias, mask(s),
+the layout keras_lottery 0.1's `MaskedConv2D` / `MaskedDense` wrote.
 """
 
 import keras
-import numpy as np
-from keras import ops
+
+from keras_lottery.masking import MaskedSeparableKernels
+from keras_lottery.masking import MaskedSingleKernel
 
 _PACKAGE = "keras_lottery"
+_register = keras.saving.register_keras_serializable(package=_PACKAGE)
 
 
-class _MaskedKernelMixin:
-    """The mask variable, its (de)serialization and `set_mask`."""
+@_register
+class MaskedConv1D(MaskedSingleKernel, keras.layers.Conv1D):
+    """1D convolution with masked kernel.
 
-    def _check_supported(self, kwargs):
-        for unsupported in ("lora_rank", "quantization_config"):
-            if kwargs.get(unsupported):
-                raise ValueError(
-                    f"{type(self).__name__} does not support `{unsupported}`; "
-                    "prune the plain layer or drop that argument."
-                )
-
-    def _build_mask(self):
-        # float32 under mixed precision too: 0/1 are exact in any float type,
-        # and the variable dtype keeps the mask out of bf16/fp16 rounding.
-        self.mask = self.add_weight(
-            name="mask",
-            shape=tuple(self._kernel.shape),
-            initializer="ones",
-            trainable=False,
-            dtype=self.variable_dtype,
-        )
-
-    def masked_kernel(self):
-        """Returns kernel × mask, the kernel the forward pass uses."""
-        dtype = self.compute_dtype
-        return ops.multiply(
-            ops.cast(self._kernel, dtype), ops.cast(self.mask, dtype)
-        )
-
-    def set_mask(self, mask):
-        """Assigns a 0/1 mask and zeroes the stored kernel where it is 0.
-
-        Args:
-            mask: array of the kernel's shape holding only 0 and 1.
-        """
-        mask = np.asarray(mask)
-        if tuple(mask.shape) != tuple(self._kernel.shape):
-            raise ValueError(
-                f"Mask for layer '{self.name}' has shape {mask.shape}, "
-                f"expected the kernel's shape {tuple(self._kernel.shape)}."
-            )
-        if not np.isin(mask, (0, 1)).all():
-            raise ValueError(
-                f"Mask for layer '{self.name}' must hold only 0 and 1."
-            )
-        mask = mask.astype(self.mask.dtype)
-        self.mask.assign(mask)
-        kernel = keras.ops.convert_to_numpy(self._kernel)
-        self._kernel.assign((kernel * mask).astype(kernel.dtype))
-
-    def quantize(self, *args, **kwargs):
-        raise NotImplementedError(
-            f"{type(self).__name__} cannot be quantized; call "
-            "keras_lottery.strip(model) first to get plain Keras layers."
-        )
-
-    # Keras's Dense/Conv save only [kernel, bias]; the generic Layer methods
-    # save every variable in order (kernel, bias, mask), which is what we want.
-    def save_own_variables(self, store):
-        keras.layers.Layer.save_own_variables(self, store)
-
-    def load_own_variables(self, store):
-        keras.layers.Layer.load_own_variables(self, store)
-
-
-@keras.saving.register_keras_serializable(package=_PACKAGE)
-class MaskedConv2D(_MaskedKernelMixin, keras.layers.Conv2D):
-    """2D convolution whose kernel is multiplied by a fixed 0/1 mask.
-
-    Takes exactly the arguments of `keras.layers.Conv2D` (except LoRA and
-    quantization). After `build`, `layer.mask` is a non-trainable variable of
-    the kernel's shape, initialised to ones.
+    Takes the arguments of `keras.layers.Conv1D` (except LoRA and
+    quantization). After `build`, `layer.mask` is a non-trainable
+    variable of the kernel's shape, initialised to ones, and `layer.kernel`
+    is `layer.raw_kernel × layer.mask`.
 
     Example:
 
-    >>> layer = MaskedConv2D(16, 3, padding="same", use_bias=False)
-    >>> y = layer(np.zeros((1, 8, 8, 3), "float32"))
+    >>> layer = MaskedConv1D(8, 3)
+    >>> y = layer(np.ones((2, 16, 4), "float32"))
     >>> layer.set_mask(np.zeros(layer.kernel.shape))  # prunes every weight
-
-    Args:
-        filters: number of output channels.
-        kernel_size: int or tuple of 2 ints.
-        **kwargs: any other `keras.layers.Conv2D` argument.
     """
 
-    def __init__(self, filters, kernel_size, **kwargs):
-        self._check_supported(kwargs)
-        super().__init__(filters, kernel_size, **kwargs)
 
-    def build(self, input_shape):
-        super().build(input_shape)
-        self._build_mask()
+@_register
+class MaskedConv2D(MaskedSingleKernel, keras.layers.Conv2D):
+    """2D convolution with masked kernel.
 
-    def call(self, inputs):
-        outputs = self.convolution_op(inputs, self.masked_kernel())
-        if self.use_bias:
-            if self.data_format == "channels_last":
-                bias_shape = (1,) * (self.rank + 1) + (self.filters,)
-            else:
-                bias_shape = (1, self.filters) + (1,) * self.rank
-            outputs = ops.add(outputs, ops.reshape(self.bias, bias_shape))
-        if self.activation is not None:
-            return self.activation(outputs)
-        return outputs
+    Takes the arguments of `keras.layers.Conv2D` (except LoRA and
+    quantization). After `build`, `layer.mask` is a non-trainable
+    variable of the kernel's shape, initialised to ones, and `layer.kernel`
+    is `layer.raw_kernel × layer.mask`.
+
+    Example:
+
+    >>> layer = MaskedConv2D(16, 3, padding="same")
+    >>> y = layer(np.ones((1, 8, 8, 3), "float32"))
+    >>> layer.set_mask(np.zeros(layer.kernel.shape))  # prunes every weight
+    """
 
 
-@keras.saving.register_keras_serializable(package=_PACKAGE)
-class MaskedDense(_MaskedKernelMixin, keras.layers.Dense):
-    """Densely-connected layer whose kernel is multiplied by a fixed 0/1 mask.
+@_register
+class MaskedConv3D(MaskedSingleKernel, keras.layers.Conv3D):
+    """3D convolution with masked kernel.
 
-    Takes exactly the arguments of `keras.layers.Dense` (except LoRA and
-    quantization). After `build`, `layer.mask` is a non-trainable variable of
-    the kernel's shape, initialised to ones.
+    Takes the arguments of `keras.layers.Conv3D` (except LoRA and
+    quantization). After `build`, `layer.mask` is a non-trainable
+    variable of the kernel's shape, initialised to ones, and `layer.kernel`
+    is `layer.raw_kernel × layer.mask`.
+
+    Example:
+
+    >>> layer = MaskedConv3D(4, 3)
+    >>> y = layer(np.ones((1, 6, 6, 6, 2), "float32"))
+    >>> layer.set_mask(np.zeros(layer.kernel.shape))  # prunes every weight
+    """
+
+
+@_register
+class MaskedConv1DTranspose(MaskedSingleKernel, keras.layers.Conv1DTranspose):
+    """1D transposed convolution with masked kernel.
+
+    Takes the arguments of `keras.layers.Conv1DTranspose` (except LoRA and
+    quantization). After `build`, `layer.mask` is a non-trainable
+    variable of the kernel's shape, initialised to ones, and `layer.kernel`
+    is `layer.raw_kernel × layer.mask`.
+
+    Example:
+
+    >>> layer = MaskedConv1DTranspose(8, 3)
+    >>> y = layer(np.ones((2, 16, 4), "float32"))
+    >>> layer.set_mask(np.zeros(layer.kernel.shape))  # prunes every weight
+    """
+
+
+@_register
+class MaskedConv2DTranspose(MaskedSingleKernel, keras.layers.Conv2DTranspose):
+    """2D transposed convolution with masked kernel.
+
+    Takes the arguments of `keras.layers.Conv2DTranspose` (except LoRA and
+    quantization). After `build`, `layer.mask` is a non-trainable
+    variable of the kernel's shape, initialised to ones, and `layer.kernel`
+    is `layer.raw_kernel × layer.mask`.
+
+    Example:
+
+    >>> layer = MaskedConv2DTranspose(8, 3, strides=2)
+    >>> y = layer(np.ones((1, 8, 8, 3), "float32"))
+    >>> layer.set_mask(np.zeros(layer.kernel.shape))  # prunes every weight
+    """
+
+
+@_register
+class MaskedConv3DTranspose(MaskedSingleKernel, keras.layers.Conv3DTranspose):
+    """3D transposed convolution with masked kernel.
+
+    Takes the arguments of `keras.layers.Conv3DTranspose` (except LoRA and
+    quantization). After `build`, `layer.mask` is a non-trainable
+    variable of the kernel's shape, initialised to ones, and `layer.kernel`
+    is `layer.raw_kernel × layer.mask`.
+
+    Example:
+
+    >>> layer = MaskedConv3DTranspose(4, 3)
+    >>> y = layer(np.ones((1, 6, 6, 6, 2), "float32"))
+    >>> layer.set_mask(np.zeros(layer.kernel.shape))  # prunes every weight
+    """
+
+
+@_register
+class MaskedDepthwiseConv1D(MaskedSingleKernel, keras.layers.DepthwiseConv1D):
+    """1D depthwise convolution with masked kernel.
+
+    Takes the arguments of `keras.layers.DepthwiseConv1D` (except LoRA and
+    quantization). After `build`, `layer.mask` is a non-trainable
+    variable of the kernel's shape, initialised to ones, and `layer.kernel`
+    is `layer.raw_kernel × layer.mask`.
+
+    Example:
+
+    >>> layer = MaskedDepthwiseConv1D(3, depth_multiplier=2)
+    >>> y = layer(np.ones((2, 16, 4), "float32"))
+    >>> layer.set_mask(np.zeros(layer.kernel.shape))  # prunes every weight
+    """
+
+
+@_register
+class MaskedDepthwiseConv2D(MaskedSingleKernel, keras.layers.DepthwiseConv2D):
+    """2D depthwise convolution with masked kernel.
+
+    Takes the arguments of `keras.layers.DepthwiseConv2D` (except LoRA and
+    quantization). After `build`, `layer.mask` is a non-trainable
+    variable of the kernel's shape, initialised to ones, and `layer.kernel`
+    is `layer.raw_kernel × layer.mask`.
+
+    Example:
+
+    >>> layer = MaskedDepthwiseConv2D(3)
+    >>> y = layer(np.ones((1, 8, 8, 3), "float32"))
+    >>> layer.set_mask(np.zeros(layer.kernel.shape))  # prunes every weight
+    """
+
+
+@_register
+class MaskedSeparableConv1D(
+    MaskedSeparableKernels, keras.layers.SeparableConv1D
+):
+    """1D separable convolution with masked kernels.
+
+    Takes the arguments of `keras.layers.SeparableConv1D` (except LoRA and
+    quantization). After `build`, `layer.depthwise_mask` and
+    `layer.pointwise_mask` are non-trainable variables of the two kernels'
+    shapes, initialised to ones; `set_mask(mask, kernel)` names the kernel.
+
+    Example:
+
+    >>> layer = MaskedSeparableConv1D(8, 3)
+    >>> y = layer(np.ones((2, 16, 4), "float32"))
+    >>> pointwise = np.zeros(layer.pointwise_kernel.shape)
+    >>> layer.set_mask(pointwise, "pointwise_kernel")  # prunes that kernel
+    """
+
+
+@_register
+class MaskedSeparableConv2D(
+    MaskedSeparableKernels, keras.layers.SeparableConv2D
+):
+    """2D separable convolution with masked kernels.
+
+    Takes the arguments of `keras.layers.SeparableConv2D` (except LoRA and
+    quantization). After `build`, `layer.depthwise_mask` and
+    `layer.pointwise_mask` are non-trainable variables of the two kernels'
+    shapes, initialised to ones; `set_mask(mask, kernel)` names the kernel.
+
+    Example:
+
+    >>> layer = MaskedSeparableConv2D(8, 3)
+    >>> y = layer(np.ones((1, 8, 8, 3), "float32"))
+    >>> pointwise = np.zeros(layer.pointwise_kernel.shape)
+    >>> layer.set_mask(pointwise, "pointwise_kernel")  # prunes that kernel
+    """
+
+
+@_register
+class MaskedEinsumDense(MaskedSingleKernel, keras.layers.EinsumDense):
+    """Einsum dense layer with masked kernel.
+
+    Takes the arguments of `keras.layers.EinsumDense` (except LoRA and
+    quantization). After `build`, `layer.mask` is a non-trainable
+    variable of the kernel's shape, initialised to ones, and `layer.kernel`
+    is `layer.raw_kernel × layer.mask`.
+
+    Example:
+
+    >>> layer = MaskedEinsumDense("ab,bc->ac", 10, bias_axes="c")
+    >>> y = layer(np.ones((2, 4), "float32"))
+    >>> layer.set_mask(np.zeros(layer.kernel.shape))  # prunes every weight
+    """
+
+
+@_register
+class MaskedDense(MaskedSingleKernel, keras.layers.Dense):
+    """Densely-connected layer with masked kernel.
+
+    Takes the arguments of `keras.layers.Dense` (except LoRA and
+    quantization). After `build`, `layer.mask` is a non-trainable
+    variable of the kernel's shape, initialised to ones, and `layer.kernel`
+    is `layer.raw_kernel × layer.mask`.
 
     Example:
 
     >>> layer = MaskedDense(10)
     >>> y = layer(np.ones((2, 4), "float32"))
-    >>> layer.set_mask(np.eye(4, 10))  # keep 4 of the 40 weights
-
-    Args:
-        units: dimensionality of the output.
-        **kwargs: any other `keras.layers.Dense` argument.
+    >>> layer.set_mask(np.zeros(layer.kernel.shape))  # prunes every weight
     """
 
-    def __init__(self, units, **kwargs):
-        self._check_supported(kwargs)
-        super().__init__(units, **kwargs)
 
-    def build(self, input_shape):
-        super().build(input_shape)
-        self._build_mask()
-
-    def call(self, inputs, training=None):
-        x = ops.matmul(inputs, self.masked_kernel())
-        if self.bias is not None:
-            x = ops.add(x, self.bias)
-        if self.activation is not None:
-            x = self.activation(x)
-        return x
-
-
-MASKED_LAYERS = (MaskedConv2D, MaskedDense)
+# Each masked layer by the Keras class it is the twin of (exact types: a
+# user's subclass of Dense is not converted, since its `call` may differ).
+MASKED_TWINS = {
+    keras.layers.Conv1D: MaskedConv1D,
+    keras.layers.Conv2D: MaskedConv2D,
+    keras.layers.Conv3D: MaskedConv3D,
+    keras.layers.Conv1DTranspose: MaskedConv1DTranspose,
+    keras.layers.Conv2DTranspose: MaskedConv2DTranspose,
+    keras.layers.Conv3DTranspose: MaskedConv3DTranspose,
+    keras.layers.DepthwiseConv1D: MaskedDepthwiseConv1D,
+    keras.layers.DepthwiseConv2D: MaskedDepthwiseConv2D,
+    keras.layers.SeparableConv1D: MaskedSeparableConv1D,
+    keras.layers.SeparableConv2D: MaskedSeparableConv2D,
+    keras.layers.EinsumDense: MaskedEinsumDense,
+    keras.layers.Dense: MaskedDense,
+}
+MASKED_LAYERS = tuple(MASKED_TWINS.values())
 
 
 @keras.saving.register_keras_serializable(package=_PACKAGE)

@@ -9,6 +9,10 @@ kernel not excluded) that survive, relative to the unpruned model. Exactly
 `round(density * N)` weights are kept, ranked by |kernel * mask|, ties broken
 by (currently unmasked first, then flat position in model order), so
 already-pruned weights stay pruned and masks nest across rounds.
+
+Masks are keyed by layer name, or by "<layer>/<kernel>" for each kernel of a
+layer with several (a separable convolution's "sep/depthwise_kernel" and
+"sep/pointwise_kernel"); see `mask_key`.
 """
 
 import collections
@@ -19,7 +23,9 @@ import warnings
 import keras
 import numpy as np
 
-from keras_lottery.layers import MASKED_LAYERS
+from keras_lottery.masking import MaskedKernelLayer
+from keras_lottery.slots import slot_variables
+from keras_lottery.slots import zero_where
 
 SCOPES = ("global", "layerwise")
 
@@ -148,7 +154,9 @@ def masked_layers(model):
     Raises:
         ValueError: if the model has no masked layers, or two share a name.
     """
-    layers = [l for l in iter_layers(model) if isinstance(l, MASKED_LAYERS)]
+    layers = [
+        l for l in iter_layers(model) if isinstance(l, MaskedKernelLayer)
+    ]
     if not layers:
         raise ValueError(
             f"Model '{model.name}' has no masked layers: build it with "
@@ -183,26 +191,53 @@ def iter_layers(model):
         stack.extend(reversed(getattr(current, "layers", [])))
 
 
-def get_masks(model):
-    """Returns the masks of a model as {layer name: numpy 0/1 array}."""
+def mask_key(layer, kernel_name):
+    """The key of a layer's kernel in `get_masks` and the other functions.
+
+    A layer with one kernel is keyed by its name ("conv_1"); one with
+    several (a separable convolution) by name and kernel
+    ("sep/depthwise_kernel", "sep/pointwise_kernel").
+    """
+    if len(layer.kernel_names) == 1:
+        return layer.name
+    return f"{layer.name}/{kernel_name}"
+
+
+def masked_kernels(model):
+    """Returns {mask key: (layer, `MaskedKernel`)} of a model, in order."""
     return {
-        l.name: keras.ops.convert_to_numpy(l.mask) for l in masked_layers(model)
+        mask_key(layer, kernel.name): (layer, kernel)
+        for layer in masked_layers(model)
+        for kernel in layer.masked_kernels()
+    }
+
+
+def get_masks(model):
+    """Returns the masks of a model as {mask key: numpy 0/1 array}.
+
+    A mask key is the layer's name, or "<layer>/<kernel>" for each kernel of
+    a layer with several (see `mask_key`).
+    """
+    return {
+        key: keras.ops.convert_to_numpy(kernel.mask)
+        for key, (_, kernel) in masked_kernels(model).items()
     }
 
 
 def _kernels(model):
     return {
-        l.name: keras.ops.convert_to_numpy(l._kernel)
-        for l in masked_layers(model)
+        key: keras.ops.convert_to_numpy(kernel.raw)
+        for key, (_, kernel) in masked_kernels(model).items()
     }
 
 
 def set_masks(model, masks):
-    """Assigns masks by layer name; zeroes pruned kernel and momentum entries.
+    """Assigns masks by key; zeroes pruned kernel and optimizer-slot entries.
 
-    Layers not named in `masks` keep theirs. The stored kernel and, if the
-    model's optimizer is built, its slot variables (e.g. momentum) are zeroed
-    where the new mask is 0, so nothing can move a pruned weight again.
+    Kernels not named in `masks` keep theirs. The stored kernel and, if the
+    model's optimizer is built, every slot variable it keeps for that kernel
+    (momentum, Adam's moments; through any `LossScaleOptimizer` too) are
+    zeroed where the new mask is 0, so nothing can move a pruned weight.
 
     Example:
 
@@ -212,50 +247,39 @@ def set_masks(model, masks):
 
     Args:
         model: a model with masked layers.
-        masks: dict layer name -> array of the kernel's shape holding 0 and 1.
+        masks: dict mask key (see `get_masks`) -> array of the kernel's
+            shape holding 0 and 1.
     """
-    layers = {l.name: l for l in masked_layers(model)}
-    unknown = sorted(set(masks) - set(layers))
+    entries = masked_kernels(model)
+    unknown = sorted(set(masks) - set(entries))
     if unknown:
-        raise ValueError(
-            f"No masked layer named {unknown}; masked layers are "
-            f"{list(layers)}."
-        )
+        raise ValueError(_unknown_keys_message(unknown, entries))
     optimizer = getattr(model, "optimizer", None)
-    for name, mask in masks.items():
-        layer = layers[name]
-        layer.set_mask(mask)
-        for slot in _slot_variables(optimizer, layer._kernel):
-            value = keras.ops.convert_to_numpy(slot)
-            slot.assign(value * np.asarray(mask, value.dtype))
+    variables = model.variables
+    slots = {
+        key: slot_variables(optimizer, entries[key][1].raw, variables)
+        for key in masks
+    }
+    for key, mask in masks.items():
+        layer, kernel = entries[key]
+        layer.set_mask(mask, kernel.name)
+        zero_where(slots[key], np.asarray(mask))
 
 
-def _slot_variables(optimizer, variable):
-    """The optimizer variables that shadow `variable` (momentum and the like).
-
-    Keras optimizers keep one list per slot kind, indexed like the trainable
-    variables; we take every such list's entry for `variable`.
-    """
-    if optimizer is None or not getattr(optimizer, "built", False):
-        return []
-    try:
-        index = optimizer._get_variable_index(variable)
-    except (AttributeError, KeyError):
-        return []
-    count = len(optimizer._trainable_variables)
-    slots = []
-    for value in vars(optimizer).values():
-        if not isinstance(value, (list, tuple)) or len(value) != count:
-            continue
-        candidate = value[index]
-        if (
-            isinstance(candidate, keras.Variable)
-            and candidate is not variable
-            and tuple(candidate.shape) == tuple(variable.shape)
-            and not any(candidate is v for v in optimizer._trainable_variables)
-        ):
-            slots.append(candidate)
-    return slots
+def _unknown_keys_message(unknown, entries):
+    layers = {}
+    for key, (layer, _) in entries.items():
+        layers.setdefault(layer.name, []).append(key)
+    hints = [
+        f"layer '{name}' has several kernels, name one of {layers[name]}"
+        for name in unknown
+        if name in layers
+    ]
+    return (
+        f"No masked layer named {unknown}; "
+        + ("; ".join(hints) + "; " if hints else "")
+        + f"mask keys are {list(entries)}."
+    )
 
 
 def density(model):
@@ -265,14 +289,35 @@ def density(model):
     return kept / sum(m.size for m in masks)
 
 
+def _excluded_keys(exclude, entries):
+    """The mask keys `exclude` names: keys, or layer names (all kernels)."""
+    if isinstance(exclude, str):
+        exclude = (exclude,)
+    keys, unknown = set(), []
+    for item in exclude:
+        found = [
+            key for key, (layer, _) in entries.items()
+            if key == item or layer.name == item
+        ]
+        if not found:
+            unknown.append(item)
+        keys.update(found)
+    if unknown:
+        raise ValueError(
+            f"exclude names no masked layer or kernel: {sorted(unknown)}; "
+            f"mask keys are {list(entries)}."
+        )
+    return keys
+
+
 def prune(model, density, *, scope="global", exclude=()):
     """Prunes a model in place by weight magnitude to an absolute density.
 
-    Ranks |kernel * mask| over all masked kernels together (or per layer with
-    `scope="layerwise"`) and keeps exactly `round(density * N)` of them, N
-    being the prunable weights of the layers not excluded. Already-pruned
-    weights stay pruned; the stored kernel (and the optimizer's momentum) is
-    zeroed where the new mask is 0.
+    Ranks |kernel * mask| over all masked kernels together (or per kernel
+    with `scope="layerwise"`) and keeps exactly `round(density * N)` of
+    them, N being the prunable weights of the kernels not excluded.
+    Already-pruned weights stay pruned; the stored kernel (and the
+    optimizer's momentum) is zeroed where the new mask is 0.
 
     Example:
 
@@ -285,24 +330,19 @@ def prune(model, density, *, scope="global", exclude=()):
         density: fraction in (0, 1] of prunable weights to keep; absolute,
             i.e. relative to the unpruned model, not to the current density.
         scope: "global" (one ranking over all layers, as the paper) or
-            "layerwise" (each layer to the same density).
-        exclude: names of masked layers to leave untouched and uncounted.
+            "layerwise" (each kernel to the same density).
+        exclude: masked layer names (all their kernels) or mask keys
+            ("sep/depthwise_kernel") to leave untouched and uncounted.
 
     Returns:
-        dict layer name -> new mask (numpy), for the layers that were ranked.
+        dict mask key -> new mask (numpy), for the kernels that were ranked.
     """
     check_density(density)
-    if isinstance(exclude, str):
-        exclude = (exclude,)
+    entries = masked_kernels(model)
+    excluded = _excluded_keys(exclude, entries)
     masks = get_masks(model)
-    unknown = sorted(set(exclude) - set(masks))
-    if unknown:
-        raise ValueError(
-            f"exclude names no masked layer: {unknown}; masked layers are "
-            f"{list(masks)}."
-        )
     kernels = _kernels(model)
-    names = [n for n in masks if n not in set(exclude)]
+    names = [n for n in masks if n not in excluded]
     if not names:
         raise ValueError("exclude leaves no layer to prune.")
     current = {n: masks[n] for n in names}
@@ -379,7 +419,8 @@ class SparsityReport:
 
 
 def sparsity_report(model):
-    """Returns a `SparsityReport` of the model's masked layers.
+    """Returns a `SparsityReport` of the model's masked kernels (one row per
+    mask key, see `get_masks`).
 
     Example:
 

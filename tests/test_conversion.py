@@ -5,6 +5,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import warnings
 import zipfile
 
 import keras
@@ -126,7 +127,7 @@ def _check_masked_copy(original, converted, expected_masked):
         # Same configuration (strides, padding, activation, bias...).
         assert new.get_config() == old.get_config()
         np.testing.assert_array_equal(_np(new.mask), np.ones(old.kernel.shape))
-        np.testing.assert_array_equal(_np(new._kernel), _np(old.kernel))
+        np.testing.assert_array_equal(_np(new.raw_kernel), _np(old.kernel))
         if old.use_bias:
             np.testing.assert_array_equal(_np(new.bias), _np(old.bias))
         else:
@@ -239,39 +240,58 @@ def test_masked_functional_with_unnamed_input():
     _assert_same_outputs(original, kl.strip(converted), x)
 
 
-def test_other_conv_types_are_left_alone_and_copied():
+class _OwnDense(keras.layers.Dense):
+    """A user's subclass of Dense: its `call` may differ, so never converted."""
+
+
+def test_layers_without_a_masked_twin_are_copied_and_warned_about_once():
     keras.utils.set_random_seed(0)
-    image = keras.Input((8, 8, 3), name="image")
-    x = keras.layers.DepthwiseConv2D(3, padding="same", name="depthwise")(image)
-    x = keras.layers.SeparableConv2D(4, 3, name="separable")(x)
-    x = keras.layers.Conv2D(4, 1, name="pointwise")(x)
-    x = keras.layers.Reshape((36, 4), name="reshape")(x)
+    tokens = keras.Input((6,), dtype="int32", name="tokens")
+    x = keras.layers.Embedding(20, 4, name="embed")(tokens)
+    x = keras.layers.LSTM(5, return_sequences=True, name="lstm")(x)
+    x = keras.layers.LayerNormalization(name="ln")(x)
     x = keras.layers.Conv1D(3, 3, name="conv1d")(x)
+    x = keras.layers.BatchNormalization(name="bn")(x)
+    x = keras.layers.Dropout(0.5, seed=1, name="drop")(x)
     x = keras.layers.Flatten(name="flatten")(x)
+    x = _OwnDense(4, name="own")(x)
     outputs = keras.layers.Dense(2, name="dense")(x)
-    original = keras.Model(image, outputs)
+    original = keras.Model(tokens, outputs)
     _randomize_weights(original)
-    x_in = _inputs(original)
+    x_in = np.random.default_rng(0).integers(0, 20, (3, 6)).astype("int32")
 
-    converted = kl.masked(original)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        converted = kl.masked(original)
 
-    for name, cls in [("depthwise", keras.layers.DepthwiseConv2D),
-                      ("separable", keras.layers.SeparableConv2D),
-                      ("conv1d", keras.layers.Conv1D)]:
+    assert [w.category for w in caught] == [UserWarning]
+    message = str(caught[0].message)
+    lstm = 4 * (4 * 5 + 5 * 5 + 5)
+    own = 12 * 4 + 4
+    assert "3 layer(s)" in message
+    assert "'embed' (Embedding, 80 weights)" in message
+    assert f"'lstm' (LSTM, {lstm} weights)" in message
+    assert f"'own' (_OwnDense, {own} weights)" in message
+    assert f"leaves {80 + lstm + own:,} weights out of pruning" in message
+    for kept_out in ("'ln'", "'bn'", "'drop'", "'conv1d'", "'dense'", "'flatten'"):
+        assert kept_out not in message
+    for name, cls in [("embed", keras.layers.Embedding), ("lstm", keras.layers.LSTM),
+                      ("own", _OwnDense), ("ln", keras.layers.LayerNormalization)]:
         layer = converted.get_layer(name)
         assert type(layer) is cls, name
-        assert not isinstance(layer, MASKED)
-        assert not any(v.path.endswith("mask") for v in layer.weights)
         old = original.get_layer(name).get_weights()
-        new = layer.get_weights()
-        assert len(new) == len(old) > 0
-        for w_new, w_old in zip(new, old):
+        assert len(layer.get_weights()) == len(old) > 0
+        for w_new, w_old in zip(layer.get_weights(), old):
             np.testing.assert_array_equal(w_new, w_old)
-    assert sorted(kl.get_masks(converted)) == ["dense", "pointwise"]
+    assert sorted(kl.get_masks(converted)) == ["conv1d", "dense"]
+    assert kl.sparsity_report(converted).total.total == 3 * 5 * 3 + 4 * 2
     _assert_same_outputs(original, converted, x_in)
-    # Pruning only counts the masked layers' kernels.
-    # pointwise 1x1x4x4 and dense (34 steps x 3 channels) x 2.
-    assert kl.sparsity_report(converted).total.total == 4 * 4 + 34 * 3 * 2
+
+
+def test_masked_does_not_warn_when_every_weight_is_masked():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        kl.masked(_sequential())  # Conv2D, BatchNormalization, Dense
 
 
 # --------------------------------------------------------------------------
@@ -312,7 +332,7 @@ def test_strip_after_prune():
                              MaskedDense: keras.layers.Dense}[type(old)], name
         assert new.get_config() == old.get_config()
         np.testing.assert_array_equal(
-            _np(new.kernel), _np(old._kernel) * _np(old.mask)
+            _np(new.kernel), _np(old.raw_kernel) * _np(old.mask)
         )
         if old.use_bias:
             np.testing.assert_array_equal(_np(new.bias), _np(old.bias))
@@ -331,11 +351,11 @@ def test_strip_folds_mask_into_kernel():
     # real kernel * mask fold makes the stripped model compute the same.
     model = kl.masked(_sequential(seed=3))
     layer = model.get_layer("conv")
-    raw = _np(layer._kernel).copy()
+    raw = _np(layer.raw_kernel).copy()
     mask = (np.random.default_rng(0).random(raw.shape) < 0.4).astype("float32")
     layer.mask.assign(mask)
     dense = model.get_layer("dense")
-    dense_raw = _np(dense._kernel).copy()
+    dense_raw = _np(dense.raw_kernel).copy()
     dense_mask = np.zeros(dense_raw.shape, "float32")
     dense_mask[::3] = 1
     dense.mask.assign(dense_mask)
@@ -350,7 +370,7 @@ def test_strip_folds_mask_into_kernel():
     assert np.count_nonzero(raw * (1 - mask)) > 0  # the fold did something
     _assert_same_outputs(model, stripped, x)
     # The source model's stored kernel is not changed by strip.
-    np.testing.assert_array_equal(_np(layer._kernel), raw)
+    np.testing.assert_array_equal(_np(layer.raw_kernel), raw)
 
 
 def _saved_class_names(path):

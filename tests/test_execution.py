@@ -35,9 +35,9 @@ def _resnet8(path, iteration=None, execution=None):
 
 
 def _masks_and_kernels(model):
-    """[(mask, kernel)] of every masked layer."""
+    """[(mask, stored kernel)] of every masked layer."""
     return [
-        (np.asarray(layer.mask.numpy()), np.asarray(layer.kernel.numpy()))
+        (np.asarray(layer.mask.numpy()), np.asarray(layer.raw_kernel.numpy()))
         for layer in kl.pruning.masked_layers(model)
     ]
 
@@ -100,7 +100,11 @@ def fp16_here(monkeypatch):
     """fp16 on this CPU (slow but exact in its semantics), with a first loss
     scale so large that some steps overflow and are skipped."""
     monkeypatch.setattr(execution_lib, "has_gpu", lambda: True)
+<<<<<<< ours
     monkeypatch.setattr(training, "LossScaleOptimizer", functools.partial(
+=======
+    monkeypatch.setattr(procedures, "LossScaleOptimizer", functools.partial(
+>>>>>>> theirs
         kl.LossScaleOptimizer, initial_scale=FP16_SCALE))
 
 
@@ -132,6 +136,34 @@ def test_fp16_counts_skipped_steps_and_keeps_masks_exact(tmp_path, fp16_here):
     # It really trained in float16: it differs from the float32 twin.
     a, b = tensors(parent.checkpoints["final"]), tensors(twin.checkpoints["final"])
     assert any(not np.array_equal(a[k], b[k]) for k in b if k.startswith("layers"))
+
+
+def test_fp16_rewind_lr_zeroes_restored_momentum_of_pruned_weights(tmp_path, monkeypatch):
+    # A normal loss scale: no step is skipped, so the momentum a rewind_lr
+    # child restores from its parent's final state is nonzero everywhere,
+    # and it lives on the loss-scale wrapper's inner optimizer.
+    monkeypatch.setattr(execution_lib, "has_gpu", lambda: True)
+    monkeypatch.setattr(procedures, "LossScaleOptimizer", functools.partial(
+        kl.LossScaleOptimizer, initial_scale=2.0**8))
+    parent = kl.train("resnet8", dataset="synthetic", seed=2, out=tmp_path / "p",
+                      mixed_precision="fp16", **SMALL)
+    fp16 = Execution(precision="fp16")
+    final = _resnet8(parent.checkpoints["final"], 12, fp16)
+    assert float(final.optimizer.dynamic_scale.numpy()) == 2.0**8  # none skipped
+    inner = final.optimizer.inner_optimizer
+    for layer in kl.pruning.masked_layers(final):
+        assert np.abs(inner.slot(layer.raw_kernel).numpy()).min() > 0, layer.name
+    child = kl.rewind_lr(parent.path, iteration=2, density=0.3, seed=2,
+                         out=tmp_path / "c", mixed_precision="fp16", verbose=0)
+    assert len(child.checkpoints) > 1
+    for key, path in child.checkpoints.items():
+        model = _resnet8(path, None, fp16)
+        inner = model.optimizer.inner_optimizer
+        for layer, (mask, kernel) in zip(kl.pruning.masked_layers(model),
+                                         _masks_and_kernels(model)):
+            momentum = inner.slot(layer.raw_kernel).numpy()
+            assert (kernel[mask == 0] == 0).all(), (key, layer.name)
+            assert (momentum[mask == 0] == 0).all(), (key, layer.name)
 
 
 def test_fp16_and_other_precisions_do_not_derive_from_each_other(tmp_path, fp16_here):
@@ -187,9 +219,15 @@ MIRRORED = textwrap.dedent('''
                       out=out + "/c", strategy="mirrored", verbose=0)
     # fp16 (faked GPU): skipped steps count across replicas too.
     import functools
+<<<<<<< ours
     from keras_lottery import execution, training
     execution.has_gpu = lambda: True
     training.LossScaleOptimizer = functools.partial(
+=======
+    from keras_lottery import execution, procedures
+    execution.has_gpu = lambda: True
+    procedures.LossScaleOptimizer = functools.partial(
+>>>>>>> theirs
         kl.LossScaleOptimizer, initial_scale=2.0**20)
     fp16 = kl.train("resnet8", dataset="synthetic", seed=5, out=out + "/fp16",
                     strategy="mirrored", mixed_precision="fp16", **small)

@@ -76,7 +76,7 @@ def test_set_mask_zeroes_kernel_and_validates():
     layer(np.ones((1, 4), "float32"))
     mask = _random_mask((4, 6))
     layer.set_mask(mask)
-    kernel = keras.ops.convert_to_numpy(layer.kernel)
+    kernel = keras.ops.convert_to_numpy(layer.raw_kernel)
     assert (kernel[mask == 0] == 0).all()
     assert (kernel[mask == 1] != 0).all()
     with pytest.raises(ValueError, match="expected the kernel's shape"):
@@ -101,8 +101,54 @@ def test_get_config_round_trip():
 
 
 def test_unsupported_arguments_are_refused():
-    with pytest.raises(ValueError, match="lora_rank"):
+    with pytest.raises(ValueError, match="lora_rank=2"):
         MaskedDense(4, lora_rank=2)
+    with pytest.raises(ValueError, match="lora_rank=4"):
+        MaskedConv2D(4, 3, lora_rank=4)
+    with pytest.raises(ValueError, match="dtype='int8_from_float32'"):
+        MaskedDense(4, dtype="int8_from_float32")
+    layer = MaskedDense(4)
+    layer.build((None, 3))
+    for refused, argument in ((layer.enable_lora, 2), (layer.quantize, "int8")):
+        with pytest.raises(NotImplementedError, match="strip"):
+            refused(argument)
+
+
+@pytest.mark.parametrize("layer, shape", [
+    (lambda: MaskedDense(6), (2, 4)),
+    (lambda: MaskedConv2D(3, 3), (1, 5, 5, 2)),
+    (lambda: kl.MaskedDepthwiseConv2D(3), (1, 5, 5, 2)),  # Keras sets self.kernel
+])
+def test_kernel_is_raw_kernel_times_mask_and_raw_kernel_the_variable(layer, shape):
+    layer = layer()
+    with pytest.raises(AttributeError, match="build the layer"):
+        layer.kernel
+    layer(np.ones(shape, "float32"))
+    assert isinstance(layer.raw_kernel, keras.Variable)
+    assert layer.raw_kernel.trainable and not layer.mask.trainable
+    assert any(v is layer.raw_kernel for v in layer.trainable_variables)
+    assert not isinstance(layer.kernel, keras.Variable)
+    mask = _random_mask(tuple(layer.raw_kernel.shape))
+    layer.mask.assign(mask)  # raw assign: the stored kernel keeps its values
+    raw = keras.ops.convert_to_numpy(layer.raw_kernel)
+    assert (raw[mask == 0] != 0).all()
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(layer.kernel), raw * mask)
+    # The stored kernel is assignable as a variable; kernel and raw_kernel
+    # themselves cannot be rebound.
+    layer.raw_kernel.assign(np.ones(raw.shape, "float32"))
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(layer.kernel), mask)
+    with pytest.raises(AttributeError, match=r"raw_kernel.assign"):
+        layer.kernel = np.zeros(raw.shape, "float32")
+    with pytest.raises(AttributeError):
+        layer.raw_kernel = np.zeros(raw.shape, "float32")
+
+
+def test_masked_layers_run_keras_own_call():
+    # No call of our own: the forward pass is Keras's, reading `kernel`.
+    for cls in kl.layers.MASKED_LAYERS:
+        assert "call" not in vars(cls), cls.__name__
+        assert all("call" not in vars(base) for base in cls.__mro__
+                   if base.__module__.startswith("keras_lottery")), cls.__name__
 
 
 def test_keras_file_round_trip_keeps_masks(tmp_path):
@@ -149,7 +195,7 @@ def test_training_step_keeps_pruned_entries_and_gradients_zero():
     loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
     with tf.GradientTape() as tape:
         loss = loss_fn(y, model(x, training=True))
-    kernels = [model.get_layer(n).kernel for n in masks]
+    kernels = [model.get_layer(n).raw_kernel for n in masks]
     grads = tape.gradient(loss, kernels)
     for name, grad in zip(masks, grads):
         grad = grad.numpy()
@@ -158,7 +204,7 @@ def test_training_step_keeps_pruned_entries_and_gradients_zero():
     model.compile(optimizer=kl.MomentumSGD(0.5), loss=loss_fn)
     model.fit(x, y, epochs=3, batch_size=4, verbose=0)
     for name, mask in masks.items():
-        kernel = keras.ops.convert_to_numpy(model.get_layer(name).kernel)
+        kernel = keras.ops.convert_to_numpy(model.get_layer(name).raw_kernel)
         assert (kernel[mask == 0] == 0).all()
         np.testing.assert_array_equal(kl.get_masks(model)[name], mask)
 
@@ -173,9 +219,10 @@ def test_mixed_bfloat16_keeps_mask_exact():
         masks = kl.get_masks(model)
         assert set(np.unique(masks["conv"])) == {0.0, 1.0}
         effective = keras.ops.convert_to_numpy(
-            keras.ops.cast(layer.masked_kernel(), "float32")
+            keras.ops.cast(layer.kernel, "float32")
         )
-        assert layer.masked_kernel().dtype == "bfloat16"
+        assert layer.kernel.dtype == "bfloat16"
+        assert layer.raw_kernel.dtype == "float32"
         assert (effective[masks["conv"] == 0] == 0).all()
         x = np.random.default_rng(0).normal(size=(4, 8, 8, 3)).astype("float32")
         model.compile(optimizer=kl.MomentumSGD(0.1), loss=keras.losses
@@ -184,7 +231,7 @@ def test_mixed_bfloat16_keeps_mask_exact():
         for name, mask in masks.items():
             after = kl.get_masks(model)[name]
             np.testing.assert_array_equal(after, mask)
-            kernel = keras.ops.convert_to_numpy(model.get_layer(name).kernel)
+            kernel = keras.ops.convert_to_numpy(model.get_layer(name).raw_kernel)
             assert (kernel[mask == 0] == 0).all()
     finally:
         keras.mixed_precision.set_dtype_policy("float32")
@@ -202,7 +249,7 @@ JAX_SCRIPT = textwrap.dedent(
     x = np.random.default_rng(0).normal(size=(8, 32, 32, 3)).astype("float32")
     model.fit(x, np.arange(8) % 10, batch_size=4, epochs=1, verbose=0)
     for layer in kl.pruning.masked_layers(model):
-        kernel = keras.ops.convert_to_numpy(layer.kernel)
+        kernel = keras.ops.convert_to_numpy(layer.raw_kernel)
         assert (kernel[masks[layer.name] == 0] == 0).all(), layer.name
     model.save_weights({path!r})
     fresh = kl.models.build("resnet8")

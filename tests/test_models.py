@@ -322,7 +322,7 @@ def test_stride_two_padding_is_symmetric_numerically():
     layer = model.get_layer("conv_4")
     pad = model.get_layer("conv_4_pad")
     sub = keras.Model(pad.input, layer.output)
-    layer._kernel.assign(np.ones(layer._kernel.shape, "float32"))
+    layer.raw_kernel.assign(np.ones(layer.raw_kernel.shape, "float32"))
     x = np.zeros((1, 32, 32, 16), "float32")
     x[0, 2, 2, 0] = 1.0
     y = _np(sub(x))
@@ -519,7 +519,7 @@ def _expected_trainables(model):
     expected = []
     for layer in model.layers:
         if isinstance(layer, (MaskedConv2D, MaskedDense)):
-            expected.append(layer._kernel)
+            expected.append(layer.raw_kernel)
             if layer.use_bias:
                 expected.append(layer.bias)
         elif isinstance(layer, keras.layers.BatchNormalization):
@@ -573,9 +573,9 @@ def test_weight_decay_ignores_masks_and_acts_on_raw_kernel():
     # A mask written directly (kernel left intact): the penalty still sees the
     # raw kernel, not kernel * mask (SPEC §7.4).
     conv = model.get_layer("conv_5")
-    raw = _np(conv._kernel).copy()
+    raw = _np(conv.raw_kernel).copy()
     conv.mask.assign(np.zeros(conv.mask.shape, "float32"))
-    np.testing.assert_array_equal(_np(conv._kernel), raw)
+    np.testing.assert_array_equal(_np(conv.raw_kernel), raw)
     assert np.sum(raw**2) > 0
     np.testing.assert_allclose(
         _regularization_loss(model), _expected_decay(model, RESNET_WD), rtol=1e-5
@@ -584,7 +584,7 @@ def test_weight_decay_ignores_masks_and_acts_on_raw_kernel():
     # set_mask zeroes the stored kernel, so its penalty share goes away.
     before = _regularization_loss(model)
     dense = model.get_layer("dense")
-    dense_raw = _np(dense._kernel).astype(np.float64)
+    dense_raw = _np(dense.raw_kernel).astype(np.float64)
     mask = np.zeros(dense.mask.shape, "float32")
     mask[:, :3] = 1
     dense.set_mask(mask)

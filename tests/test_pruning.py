@@ -7,6 +7,7 @@ import pytest
 
 import keras_lottery as kl
 from keras_lottery.pruning import magnitude_masks
+from keras_lottery.slots import slot_variables
 
 
 @pytest.fixture(scope="module")
@@ -128,7 +129,7 @@ def test_prune_resnet20_global_exact_count_and_order(resnet20):
     assert sum(int(m.sum()) for m in kl.get_masks(model).values()) == round(0.8 * total)
     assert kl.density(model) == round(0.8 * total) / total
     masks = kl.get_masks(model)
-    raw = [keras.ops.convert_to_numpy(l.kernel) for l in kl.pruning.masked_layers(model)]
+    raw = [keras.ops.convert_to_numpy(l.raw_kernel) for l in kl.pruning.masked_layers(model)]
     kept = np.concatenate([np.abs(w)[m == 1] for w, m in zip(raw, masks.values())])
     pruned = np.concatenate([w[m == 0] for w, m in zip(raw, masks.values())])
     # Stored kernels are zeroed where pruned, so compare against the
@@ -196,7 +197,7 @@ def test_get_set_masks_round_trip_and_validation():
     masks["dense"][:, 0] = 0
     kl.set_masks(model, {"dense": masks["dense"]})
     np.testing.assert_array_equal(kl.get_masks(model)["dense"], masks["dense"])
-    assert (keras.ops.convert_to_numpy(model.get_layer("dense").kernel)[:, 0] == 0).all()
+    assert (keras.ops.convert_to_numpy(model.get_layer("dense").raw_kernel)[:, 0] == 0).all()
     with pytest.raises(ValueError, match="No masked layer named"):
         kl.set_masks(model, {"bogus": masks["dense"]})
     with pytest.raises(ValueError, match="shape"):
@@ -212,7 +213,7 @@ def test_set_masks_zeroes_momentum_at_pruned_positions():
                   .SparseCategoricalCrossentropy(from_logits=True))
     x = np.random.default_rng(0).normal(size=(8, 32, 32, 3)).astype("float32")
     model.fit(x, np.arange(8), epochs=1, batch_size=8, verbose=0)
-    kernel = model.get_layer("dense").kernel
+    kernel = model.get_layer("dense").raw_kernel
     slot = model.optimizer.slot(kernel)
     assert np.abs(keras.ops.convert_to_numpy(slot)).min() > 0
     kl.prune(model, 0.5)
@@ -225,7 +226,7 @@ def test_set_masks_zeroes_momentum_at_pruned_positions():
                   .SparseCategoricalCrossentropy(from_logits=True))
     model.fit(x, np.arange(8), epochs=1, batch_size=8, verbose=0)
     kl.set_masks(model, {"dense": np.zeros_like(mask)})
-    slots = kl.pruning._slot_variables(model.optimizer, kernel)
+    slots = slot_variables(model.optimizer, kernel, model.variables)
     assert len(slots) == 2
     for s in slots:
         assert not keras.ops.convert_to_numpy(s).any()
