@@ -16,7 +16,11 @@ turn those skips into failures (for a CI that has just installed Slurm).
 Written for Debian's slurm-wlm 22.05 (bookworm) and munge 0.5.15; uses
 ``proctrack/linuxproc`` and ``task/none`` because containers have no usable
 cgroups. ``cred_expire`` is set low because Slurm holds a requeued job back
-until that many seconds have passed (120 by default).
+until that many seconds have passed (120 by default). There is no slurmdbd, so
+the real ``sacct`` cannot answer; ``cluster.env``'s PATH puts a stand-in first
+that answers ``sacct -j ID -o JobID,State,...`` from ``squeue`` (enough for
+submitit's watcher). ``cluster.activate(monkeypatch)`` sets this process's
+environment for libraries that call Slurm commands themselves.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -38,6 +43,32 @@ CLIENTS = ("sbatch", "squeue", "scontrol", "scancel", "sinfo")
 MARKER = "KL_SLURM_CLUSTER"  # set in every daemon's environment: how stop() finds leftovers
 TERMINAL = {"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL",
             "OUT_OF_MEMORY", "BOOT_FAIL", "DEADLINE", "PREEMPTED"}
+
+
+# sacct needs slurmdbd (a database); without it sacct only says "Slurm accounting storage
+# is disabled". Tools that poll sacct (submitit's job watcher) get this stand-in instead:
+# it answers from squeue, which knows every job for MinJobAge seconds after it ends.
+SACCT_SHIM = """#!{python}
+import subprocess, sys
+args, ids, fields = sys.argv[1:], [], ["JobID", "State"]
+for i, a in enumerate(args):
+    nxt = args[i + 1] if i + 1 < len(args) else ""
+    if a in ("-j", "--jobs"):
+        ids += nxt.split(",")
+    elif a.startswith("--jobs="):
+        ids += a.split("=", 1)[1].split(",")
+    elif a in ("-o", "--format"):
+        fields = nxt.split(",")
+    elif a.startswith("--format="):
+        fields = a.split("=", 1)[1].split(",")
+codes = {{"jobid": "%i", "state": "%T", "nodelist": "%N", "jobname": "%j", "partition": "%P"}}
+fmt = "|".join(codes.get(f.lower(), "") for f in fields)
+print("|".join(fields))
+if ids:
+    out = subprocess.run(["squeue", "-h", "-t", "all", "-j", ",".join(ids), "-o", fmt],
+                         capture_output=True, text=True).stdout
+    sys.stdout.write(out)
+"""
 
 
 class SlurmUnavailable(Exception):
@@ -92,6 +123,13 @@ class Cluster:
     @property
     def conf(self) -> Path:
         return self.root / "slurm.conf"
+
+    def activate(self, monkeypatch) -> None:
+        """Point this process's Slurm commands at the cluster (for code that runs
+        ``sbatch``/``sacct`` with ``os.environ``, e.g. submitit): SLURM_CONF, PATH (with
+        the sacct stand-in) and the marker that lets stop() find the jobs' processes."""
+        for key in ("SLURM_CONF", "PATH", MARKER):
+            monkeypatch.setenv(key, self.env[key])
 
     # --- commands -------------------------------------------------------
     def run(self, *argv: str, check: bool = True, timeout: float = 30) -> subprocess.CompletedProcess:
@@ -283,7 +321,7 @@ def start_cluster(tmp_dir, *, cpus: int | None = None, cred_expire: int = 5,
     # socket's folder executable by all, and unix socket paths are capped at 108 bytes.
     root = Path(tempfile.mkdtemp(prefix="kl-slurm-", dir="/tmp"))
     root.chmod(0o755)
-    for sub in ("state", "spool", "run", "munge"):
+    for sub in ("state", "spool", "run", "munge", "bin"):
         (root / sub).mkdir()
     (root / "munge").chmod(0o700)
     (root / "run").chmod(0o755)
@@ -304,6 +342,10 @@ def start_cluster(tmp_dir, *, cpus: int | None = None, cred_expire: int = 5,
             del env[k]  # an enclosing Slurm job's settings must not leak into ours
     env["SLURM_CONF"] = str(conf)
     env[MARKER] = str(root)
+    sacct = root / "bin" / "sacct"
+    sacct.write_text(SACCT_SHIM.format(python=sys.executable))
+    sacct.chmod(0o755)
+    env["PATH"] = f"{root / 'bin'}{os.pathsep}{env.get('PATH', os.defpath)}"
     cluster = Cluster(root=root, logs=logs, env=env, node=node)
 
     def spawn(name, argv):

@@ -97,3 +97,16 @@ def test_stop_leaves_no_process(tmp_path):
     ps = subprocess.run(["ps", "-eo", "stat=,args="], capture_output=True, text=True).stdout
     assert str(c.root) not in ps
     assert not c.root.exists()
+
+
+def test_sacct_stand_in_reports_states(cluster, tmp_path):
+    done = cluster.sbatch("-o", "/dev/null", "--wrap", "true")
+    array = cluster.sbatch("-a", "0-1", "-o", "/dev/null", "--wrap", "exit $SLURM_ARRAY_TASK_ID")
+    cluster.wait(done, timeout=30)
+    cluster.wait_idle(timeout=30)
+    out = cluster.run("sacct", "-o", "JobID,State,NodeList", "--parsable2", "-j", done, "-j", array).stdout
+    lines = out.splitlines()
+    assert lines[0] == "JobID|State|NodeList"
+    rows = {line.split("|")[0]: line.split("|")[1:] for line in lines[1:]}
+    assert rows[done] == ["COMPLETED", cluster.node]
+    assert rows[f"{array}_0"][0] == "COMPLETED" and rows[f"{array}_1"][0] == "FAILED"
