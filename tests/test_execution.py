@@ -100,11 +100,7 @@ def fp16_here(monkeypatch):
     """fp16 on this CPU (slow but exact in its semantics), with a first loss
     scale so large that some steps overflow and are skipped."""
     monkeypatch.setattr(execution_lib, "has_gpu", lambda: True)
-<<<<<<< ours
     monkeypatch.setattr(training, "LossScaleOptimizer", functools.partial(
-=======
-    monkeypatch.setattr(procedures, "LossScaleOptimizer", functools.partial(
->>>>>>> theirs
         kl.LossScaleOptimizer, initial_scale=FP16_SCALE))
 
 
@@ -219,15 +215,9 @@ MIRRORED = textwrap.dedent('''
                       out=out + "/c", strategy="mirrored", verbose=0)
     # fp16 (faked GPU): skipped steps count across replicas too.
     import functools
-<<<<<<< ours
     from keras_lottery import execution, training
     execution.has_gpu = lambda: True
     training.LossScaleOptimizer = functools.partial(
-=======
-    from keras_lottery import execution, procedures
-    execution.has_gpu = lambda: True
-    procedures.LossScaleOptimizer = functools.partial(
->>>>>>> theirs
         kl.LossScaleOptimizer, initial_scale=2.0**20)
     fp16 = kl.train("resnet8", dataset="synthetic", seed=5, out=out + "/fp16",
                     strategy="mirrored", mixed_precision="fp16", **small)
