@@ -26,7 +26,7 @@ def test_unknown_dataset():
     with pytest.raises(LotteryError) as error:
         data.load("imagenet")
     message = single_line(error)
-    assert error.value.param == "name" and "'imagenet'" in message
+    assert error.value.param == "dataset" and "'imagenet'" in message
     for name in data.DATASETS:
         assert name in message
 
@@ -67,7 +67,7 @@ def test_load_looks_synthetic_up_at_call_time(monkeypatch):
 
 
 def test_synthetic_rejects_data_dir(tmp_path):
-    with pytest.raises(LotteryError, match="--data-dir"):
+    with pytest.raises(LotteryError, match="drop it for synthetic"):
         data.load("synthetic", tmp_path)
 
 
@@ -162,7 +162,7 @@ def test_digits_rejects_data_dir(tmp_path):
     with pytest.raises(LotteryError) as error:
         data.load("digits", tmp_path)
     message = single_line(error)
-    assert "--data-dir" in message and "digits" in message
+    assert message.startswith("data_dir=") and "drop it for digits" in message
 
 
 def test_digits_missing_file_is_a_lottery_error(monkeypatch):

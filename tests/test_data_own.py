@@ -178,7 +178,7 @@ def test_npz_missing_file_and_data_dir(tmp_path, npz):
     with pytest.raises(LotteryError, match="no such file") as error:
         data.load(f"npz:{tmp_path / 'nope.npz'}")
     assert error.value.param == "path"
-    with pytest.raises(LotteryError, match="drop data_dir") as error:
+    with pytest.raises(LotteryError, match="drop it for your npz file") as error:
         data.load(f"npz:{npz}", tmp_path)
     assert error.value.param == "data_dir"
 
@@ -235,7 +235,7 @@ def test_train_sizes_match_the_datasets():
         assert data.train_size(name) == len(data.load(name).x_train)
     with pytest.raises(LotteryError, match="unknown dataset") as error:
         data.train_size("svhn")
-    assert error.value.param == "name"
+    assert error.value.param == "dataset"
 
 
 def test_importing_data_does_not_import_tensorflow():

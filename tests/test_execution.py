@@ -139,7 +139,7 @@ def test_fp16_rewind_lr_zeroes_restored_momentum_of_pruned_weights(tmp_path, mon
     # child restores from its parent's final state is nonzero everywhere,
     # and it lives on the loss-scale wrapper's inner optimizer.
     monkeypatch.setattr(execution_lib, "has_gpu", lambda: True)
-    monkeypatch.setattr(procedures, "LossScaleOptimizer", functools.partial(
+    monkeypatch.setattr(training, "LossScaleOptimizer", functools.partial(
         kl.LossScaleOptimizer, initial_scale=2.0**8))
     parent = kl.train("resnet8", dataset="synthetic", seed=2, out=tmp_path / "p",
                       mixed_precision="fp16", **SMALL)

@@ -7,8 +7,10 @@ import struct
 import pytest
 
 from keras_lottery import plot
+from keras_lottery import recipe
 from keras_lottery.errors import LotteryError
 from keras_lottery.runs import Run
+from keras_lottery.spec import RunSpec
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -18,9 +20,14 @@ def _write_run(root, name, mode="rewind", arch="resnet8", seed=0, iteration=3,
     """A run directory written by hand: run.json and metrics.csv."""
     path = root / name
     path.mkdir(parents=True)
-    config = {"mode": mode, "arch": arch, "dataset": "synthetic", "seed": seed,
-              "parent": None, "iteration": iteration, "density": density,
-              "recipe": {}, "start_step": 0, "end_step": 100, "status": status}
+    train = mode == "train"
+    spec = RunSpec(mode, arch, "synthetic", recipe.make(steps=100), seed=seed,
+                   parent=None if train else "/runs/base",
+                   iteration=None if train or mode == "reinit" else iteration,
+                   target_density=None if train else density,
+                   lr=0.001 if mode in ("finetune", "lowlr_rewind") else None)
+    config = dict(spec.to_config(path), start_step=0, end_step=100, status=status,
+                  density=1.0 if train else density)
     (path / "run.json").write_text(json.dumps(config))
     steps = steps or [10 * (i + 1) for i in range(len(top1))]
     lines = ["step,top1,top5,loss,lr,density,elapsed"]
@@ -148,7 +155,7 @@ def _one_line_error(fn, *args):
 
 
 def test_accuracy_vs_density_errors(tmp_path):
-    assert "--curves" in _one_line_error(plot.accuracy_vs_density, [])
+    assert "accuracy_vs_step" in _one_line_error(plot.accuracy_vs_density, [])
     unfinished = [
         _write_run(tmp_path, "r", top1=(0.5,), status="running"),
         _write_run(tmp_path, "e", top1=()),

@@ -24,6 +24,7 @@ import pytest
 from click.testing import CliRunner
 
 import keras_lottery as kl
+from keras_lottery import files
 from keras_lottery import runs
 from keras_lottery.cli import main
 from snapshots import snapshot
@@ -73,15 +74,15 @@ CHILD = textwrap.dedent('''
             return save(self, path, *a, **k)
         keras.Model.save_weights = patched
     elif moment == "metrics-write":  # half-way through the n-th metrics.csv
-        from keras_lottery import runs
-        write = runs.write_atomic
+        from keras_lottery import files
+        write = files.write_atomic
         def patched(path, text):
             if str(path).endswith("metrics.csv") and nth():
-                with open(runs.temporary_path(path), "w") as f:
+                with open(files.temporary_path(path), "w") as f:
                     f.write(text[: len(text) // 2])
                 die()
             return write(path, text)
-        runs.write_atomic = patched
+        files.write_atomic = patched
     from keras_lottery.cli import main
     main(args)
 ''')
@@ -126,7 +127,7 @@ def assert_same_run(path, reference):
         assert mine.keys() == theirs.keys()
         for name in mine:
             np.testing.assert_array_equal(mine[name], theirs[name], err_msg=f"{key} {name}")
-    leftovers = [p.name for p in path.rglob("*") if p.name.startswith(runs.TEMPORARY_PREFIX)]
+    leftovers = [p.name for p in path.rglob("*") if p.name.startswith(files.TEMPORARY_PREFIX)]
     assert leftovers == []
     assert not (path / runs.RESUME_DIR).exists()
 
@@ -271,7 +272,7 @@ def test_failed_write_keeps_previous_checkpoint_and_metrics(tmp_path, monkeypatc
     assert list(run.checkpoints) == [0, 2]
     for file in run.checkpoints.values():
         tensors(file)  # readable
-    assert not [p for p in out.rglob(f"{runs.TEMPORARY_PREFIX}*")]
+    assert not [p for p in out.rglob(f"{files.TEMPORARY_PREFIX}*")]
 
     # metrics.csv: the write of a new row fails at fsync; the old rows stay.
     kl.train("resnet8", dataset="synthetic", seed=7, verbose=0, out=out, **SMALL)
@@ -281,12 +282,12 @@ def test_failed_write_keeps_previous_checkpoint_and_metrics(tmp_path, monkeypatc
     def failing_fsync(fd):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
-    monkeypatch.setattr(runs.os, "fsync", failing_fsync)
+    monkeypatch.setattr(files.os, "fsync", failing_fsync)
     with pytest.raises(OSError):
         kl.Run.open(out).append_metrics(dict(kl.Run.open(out).metrics[-1], step=99))
-    monkeypatch.setattr(runs.os, "fsync", real_fsync)
+    monkeypatch.setattr(files.os, "fsync", real_fsync)
     assert (out / runs.METRICS_CSV).read_bytes() == rows
-    assert not [p for p in out.rglob(f"{runs.TEMPORARY_PREFIX}*")]
+    assert not [p for p in out.rglob(f"{files.TEMPORARY_PREFIX}*")]
 
 
 def test_nan_loss_stops_marks_failed_and_keeps_good_checkpoints(tmp_path, monkeypatch):

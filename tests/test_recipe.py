@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from keras_lottery import recipe
+from keras_lottery.errors import LotteryError
 
 # The paper's numbers, written out here (SPEC §3, §4.1) rather than read from
 # the module under test.
@@ -41,12 +42,13 @@ def test_default_recipe_is_the_paper():
     r = recipe.make()
     assert r.steps == 71108
     assert r.batch_size == 128
-    assert tuple(r.lr_boundaries) == (35546, 53125)
+    assert tuple(r.lr_drops) == (35546, 53125)
     assert tuple(r.lr_values) == (0.1, 0.01, 0.001)
     assert tuple(r.checkpoint_iters) == CHECKPOINTS
     assert r.eval_every == 10000
     assert r.momentum == 0.9
-    assert recipe.make() == recipe.Recipe()
+    assert (r.optimizer, r.gamma, r.warmup_steps, r.weight_decay) == ("momentum", 0.1, 0, None)
+    assert recipe.make() == recipe.Recipe() and r.preset == "renda2020"
 
 
 @pytest.mark.parametrize(
@@ -67,7 +69,7 @@ def test_optimizer_uses_lr_of_iteration_before_update():
     # updates (g = 0, 1) use 0.1 and the third (g = 2) uses 0.01.
     import keras_lottery as kl
 
-    r = recipe.Recipe(steps=4, lr_boundaries=(1, 3), lr_values=(0.1, 0.01, 0.001),
+    r = recipe.Recipe(steps=4, lr_drops=(1, 3), lr=0.1, gamma=0.1,
                       checkpoint_iters=(0, 4))
     opt = kl.MomentumSGD(r.schedule(), momentum=0.0)
     var = keras.Variable(np.zeros(1, "float32"))
@@ -85,7 +87,7 @@ def test_scaling_to_shorter_runs(steps):
     r = recipe.make(steps=steps)
     want = _expected(steps)
     assert r.steps == steps
-    assert tuple(r.lr_boundaries) == want["boundaries"]
+    assert tuple(r.lr_drops) == want["boundaries"]
     assert tuple(r.checkpoint_iters) == want["checkpoint_iters"]
     assert r.eval_every == want["eval_every"]
     assert tuple(r.lr_values) == pytest.approx(VALUES)
@@ -99,7 +101,7 @@ def test_scaling_known_values():
     # Hand-checked: 35546*1000/71108 = 499.9, 53125*1000/71108 = 747.1,
     # 10000*1000/71108 = 140.6; 4701*1000/71108 = 66.1.
     r = recipe.make(steps=1000)
-    assert tuple(r.lr_boundaries) == (500, 747)
+    assert tuple(r.lr_drops) == (500, 747)
     assert r.eval_every == 141
     assert tuple(r.checkpoint_iters)[:3] == (0, 66, 176)
     assert recipe.make(steps=100).eval_every == 14
@@ -109,7 +111,7 @@ def test_tiny_run_drops_duplicate_checkpoints_and_keeps_eval_positive():
     r = recipe.make(steps=3)
     assert tuple(r.checkpoint_iters) == (0, 1, 2, 3)
     assert r.eval_every == 1
-    assert tuple(r.lr_boundaries) == (1, 2)
+    assert tuple(r.lr_drops) == (1, 2)
     assert r.eval_steps(0, 3) == [1, 2, 3]
 
 
@@ -129,7 +131,7 @@ def test_batch_size_scales_learning_rates():
     r = recipe.make(batch_size=256)
     assert tuple(r.lr_values) == pytest.approx((0.2, 0.02, 0.002), rel=1e-12)
     assert r.steps == 71108
-    assert tuple(r.lr_boundaries) == BOUNDARIES
+    assert tuple(r.lr_drops) == BOUNDARIES
     assert _lr(r.schedule(), 0) == pytest.approx(0.2, rel=1e-6)
     assert _lr(r.schedule(), 35547) == pytest.approx(0.02, rel=1e-6)
     assert _lr(r.schedule(), 53126) == pytest.approx(0.002, rel=1e-6)
@@ -142,7 +144,7 @@ def test_explicit_checkpoints_and_eval_every_override():
     r = recipe.make(steps=100, checkpoint_iters=[0, 7, 100], eval_every=30)
     assert tuple(r.checkpoint_iters) == (0, 7, 100)
     assert r.eval_every == 30
-    assert tuple(r.lr_boundaries) == _expected(100)["boundaries"]
+    assert tuple(r.lr_drops) == _expected(100)["boundaries"]
     assert r.eval_steps(0, 100) == [30, 60, 90, 100]
 
 
@@ -202,7 +204,7 @@ def test_dict_round_trip():
     text = json.dumps(d)
     back = recipe.Recipe.from_dict(json.loads(text))
     assert back == r
-    assert back.lr_boundaries == r.lr_boundaries
+    assert back.lr_drops == r.lr_drops
     assert isinstance(back.checkpoint_iters, tuple)
     assert json.loads(text)["checkpoint_iters"] == [0, 10, 1000]
     assert json.loads(text)["steps"] == 1000
@@ -216,23 +218,107 @@ def test_from_dict_rejects_unknown_field():
         recipe.Recipe.from_dict(d)
 
 
-@pytest.mark.parametrize("step", [0, 1, 35547, 10**6])
-def test_constant_schedule(step):
-    s = recipe.ConstantSchedule(0.001)
-    assert _lr(s, step) == pytest.approx(0.001, rel=1e-6)
-    back = keras.optimizers.schedules.deserialize(
-        json.loads(json.dumps(keras.optimizers.schedules.serialize(s)))
-    )
-    assert type(back) is recipe.ConstantSchedule
-    assert _lr(back, step) == pytest.approx(0.001, rel=1e-6)
-    assert back.get_config() == {"learning_rate": 0.001}
 
 
-def test_constant_schedule_drives_optimizer():
-    import keras_lottery as kl
+def test_recipes_written_before_presets_read_the_same():
+    legacy = {"steps": 24, "batch_size": 32, "lr_boundaries": [12, 18],
+              "lr_values": [0.025, 0.0025, 0.00025],
+              "checkpoint_iters": [0, 2, 4, 7, 9, 12, 15, 17, 20, 23, 24],
+              "eval_every": 8, "momentum": 0.9}
+    back = recipe.Recipe.from_dict(legacy)
+    assert back == recipe.make(steps=24, batch_size=32, eval_every=8)
+    assert back.lr_values == (0.025, 0.0025, 0.00025)
 
-    opt = kl.MomentumSGD(recipe.ConstantSchedule(0.25), momentum=0.0)
-    var = keras.Variable(np.zeros(1, "float32"))
-    for _ in range(3):
-        opt.apply_gradients([(keras.ops.ones((1,)), var)])
-    np.testing.assert_allclose(keras.ops.convert_to_numpy(var), [-0.75], rtol=1e-6)
+
+PAPERS = {
+    # preset: (optimizer, lr, batch, steps, weight decay), from the papers.
+    "frankle2019-lenet": ("adam", 1.2e-3, 60, 50000, 0.0),
+    "frankle2019-conv2": ("adam", 2e-4, 60, 20000, 0.0),
+    "frankle2019-conv4": ("adam", 3e-4, 60, 25000, 0.0),
+    "frankle2019-conv6": ("adam", 3e-4, 60, 30000, 0.0),
+    "openlth-lenet": ("sgd", 0.1, 128, 18750, 0.0),  # 40 epochs of 60,000
+}
+
+
+@pytest.mark.parametrize("name", sorted(PAPERS))
+def test_presets_are_the_papers(name):
+    r = recipe.make(name, train_images=60000)
+    assert (r.optimizer, r.lr, r.batch_size, r.steps, r.weight_decay) == PAPERS[name]
+    assert r.lr_drops == () and r.preset == name
+    assert r.checkpoint_iters[0] == 0 and r.checkpoint_iters[-1] == r.steps
+    if name == "openlth-lenet":
+        assert r.momentum == 0.0 and r.eval_every == round(r.steps / 40)  # every epoch
+    else:
+        assert (r.beta_1, r.beta_2, r.epsilon) == (0.9, 0.999, 1e-8)
+
+
+def test_fields_override_a_preset_and_lengths_scale_it():
+    r = recipe.make("frankle2019-lenet", lr=3e-4, steps=5000)
+    assert (r.optimizer, r.lr, r.steps, r.eval_every) == ("adam", 3e-4, 5000, 100)
+    # Only renda2020's LR follows the batch size.
+    assert recipe.make("frankle2019-lenet", batch_size=120).lr == 1.2e-3
+    assert recipe.make(batch_size=64, lr=0.3).lr == 0.3  # a given lr wins
+    warm = recipe.make(steps=1000, warmup_steps=50)
+    assert warm.warmup_steps == 50 and warm.lr_drops == (500, 747)
+    assert recipe.make(warm, steps=100).warmup_steps == 5  # scaled with T
+    assert recipe.make(recipe.make(steps=10)) == recipe.make(steps=10)
+
+
+def test_recipe_files(tmp_path):
+    path = tmp_path / "mine.toml"
+    path.write_text('preset = "frankle2019-conv2"\nlr = 5e-4\nwarmup_steps = 100\n')
+    r = recipe.make(path, steps=2000)
+    # A file's fields are given values: not scaled with the length.
+    assert (r.optimizer, r.lr, r.warmup_steps, r.steps) == ("adam", 5e-4, 100, 2000)
+    plain = tmp_path / "plain.toml"
+    plain.write_text("optimizer = 'nesterov'\nmomentum = 0.95\n")
+    assert recipe.make(str(plain)).optimizer == "nesterov"
+    bad = tmp_path / "bad.toml"
+    bad.write_text("lrr = 0.1\n")
+    with pytest.raises(LotteryError, match=r"unknown recipe field 'lrr' \(did you mean lr\?\)"):
+        recipe.make(bad)
+    bad.write_text("lr = \n")
+    with pytest.raises(LotteryError, match="is not valid TOML"):
+        recipe.make(bad)
+    with pytest.raises(LotteryError, match="no such recipe file"):
+        recipe.make(tmp_path / "none.toml")
+
+
+@pytest.mark.parametrize("fields, message", [
+    (dict(optimizer="adm"), "optimizer='adm': expected one of momentum, sgd, nesterov, adam (did you mean adam?)"),
+    (dict(lr=-0.1), "lr=-0.1: expected a positive learning rate"),
+    (dict(steps=100, lr_drops=[50, 150]), "lr_drops=[50, 150]: [150] lie outside [0, 100]"),
+    (dict(momentum=1.0), "momentum=1.0: expected a number in [0, 1)"),
+    (dict(weight_decay=-1e-4), "weight_decay=-0.0001: expected a number >= 0"),
+    (dict(warmup_steps=-1), "warmup_steps=-1: expected an integer >= 0"),
+    (dict(gama=0.5), "recipe='gama': unknown recipe field 'gama' (did you mean gamma?)"),
+])
+def test_bad_fields_name_the_field_and_the_fix(fields, message):
+    with pytest.raises(LotteryError) as info:
+        recipe.make(**fields)
+    assert str(info.value).startswith(message), str(info.value)
+
+
+def test_unknown_preset_suggests_the_closest():
+    with pytest.raises(LotteryError, match=r"recipe='renda': unknown recipe \(did you mean renda2020\?\)"):
+        recipe.make("renda")
+
+
+@pytest.mark.parametrize("kind, cls, check", [
+    ("momentum", "MomentumSGD", lambda o: o.momentum == 0.9),
+    ("sgd", "SGD", lambda o: o.momentum == 0.5 and not o.nesterov),
+    ("nesterov", "SGD", lambda o: o.momentum == 0.5 and o.nesterov),
+    ("adam", "Adam", lambda o: (o.beta_1, o.beta_2, o.epsilon) == (0.8, 0.99, 1e-6)),
+])
+def test_optimizer_of_each_kind(kind, cls, check):
+    r = recipe.make(steps=10, optimizer=kind, momentum=0.5 if kind != "momentum" else 0.9,
+                    beta_1=0.8, beta_2=0.99, epsilon=1e-6)
+    opt = r.optimizer_for(r.schedule())
+    assert type(opt).__name__ == cls and check(opt)
+
+
+def test_warmup_ramps_linearly_then_follows_the_schedule():
+    r = recipe.make(steps=100, lr=0.4, lr_drops=[60], gamma=0.5, warmup_steps=4)
+    got = [_lr(r.schedule(), g) for g in (0, 1, 3, 4, 60, 61)]
+    assert got == pytest.approx([0.1, 0.2, 0.4, 0.4, 0.4, 0.2], rel=1e-6)
+    assert [r.lr_at(g) for g in (0, 1, 3, 4, 60, 61)] == pytest.approx(got, rel=1e-6)

@@ -56,7 +56,7 @@ def test_given_seed_names_its_directory_and_a_different_run_there_is_refused(tmp
     message = _one_line_error(resolver.resolve, _request(seed=99), out=out)
     assert "holds a different running run (seed 0 != 99)" in message
     message = _one_line_error(resolver.resolve, _request(seed=0, steps=12), out=out)
-    assert "recipe {'steps': 10" in message
+    assert "recipe {" in message and "'steps': 10" in message and "'steps': 12" in message
 
 
 def test_out_holding_other_files_is_refused(tmp_path):

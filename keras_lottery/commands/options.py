@@ -40,6 +40,7 @@ FLAGS = {
     "lr": ("--lr", None),
     "method": ("--method", None),
     "mixed_precision": ("--mixed-precision", None),
+    "name": ("--dataset", None),  # data.download's
     "out": ("--out", None),
     "parent": ("--from", None),
     "rate": ("--rate", None),
