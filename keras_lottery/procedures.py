@@ -402,7 +402,8 @@ def _facts(data, data_dir, execution):
     """What run.json records besides the spec: where the data was read
     from, its fingerprint, how the run executes."""
     return {"data_dir": None if data_dir is None else str(data_dir),
-            "data_sha256": data.fingerprint, "execution": execution.to_dict()}
+            "data_sha256": data.fingerprint, "input_shape": list(data.image_shape),
+            "num_classes": data.num_classes, "execution": execution.to_dict()}
 
 
 def _load_data(dataset, data_dir):

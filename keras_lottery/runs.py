@@ -290,6 +290,14 @@ class Run:
             self.path, self.path / CHECKPOINT_DIR, self.path / RESUME_DIR
         )
 
+    def load_model(self, iteration="final"):
+        """The run's masked model with its full state at `iteration` (an
+        iteration it checkpointed, or "final"), compiled as runs are."""
+        # The one import upwards: rebuilding needs architectures and Keras.
+        from keras_lottery import restore
+
+        return restore.load_model(self, iteration)
+
     def model_config_path(self):
         return self.path / MODEL_JSON
 
