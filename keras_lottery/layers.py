@@ -274,7 +274,8 @@ class FusedBatchNormalization(keras.layers.BatchNormalization):
     >>> x = keras_lottery.layers.FusedBatchNormalization(momentum=0.997)(x)
     """
 
-    def _fusable(self, inputs, mask):
+    def fusable(self, inputs, mask=None):
+        """Whether TensorFlow's fused kernel computes this call."""
         return (
             keras.backend.backend() == "tensorflow"
             and mask is None
@@ -287,7 +288,7 @@ class FusedBatchNormalization(keras.layers.BatchNormalization):
         )
 
     def call(self, inputs, training=None, mask=None):
-        if not self._fusable(inputs, mask):
+        if not self.fusable(inputs, mask):
             return super().call(inputs, training=training, mask=mask)
         import tensorflow as tf
 

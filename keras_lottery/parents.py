@@ -103,6 +103,14 @@ def child_spec(method, parent, args, precision):
         val_split=inherited.val_split, precision=precision,
         model=inherited.model,
     )
+    theirs = inherited.target_density if inherited.target_density is not None else 1.0
+    if method.masks is not None and spec.target_density >= theirs - 1e-12:
+        raise LotteryError(
+            f"is at or above the density of {parent.path} ({theirs:g}); density "
+            "is absolute (the fraction of all prunable weights kept, not of the "
+            f"parent's), so ask for less than {theirs:g}", param="density",
+            value=spec.target_density,
+        )
     checkpoints = parent.checkpoints
     if method.iteration == "checkpoint" and spec.iteration not in checkpoints:
         saved = ", ".join(str(k) for k in checkpoints if isinstance(k, int))

@@ -13,15 +13,13 @@ calling again resumes an interrupted run or returns a finished one. Each
 writes a run directory (`keras_lottery.runs`) through `training.fit`.
 """
 
-import warnings
-
 import keras
 
 from keras_lottery import arch as arch_lib
 from keras_lottery import data as data_lib
 from keras_lottery import methods
+from keras_lottery import stages
 from keras_lottery import parents
-from keras_lottery import pruning
 from keras_lottery import recipe as recipe_lib
 from keras_lottery import resolver
 from keras_lottery import runs
@@ -31,20 +29,19 @@ from keras_lottery.execution import Execution
 from keras_lottery.spec import IterateSpec
 from keras_lottery.spec import RunSpec
 from keras_lottery.spec import resolve_parent
-from keras_lottery.state import load_state
 
 DEFAULT_SAVE_EVERY = 1000
-# Datasets that are generated (synthetic) use a fixed seed, so the data is
-# the same for every run, like a real dataset; `seed` is the run's.
-DATA_SEED = 0
+# The paper held out 2,000 of CIFAR's 10,000 test images for choosing.
+PAPER_VAL_SPLIT = 2000
+PAPER_DATASETS = ("cifar10", "cifar100")
 
 
 def train(arch="resnet20", *, out=None, dataset="cifar10", data_dir=None,
           recipe=None, steps=None, epochs=None, batch_size=None,
           checkpoint_iters=None, eval_every=None, seed=None,
-          save_every=DEFAULT_SAVE_EVERY, val_split=0, jit_compile="auto",
+          save_every=DEFAULT_SAVE_EVERY, val_split=None, jit_compile="auto",
           mixed_precision=None, steps_per_execution=1, strategy=None,
-          verbose=1, root=runs.DEFAULT_ROOT):
+          callbacks=None, verbose=1, root=runs.DEFAULT_ROOT):
     """Trains a network from scratch with the paper's recipe.
 
     Re-running the same call resumes an interrupted run from its latest
@@ -79,11 +76,17 @@ def train(arch="resnet20", *, out=None, dataset="cifar10", data_dir=None,
             the checkpoint iterations), so a killed run resumes from there.
         val_split: hold out this many test images (a fixed seeded choice) as
             a validation set, reported as `val_top1`, and report test metrics
-            on the rest (the paper used 2000); derived runs inherit it.
+            on the rest; derived runs inherit it. Default: the paper's 2000 on
+            CIFAR-10 and CIFAR-100 (so children can select by validation), 0
+            (none) on other data.
         jit_compile, mixed_precision, steps_per_execution, strategy: how
             the run executes, see `keras_lottery.execution.Execution`.
-        verbose: Keras progress bar (1), one line per evaluation (2), or
-            silence (0).
+        callbacks: Keras callbacks of your own (W&B, MLflow, EarlyStopping,
+            ...), run inside the training segments: they see batches
+            numbered by global step and an "epoch" per evaluation, whose
+            logs are its metrics (see `training.GlobalSteps`).
+        verbose: 1: a progress bar in a terminal, one line per evaluation
+            elsewhere (a log file); 2: one line per evaluation; 0: silence.
         root: where default run directories go.
 
     Returns:
@@ -102,12 +105,19 @@ def train(arch="resnet20", *, out=None, dataset="cifar10", data_dir=None,
             "build your own model under the dtype policy and strategy scope "
             "you want instead", param="mixed_precision", value=mixed_precision,
         )
-    data = _load_data(dataset, data_dir)
+    data = stages.load_data(dataset, data_dir)
     recipe = recipe_lib.make(
         "renda2020" if recipe is None else recipe, steps=steps, epochs=epochs,
         batch_size=batch_size, checkpoint_iters=checkpoint_iters,
         eval_every=eval_every, train_images=len(data.x_train),
     )
+    if val_split is None:  # the paper's protocol on CIFAR
+        val_split = PAPER_VAL_SPLIT if data.name in PAPER_DATASETS else 0
+    if recipe.batch_size > len(data.x_train):
+        raise LotteryError(
+            f"is larger than the training set ({len(data.x_train)} examples); "
+            "use a smaller batch", param="batch_size", value=recipe.batch_size,
+        )
     if (isinstance(val_split, bool) or not isinstance(val_split, int)
             or not 0 <= val_split < len(data.x_test)):
         raise LotteryError(
@@ -119,24 +129,24 @@ def train(arch="resnet20", *, out=None, dataset="cifar10", data_dir=None,
                       model=network.fingerprint,
                       data_fingerprint=data_lib.own_fingerprint(data))
     found = resolver.resolve(request, out=out, root=root)
-    if _finished(found, verbose):
+    if stages.finished(found, verbose):
         return found.run
-    with execution.building():
+    with stages.locked(found.path), execution.building():
         keras.utils.set_random_seed(found.spec.seed)
         model = execution.prepare(arch_lib.build(
             network.name, network.model_json, data, recipe.weight_decay))
         arch_lib.check_fits(model, data)
         training.compile_model(model, recipe, execution)
         run, position = training.open_run(
-            found, model, facts=_facts(data, data_dir, execution),
+            found, model, facts=stages.facts(data, data_dir, execution),
             model_json=network.model_json, verbose=verbose, bounds=(0, recipe.steps))
         training.fit(run, model, data, training.plan_for(found.spec, run, save_every),
-                     position=position, verbose=verbose)
+                     position=position, verbose=verbose, callbacks=callbacks)
     return run
 
 
 def rewind(parent=None, *, iteration, density, out=None, seed=None,
-           data_dir=None, save_every=DEFAULT_SAVE_EVERY, verbose=1,
+           data_dir=None, save_every=DEFAULT_SAVE_EVERY, callbacks=None, verbose=1,
            root=runs.DEFAULT_ROOT, jit_compile="auto", mixed_precision=None,
            steps_per_execution=1, strategy=None, dataset=None, steps=None, epochs=None,
            batch_size=None, checkpoint_iters=None, eval_every=None):
@@ -158,8 +168,8 @@ def rewind(parent=None, *, iteration, density, out=None, seed=None,
         iteration: k, a checkpoint iteration the parent saved.
         density: the target density, the fraction in (0, 1] of prunable
             weights kept (absolute, not relative to the parent's).
-        out, seed, save_every, verbose, root: as `train`; the seed is the
-            run's own (not inherited).
+        out, seed, save_every, callbacks, verbose, root: as `train`; the
+            seed is the run's own (not inherited).
         data_dir: where the parent's dataset files are now (default: where
             they were).
         jit_compile, mixed_precision, steps_per_execution, strategy: as
@@ -171,11 +181,11 @@ def rewind(parent=None, *, iteration, density, out=None, seed=None,
     Returns:
         The finished `Run`.
     """
-    return _derive(methods.REWIND, parent, locals())
+    return stages.derive(methods.REWIND, parent, locals())
 
 
 def rewind_lr(parent=None, *, iteration, density, out=None, seed=None,
-              data_dir=None, save_every=DEFAULT_SAVE_EVERY, verbose=1,
+              data_dir=None, save_every=DEFAULT_SAVE_EVERY, callbacks=None, verbose=1,
               root=runs.DEFAULT_ROOT, jit_compile="auto", mixed_precision=None,
               steps_per_execution=1, strategy=None, dataset=None, steps=None, epochs=None,
               batch_size=None, checkpoint_iters=None, eval_every=None):
@@ -185,11 +195,11 @@ def rewind_lr(parent=None, *, iteration, density, out=None, seed=None,
     state; the iteration counter is set to k, so the LR schedule replays
     from k; the run trains T − k steps. Arguments as `rewind`.
     """
-    return _derive(methods.REWIND_LR, parent, locals())
+    return stages.derive(methods.REWIND_LR, parent, locals())
 
 
 def finetune(parent=None, *, iteration, density, lr=None, out=None, seed=None,
-             data_dir=None, save_every=DEFAULT_SAVE_EVERY, verbose=1,
+             data_dir=None, save_every=DEFAULT_SAVE_EVERY, callbacks=None, verbose=1,
              root=runs.DEFAULT_ROOT, jit_compile="auto", mixed_precision=None,
              steps_per_execution=1, strategy=None, dataset=None, steps=None, epochs=None,
              batch_size=None, checkpoint_iters=None, eval_every=None):
@@ -201,12 +211,12 @@ def finetune(parent=None, *, iteration, density, lr=None, out=None, seed=None,
     ending at 2T − k for a trained parent. `iteration` k sets only the
     length, to match a rewinding run from k. Other arguments as `rewind`.
     """
-    return _derive(methods.FINETUNE, parent, locals())
+    return stages.derive(methods.FINETUNE, parent, locals())
 
 
 def lowlr_rewind(parent=None, *, iteration, density, lr=None, out=None,
                  seed=None, data_dir=None, save_every=DEFAULT_SAVE_EVERY,
-                 verbose=1, root=runs.DEFAULT_ROOT, jit_compile="auto",
+                 callbacks=None, verbose=1, root=runs.DEFAULT_ROOT, jit_compile="auto",
                  mixed_precision=None, steps_per_execution=1, strategy=None,
                  dataset=None, steps=None, epochs=None, batch_size=None,
                  checkpoint_iters=None, eval_every=None):
@@ -219,11 +229,11 @@ def lowlr_rewind(parent=None, *, iteration, density, lr=None, out=None,
     contribute from what the rewound learning rate does. Arguments as
     `rewind`.
     """
-    return _derive(methods.LOWLR_REWIND, parent, locals())
+    return stages.derive(methods.LOWLR_REWIND, parent, locals())
 
 
 def random_prune(parent=None, *, iteration, density, out=None, seed=None,
-                 data_dir=None, save_every=DEFAULT_SAVE_EVERY, verbose=1,
+                 data_dir=None, save_every=DEFAULT_SAVE_EVERY, callbacks=None, verbose=1,
                  root=runs.DEFAULT_ROOT, jit_compile="auto",
                  mixed_precision=None, steps_per_execution=1, strategy=None,
                  dataset=None, steps=None, epochs=None, batch_size=None,
@@ -235,11 +245,11 @@ def random_prune(parent=None, *, iteration, density, out=None, seed=None,
     iterative rounds nest; training is then exactly `rewind`'s. Arguments
     as `rewind`.
     """
-    return _derive(methods.RANDOM, parent, locals())
+    return stages.derive(methods.RANDOM, parent, locals())
 
 
 def reinit(parent=None, *, density, iteration=None, out=None, seed=None,
-           data_dir=None, save_every=DEFAULT_SAVE_EVERY, verbose=1,
+           data_dir=None, save_every=DEFAULT_SAVE_EVERY, callbacks=None, verbose=1,
            root=runs.DEFAULT_ROOT, jit_compile="auto", mixed_precision=None,
            steps_per_execution=1, strategy=None, dataset=None, steps=None, epochs=None,
            batch_size=None, checkpoint_iters=None, eval_every=None):
@@ -251,7 +261,7 @@ def reinit(parent=None, *, density, iteration=None, out=None, seed=None,
     trained with the full schedule, T steps from step 0. It takes no
     `iteration`. Other arguments as `rewind`.
     """
-    return _derive(methods.REINIT, parent, locals())
+    return stages.derive(methods.REINIT, parent, locals())
 
 
 PROCEDURES = {
@@ -266,9 +276,9 @@ PROCEDURES = {
 
 def iterate(parent=None, *, method="rewind", iteration=None, rounds, rate=0.8,
             lr=None, out=None, seed=None, data_dir=None,
-            save_every=DEFAULT_SAVE_EVERY, verbose=1, root=runs.DEFAULT_ROOT,
-            jit_compile="auto", mixed_precision=None, steps_per_execution=1,
-            strategy=None):
+            save_every=DEFAULT_SAVE_EVERY, callbacks=None, verbose=1,
+            root=runs.DEFAULT_ROOT, jit_compile="auto", mixed_precision=None,
+            steps_per_execution=1, strategy=None):
     """Iterative pruning: `rounds` rounds of `method`, each from the last.
 
     Round i prunes to the absolute density base × rate^i (0.8, 0.64, 0.512,
@@ -295,8 +305,9 @@ def iterate(parent=None, *, method="rewind", iteration=None, rounds, rate=0.8,
         out: the study directory; default
             `<root>/<arch>/iterate-<method>-k<k>-r<rate%>-s<seed>`.
         seed: seed of every round; drawn and recorded when None.
-        data_dir, save_every, verbose, root, jit_compile, mixed_precision,
-            steps_per_execution, strategy: as `rewind`.
+        data_dir, save_every, callbacks, verbose, root, jit_compile,
+            mixed_precision, steps_per_execution, strategy: as `rewind`
+            (callbacks see every round).
 
     Returns:
         The list of finished rounds' `Run`s.
@@ -313,7 +324,7 @@ def iterate(parent=None, *, method="rewind", iteration=None, rounds, rate=0.8,
         runs.write_json(study.path / runs.STUDY_JSON,
                         dict(study.spec.to_config(study.path), seed_drawn=study.seed_drawn))
     args = dict(iteration=iteration, lr=lr, seed=study.spec.seed, data_dir=data_dir,
-                save_every=save_every, verbose=verbose, root=root,
+                save_every=save_every, callbacks=callbacks, verbose=verbose, root=root,
                 jit_compile=jit_compile, mixed_precision=mixed_precision,
                 steps_per_execution=steps_per_execution, strategy=strategy,
                 dataset=None, steps=None, epochs=None, batch_size=None,
@@ -323,90 +334,8 @@ def iterate(parent=None, *, method="rewind", iteration=None, rounds, rate=0.8,
         density = study.spec.density(base.density, index)
         if verbose:
             print(f"round {index}/{rounds}: {method.name} to density {density:g}")
-        previous = _derive(method, previous, dict(
+        previous = stages.derive(method, previous, dict(
             args, density=density, out=study.path / f"round-{index}",
             round_index=index))
         done.append(previous)
     return done
-
-
-def _derive(method, parent, args):
-    """The shared body of every derived procedure (`args`: its arguments)."""
-    parent = parents.open_parent(parent, args["root"])
-    parents.check_precision(parent, args["mixed_precision"])
-    execution = Execution(args["jit_compile"], args["mixed_precision"],
-                          args["steps_per_execution"], args["strategy"])
-    spec = parents.child_spec(method, parent, args, execution.precision)
-    found = resolver.resolve(spec, out=args["out"], root=args["root"])
-    if _finished(found, args["verbose"]):
-        return found.run
-    data_dir = args["data_dir"] or parent.config.get("data_dir")
-    data = parents.load_data(parent, args["dataset"], data_dir, DATA_SEED)
-    start, end = method.bounds(steps=spec.recipe.steps, iteration=spec.iteration,
-                               parent_end=parent.end_step)
-    model_json = parents.model_json(parent)
-    with execution.building():
-        seed = found.spec.seed
-        keras.utils.set_random_seed(_init_seed(method, seed, parent.spec.seed))
-        model = execution.prepare(parents.rebuild(parent, model_json, data))
-        training.compile_model(model, spec.recipe, execution, lr=spec.lr)
-        run, position = training.open_run(
-            found, model, facts=_facts(data, data_dir, execution),
-            model_json=model_json, verbose=args["verbose"], bounds=(start, end),
-            prepare=lambda: _prepare(method, model, parent, found.spec, data,
-                                     execution, start))
-        training.fit(run, model, data, training.plan_for(found.spec, run, args["save_every"]),
-                     position=position, verbose=args["verbose"])
-    return run
-
-
-def _prepare(method, model, parent, spec, data, execution, start):
-    """The start state of a derived run: masks from the parent's final
-    state (its magnitudes, or random among its survivors: they nest in the
-    parent's masks either way), weights from the method's source."""
-    fresh = method.state == "init"
-    source = parents.rebuild(parent, parents.model_json(parent), data) if fresh else model
-    if fresh:
-        training.compile_model(source, spec.recipe, execution, lr=spec.lr)
-    load_state(source, parent.checkpoints["final"], parent.end_step)
-    if method.masks == "random":
-        masks = pruning.random_masks(pruning.get_masks(source), spec.target_density,
-                                     seed=spec.seed)
-    else:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)
-            masks = pruning.prune(source, spec.target_density)
-    if method.state == "k":
-        load_state(model, parent.checkpoints[spec.iteration], spec.iteration)
-    model.optimizer.iterations.assign(start)
-    pruning.set_masks(model, masks)
-
-
-def _init_seed(method, seed, parent_seed):
-    # reinit: never the parent's own initialization (that would be
-    # rewinding to 0), even with the parent's seed.
-    if method.derived and method.state == "init":
-        return (seed * 1_000_003 + parent_seed + 1) % 2**31
-    return seed
-
-
-def _finished(found, verbose):
-    if found.run is not None and found.run.status == runs.FINISHED:
-        if verbose:
-            print(f"{found.run.path} is already finished; nothing to do")
-        return True
-    return False
-
-
-def _facts(data, data_dir, execution):
-    """What run.json records besides the spec: where the data was read
-    from, its fingerprint, how the run executes."""
-    return {"data_dir": None if data_dir is None else str(data_dir),
-            "data_sha256": data.fingerprint, "input_shape": list(data.image_shape),
-            "num_classes": data.num_classes, "execution": execution.to_dict()}
-
-
-def _load_data(dataset, data_dir):
-    if isinstance(dataset, data_lib.Dataset):
-        return dataset
-    return data_lib.load(dataset, data_dir, seed=DATA_SEED)

@@ -119,7 +119,7 @@ def magnitude_masks(weights, masks, density, *, scope="global"):
 
 def _keep_top(weights, masks, density):
     shapes = {name: np.shape(w) for name, w in weights.items()}
-    for name, w in weights.items():
+    for name in weights:
         if np.shape(masks[name]) != shapes[name]:
             raise ValueError(
                 f"Mask for '{name}' has shape {np.shape(masks[name])}, "

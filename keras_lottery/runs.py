@@ -14,6 +14,8 @@
     <study>/iterate.json what an `iterate` call asked (method, parent,
                          iteration, rate, seed); its rounds are
                          <study>/round-<i>/, each a run directory
+    <run>/run.lock       held by the process training the run (see
+                         `keras_lottery.locks`), absent otherwise
     <run>/resume/        state_iter_<N>.weights.h5: the latest full state
                          saved every `save_every` steps while the run is
                          unfinished, so a killed run resumes; removed when
@@ -39,6 +41,7 @@ CHECKPOINT_DIR = "checkpoints"
 METRICS_CSV = "metrics.csv"
 LOGS_DIR = "logs"
 RESUME_DIR = "resume"
+LOCK = "run.lock"
 STUDY_JSON = "iterate.json"
 DEFAULT_ROOT = "runs"
 
@@ -46,7 +49,8 @@ METRIC_COLUMNS = (
     "step", "top1", "top5", "loss", "lr", "density", "val_top1", "elapsed",
 )
 RUNNING, FINISHED, FAILED = "running", "finished", "failed"
-STATUSES = (RUNNING, FINISHED, FAILED)
+INTERRUPTED = "interrupted"  # stopped by Ctrl-C; resumes like a killed run
+STATUSES = (RUNNING, FINISHED, FAILED, INTERRUPTED)
 
 STATE_SUFFIX = ".weights.h5"
 CHECKPOINT_PATTERN = "checkpoint_iter_{iteration}" + STATE_SUFFIX
@@ -75,6 +79,36 @@ def _states(directory, pattern):
         path.name[len(prefix): -len(suffix)]: path
         for path in pathlib.Path(directory).glob(f"{prefix}*{suffix}")
     }
+
+
+def _parse_metrics(text, path):
+    def damaged(what):
+        raise LotteryError(
+            f"{path} is damaged ({what}); restore it, or delete the run to "
+            "train it again"
+        )
+
+    if not text:
+        damaged("empty, not even a header")
+    if not text.endswith("\n"):
+        damaged("cut off in its last row")
+    lines = list(csv.reader(io.StringIO(text)))
+    if tuple(lines[0]) != METRIC_COLUMNS:
+        damaged(f"its header is not {','.join(METRIC_COLUMNS)}")
+    rows, step = [], -1
+    for number, cells in enumerate(lines[1:], start=2):
+        if len(cells) != len(METRIC_COLUMNS):
+            damaged(f"line {number} has {len(cells)} fields, not {len(METRIC_COLUMNS)}")
+        try:
+            row = {k: float(v) if v != "" else None for k, v in zip(METRIC_COLUMNS, cells)}
+            row["step"] = int(cells[0])
+        except ValueError:
+            damaged(f"line {number} holds something that is not a number")
+        if row["step"] <= step or row["top1"] is None:
+            damaged(f"line {number} is out of order or has no top1")
+        step = row["step"]
+        rows.append(row)
+    return rows
 
 
 def write_json(path, value):
@@ -233,17 +267,18 @@ class Run:
 
     @property
     def metrics(self):
-        """The rows of metrics.csv as dicts of numbers."""
+        """The rows of metrics.csv as dicts of numbers.
+
+        Raises:
+            LotteryError: the file is damaged (cut mid-row, garbage, empty):
+                one line naming the file and what is wrong; no partial row
+                is ever read as data.
+        """
         path = self.path / METRICS_CSV
         if not path.exists():
             return []
-        with open(path, newline="") as f:
-            rows = list(csv.DictReader(f))
-        return [
-            {k: int(v) if k == "step" else (float(v) if v not in ("", None) else None)
-             for k, v in row.items()}
-            for row in rows
-        ]
+        text = path.read_text(errors="replace")
+        return _parse_metrics(text, path)
 
     def append_metrics(self, row):
         """Adds one evaluation row (rewrites the small file atomically)."""

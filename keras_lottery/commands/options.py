@@ -6,11 +6,15 @@ it is shown with the argument's `--flag` and the value as typed
 everywhere else; they are converted here, once.
 """
 
+import errno
 import functools
 import os
 import pathlib
+import warnings
 
 import click
+
+from keras_lottery.commands import chatter
 
 # TensorFlow's C++ start-up chatter buries the progress bar; keep errors.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -23,6 +27,9 @@ def _percent_text(fraction):
 def _comma_list(values):
     return ",".join(map(str, values)) if isinstance(values, (list, tuple)) else values
 
+
+# Errors of a place that cannot be written at all (rather than a full disk).
+CANNOT_WRITE = (errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOTDIR, errno.EISDIR)
 
 # Library argument -> (its flag, how to show a value as the user typed it).
 FLAGS = {
@@ -73,11 +80,19 @@ def friendly_errors(f):
         from keras_lottery.errors import LotteryError
 
         try:
-            return f(*args, **kwargs)
+            with chatter.filtered(), warnings.catch_warnings():
+                warnings.showwarning = _show_warning
+                return f(*args, **kwargs)
         except LotteryError as e:
             raise click.ClickException(message(e)) from None
-        except OSError as e:  # a full disk, a permission: the run keeps its files
+        except OSError as e:
             where = f" ({e.filename})" if e.filename else ""
+            if e.errno in CANNOT_WRITE:
+                raise click.ClickException(
+                    f"{e.strerror or e}{where}; choose a folder you can write "
+                    "to (--out), or fix its permissions"
+                ) from None
+            # A full disk mid-run: every file written before is whole.
             raise click.ClickException(
                 f"{e.strerror or e}{where}; files written before are intact; "
                 "fix this and re-run the same command to resume"
@@ -87,6 +102,10 @@ def friendly_errors(f):
             raise SystemExit(130) from None
 
     return wrapper
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None):
+    click.echo(f"Warning: {message}", err=True)
 
 
 def checkpoint_iters(ctx, param, value):
@@ -101,14 +120,42 @@ def checkpoint_iters(ctx, param, value):
 
 
 def density(ctx, param, value):
-    """--density in percent, as the fraction the library takes."""
+    """--density in percent, as the fraction the library takes.
+
+    A value up to 1 is far more often a fraction typed by mistake than a
+    sub-percent density, so it is refused unless written with a `%`.
+    """
     if value is None:
         return None
-    if not 0 < value <= 100:
+    text = value.strip()
+    deliberate = text.endswith("%")
+    try:
+        percent = float(text[:-1] if deliberate else text)
+    except ValueError:
         raise click.BadParameter(
-            f"{value:g} is not a percent in (0, 100]; 80 keeps 80 % of the weights"
+            f"{value!r} is not a number; give the percent of weights to keep, e.g. 80"
+        ) from None
+    if not 0 < percent <= 100:
+        raise click.BadParameter(
+            f"{percent:g} is not a percent in (0, 100]; 80 keeps 80 % of the weights"
         )
-    return value / 100
+    if percent <= 1 and not deliberate:
+        raise click.BadParameter(
+            f"{text} is {percent:g} %; for {percent * 100:g} % write "
+            f"{percent * 100:g}, for under 1 % write {text}%"
+        )
+    return percent / 100
+
+
+def method(value):
+    """A method name, with - or _ ("rewind-lr", "rewind_lr")."""
+    from keras_lottery import methods
+    from keras_lottery.errors import LotteryError
+
+    try:
+        return methods.get(value, derived=True).name
+    except LotteryError as e:
+        raise click.BadParameter(e.message) from None
 
 
 def apply(f, options):

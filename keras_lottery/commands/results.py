@@ -29,7 +29,9 @@ def open_runs(run_dirs):
                 opened += open_runs(found)
                 continue
         try:
-            opened.append(runs.Run.open(path).check())
+            run = runs.Run.open(path).check()
+            run.metrics  # noqa: B018  (a damaged metrics.csv is found here)
+            opened.append(run)
         except LotteryError as e:
             if len(run_dirs) == 1:
                 raise

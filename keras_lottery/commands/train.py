@@ -40,10 +40,10 @@ def _execution(kwargs):
 @click.option("--arch", default="resnet20", show_default=True,
               help="Architecture: resnet20, resnet56, resnet110, vgg16, "
               "vgg16_nofc, the tiny resnet8, or lenet300 (for digits).")
-@click.option("--val-split", type=int, default=0, show_default=True,
-              help="Hold out this many test images as a validation set "
-              "(val_top1) and report test metrics on the rest; the paper "
-              "used 2000. Derived runs inherit it.")
+@click.option("--val-split", type=int, help="Hold out this many test images "
+              "as a validation set (val_top1) and report test metrics on the "
+              "rest [default: the paper's 2000 on CIFAR, else 0; 0 turns it "
+              "off]. Derived runs inherit it.")
 @click.option("--recipe", help="A preset (renda2020 [default], "
               "frankle2019-lenet, frankle2019-conv2|conv4|conv6, openlth-lenet) "
               "or a .toml file of recipe fields; the flags below override it.")
@@ -91,10 +91,9 @@ def derived_command(method):
                      help="k: the rewind iteration (a checkpoint the parent "
                      "saved); for finetune, sets the length T - k. "
                      "Required, except by reinit."),
-        click.option("--density", type=float, required=True,
-                     callback=options.density,
+        click.option("--density", required=True, callback=options.density,
                      help="Percent of all prunable weights to keep, absolute "
-                     "(80 keeps 80 %)."),
+                     "(80 keeps 80 %; write 0.5% for half a percent)."),
     ])
     if method.constant_lr:
         command = LR_OPTION(command)
@@ -109,8 +108,9 @@ DERIVED = [derived_command(methods.METHODS[name]) for name in methods.DERIVED]
               help="Base run [default: the single finished train run under "
               "./runs].")
 @click.option("--method", default="rewind", show_default=True,
-              type=click.Choice([methods.METHODS[m].command for m in methods.DERIVED]),
-              help="What each round does.")
+              callback=lambda ctx, param, value: options.method(value),
+              help="What each round does: "
+              f"{', '.join(methods.METHODS[m].command for m in methods.DERIVED)}.")
 @click.option("--iter", "iteration", type=int, help="k of every round "
               "(not for reinit).")
 @click.option("--rounds", type=click.IntRange(min=1), required=True,
