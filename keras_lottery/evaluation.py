@@ -28,8 +28,9 @@ def evaluation_sets(data, val_split, batch_size):
     return batches(np.sort(order[val_split:])), batches(np.sort(order[:val_split]))
 
 
-def evaluate(model, eval_sets, step, elapsed):
-    """The metrics row of an evaluation after `step` updates."""
+def evaluate(model, eval_sets, step, elapsed, exclude=()):
+    """The metrics row of an evaluation after `step` updates (density
+    counted over the layers not in `exclude`)."""
     test, val = eval_sets
     result = model.evaluate(test, verbose=0, return_dict=True)
     val_top1 = None
@@ -41,7 +42,7 @@ def evaluate(model, eval_sets, step, elapsed):
         "top5": float(result["top5"]),
         "loss": float(result["loss"]),
         "lr": last_lr(model, step),
-        "density": pruning.density(model),
+        "density": pruning.density(model, exclude),
         "val_top1": val_top1,
         "elapsed": round(elapsed, 3),
     }

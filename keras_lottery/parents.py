@@ -100,6 +100,9 @@ def child_spec(method, parent, args, precision):
         seed=args["seed"], parent=resolve_parent(parent.path),
         iteration=args["iteration"], target_density=args["density"], lr=lr,
         round=args.get("round_index"),
+        scope=args["scope"] or inherited.scope,
+        exclude=inherited.exclude if args["exclude"] is None else tuple(args["exclude"]),
+        layer_densities=args.get("layer_densities") or (),
         val_split=inherited.val_split, precision=precision,
         model=inherited.model,
     )

@@ -145,7 +145,7 @@ def train(arch="resnet20", *, out=None, dataset="cifar10", data_dir=None,
     return run
 
 
-def rewind(parent=None, *, iteration, density, out=None, seed=None,
+def rewind(parent=None, *, iteration, density, scope=None, exclude=None, out=None, seed=None,
            data_dir=None, save_every=DEFAULT_SAVE_EVERY, callbacks=None, verbose=1,
            root=runs.DEFAULT_ROOT, jit_compile="auto", mixed_precision=None,
            steps_per_execution=1, strategy=None, dataset=None, steps=None, epochs=None,
@@ -168,6 +168,11 @@ def rewind(parent=None, *, iteration, density, out=None, seed=None,
         iteration: k, a checkpoint iteration the parent saved.
         density: the target density, the fraction in (0, 1] of prunable
             weights kept (absolute, not relative to the parent's).
+        scope: "global" (one ranking over all layers, the paper's) or
+            "layerwise" (each layer to the density); default: the parent's.
+        exclude: names of layers left unpruned and not counted in the
+            density (e.g. the output layer, as open_lth does); default: the
+            parent's.
         out, seed, save_every, callbacks, verbose, root: as `train`; the
             seed is the run's own (not inherited).
         data_dir: where the parent's dataset files are now (default: where
@@ -184,7 +189,7 @@ def rewind(parent=None, *, iteration, density, out=None, seed=None,
     return stages.derive(methods.REWIND, parent, locals())
 
 
-def rewind_lr(parent=None, *, iteration, density, out=None, seed=None,
+def rewind_lr(parent=None, *, iteration, density, scope=None, exclude=None, out=None, seed=None,
               data_dir=None, save_every=DEFAULT_SAVE_EVERY, callbacks=None, verbose=1,
               root=runs.DEFAULT_ROOT, jit_compile="auto", mixed_precision=None,
               steps_per_execution=1, strategy=None, dataset=None, steps=None, epochs=None,
@@ -198,7 +203,7 @@ def rewind_lr(parent=None, *, iteration, density, out=None, seed=None,
     return stages.derive(methods.REWIND_LR, parent, locals())
 
 
-def finetune(parent=None, *, iteration, density, lr=None, out=None, seed=None,
+def finetune(parent=None, *, iteration, density, scope=None, exclude=None, lr=None, out=None, seed=None,
              data_dir=None, save_every=DEFAULT_SAVE_EVERY, callbacks=None, verbose=1,
              root=runs.DEFAULT_ROOT, jit_compile="auto", mixed_precision=None,
              steps_per_execution=1, strategy=None, dataset=None, steps=None, epochs=None,
@@ -214,7 +219,7 @@ def finetune(parent=None, *, iteration, density, lr=None, out=None, seed=None,
     return stages.derive(methods.FINETUNE, parent, locals())
 
 
-def lowlr_rewind(parent=None, *, iteration, density, lr=None, out=None,
+def lowlr_rewind(parent=None, *, iteration, density, scope=None, exclude=None, lr=None, out=None,
                  seed=None, data_dir=None, save_every=DEFAULT_SAVE_EVERY,
                  callbacks=None, verbose=1, root=runs.DEFAULT_ROOT, jit_compile="auto",
                  mixed_precision=None, steps_per_execution=1, strategy=None,
@@ -232,7 +237,7 @@ def lowlr_rewind(parent=None, *, iteration, density, lr=None, out=None,
     return stages.derive(methods.LOWLR_REWIND, parent, locals())
 
 
-def random_prune(parent=None, *, iteration, density, out=None, seed=None,
+def random_prune(parent=None, *, iteration, density, scope=None, exclude=None, out=None, seed=None,
                  data_dir=None, save_every=DEFAULT_SAVE_EVERY, callbacks=None, verbose=1,
                  root=runs.DEFAULT_ROOT, jit_compile="auto",
                  mixed_precision=None, steps_per_execution=1, strategy=None,
@@ -248,7 +253,7 @@ def random_prune(parent=None, *, iteration, density, out=None, seed=None,
     return stages.derive(methods.RANDOM, parent, locals())
 
 
-def reinit(parent=None, *, density, iteration=None, out=None, seed=None,
+def reinit(parent=None, *, density, scope=None, exclude=None, iteration=None, out=None, seed=None,
            data_dir=None, save_every=DEFAULT_SAVE_EVERY, callbacks=None, verbose=1,
            root=runs.DEFAULT_ROOT, jit_compile="auto", mixed_precision=None,
            steps_per_execution=1, strategy=None, dataset=None, steps=None, epochs=None,
@@ -275,7 +280,8 @@ PROCEDURES = {
 
 
 def iterate(parent=None, *, method="rewind", iteration=None, rounds, rate=0.8,
-            lr=None, out=None, seed=None, data_dir=None,
+            scope=None, exclude=None, layer_rates=None, lr=None, out=None,
+            seed=None, data_dir=None,
             save_every=DEFAULT_SAVE_EVERY, callbacks=None, verbose=1,
             root=runs.DEFAULT_ROOT, jit_compile="auto", mixed_precision=None,
             steps_per_execution=1, strategy=None):
@@ -301,6 +307,11 @@ def iterate(parent=None, *, method="rewind", iteration=None, rounds, rate=0.8,
         iteration: k of every round (not for "reinit").
         rounds: number of rounds, >= 1.
         rate: kept fraction per round, in (0, 1).
+        scope, exclude: as `rewind` (default: the base's).
+        layer_rates: with `scope="layerwise"`, {layer: rate} for layers
+            pruned at a rate of their own (the lottery-ticket paper prunes
+            LeNet's output layer at half the hidden layers' rate:
+            `{"fc_3": 0.9}` beside `rate=0.8`).
         lr: the constant LR of finetune and lowlr_rewind rounds.
         out: the study directory; default
             `<root>/<arch>/iterate-<method>-k<k>-r<rate%>-s<seed>`.
@@ -317,25 +328,38 @@ def iterate(parent=None, *, method="rewind", iteration=None, rounds, rate=0.8,
         raise LotteryError("expected a positive integer", param="rounds", value=rounds)
     base = parents.open_parent(parent, root)
     parents.check_precision(base, mixed_precision)
-    request = IterateSpec(method.name, resolve_parent(base.path), iteration, rate, seed)
+    inherited = base.spec
+    request = IterateSpec(
+        method.name, resolve_parent(base.path), iteration, rate, seed,
+        scope=scope or inherited.scope,
+        exclude=inherited.exclude if exclude is None else tuple(exclude),
+        layer_rates=layer_rates or ())
     study = resolver.resolve_study(request, arch=base.spec.arch, out=out, root=root)
-    if not (study.path / runs.STUDY_JSON).exists():
-        study.path.mkdir(parents=True, exist_ok=True)
-        runs.write_json(study.path / runs.STUDY_JSON,
-                        dict(study.spec.to_config(study.path), seed_drawn=study.seed_drawn))
     args = dict(iteration=iteration, lr=lr, seed=study.spec.seed, data_dir=data_dir,
                 save_every=save_every, callbacks=callbacks, verbose=verbose, root=root,
                 jit_compile=jit_compile, mixed_precision=mixed_precision,
                 steps_per_execution=steps_per_execution, strategy=strategy,
                 dataset=None, steps=None, epochs=None, batch_size=None,
-                checkpoint_iters=None, eval_every=None)
+                checkpoint_iters=None, eval_every=None, scope=study.spec.scope,
+                exclude=study.spec.exclude)
+    # Round 1's request, checked before the study's folder is made.
+    parents.child_spec(method, base, dict(args, density=study.spec.density(base.density, 1)),
+                       mixed_precision)
+    if not (study.path / runs.STUDY_JSON).exists():
+        study.path.mkdir(parents=True, exist_ok=True)
+        runs.write_json(study.path / runs.STUDY_JSON,
+                        dict(study.spec.to_config(study.path), seed_drawn=study.seed_drawn))
+    spec = study.spec
+    base_layers = dict(inherited.layer_densities)
+    base_layers = {name: base_layers.get(name, inherited.target_density or 1.0)
+                   for name, _ in spec.layer_rates}
     done, previous = [], base
     for index in range(1, rounds + 1):
-        density = study.spec.density(base.density, index)
+        density = spec.density(base.density, index)
         if verbose:
             print(f"round {index}/{rounds}: {method.name} to density {density:g}")
         previous = stages.derive(method, previous, dict(
-            args, density=density, out=study.path / f"round-{index}",
-            round_index=index))
+            args, density=density, layer_densities=spec.layer_densities(base_layers, index),
+            out=study.path / f"round-{index}", round_index=index))
         done.append(previous)
     return done

@@ -65,13 +65,16 @@ def _prepare(method, model, parent, spec, data, execution, start):
     if fresh:
         training.compile_model(source, spec.recipe, execution, lr=spec.lr)
     load_state(source, parent.checkpoints["final"], parent.end_step)
+    excluded = check_exclude(source, spec.exclude)
     if method.masks == "random":
-        masks = pruning.random_masks(pruning.get_masks(source), spec.target_density,
-                                     seed=spec.seed)
+        ranked = {k: m for k, m in pruning.get_masks(source).items() if k not in excluded}
+        masks = pruning.random_masks(ranked, spec.target_density, seed=spec.seed)
     else:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)
-            masks = pruning.prune(source, spec.target_density)
+            masks = pruning.prune(source, spec.target_density, scope=spec.scope,
+                                  exclude=spec.exclude,
+                                  layer_densities=dict(spec.layer_densities))
     kept = sum(int(m.sum()) for m in masks.values())
     if kept == 0:
         total = sum(m.size for m in masks.values())
@@ -83,6 +86,19 @@ def _prepare(method, model, parent, spec, data, execution, start):
         load_state(model, parent.checkpoints[spec.iteration], spec.iteration)
     model.optimizer.iterations.assign(start)
     pruning.set_masks(model, masks)
+
+
+def check_exclude(model, exclude):
+    """The mask keys `exclude` names in `model`, checked before anything is
+    written: every name is a masked layer, and something is left to prune."""
+    try:
+        excluded = pruning.excluded_keys(model, exclude)
+    except ValueError as e:
+        raise LotteryError(str(e).rstrip("."), param="exclude", value=list(exclude)) from None
+    if exclude and len(excluded) == len(pruning.get_masks(model)):
+        raise LotteryError("leaves no layer to prune; exclude fewer",
+                           param="exclude", value=list(exclude))
+    return excluded
 
 
 def _init_seed(method, seed, parent_seed):

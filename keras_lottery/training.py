@@ -99,6 +99,8 @@ class Plan:
         eval_steps: iterations after which to evaluate.
         save_every: steps between resume states.
         val_split: test images held out for validation.
+        summary_every: steps between TensorBoard training summaries.
+        exclude: layers left out of the density.
     """
 
     start: int
@@ -110,6 +112,7 @@ class Plan:
     save_every: int
     val_split: int = 0
     summary_every: int = 100
+    exclude: tuple = ()
 
     def __post_init__(self):
         every = self.save_every
@@ -169,7 +172,7 @@ def plan_for(spec, run, save_every):
     every = max(1, round(100 * recipe.steps / recipe_lib.BASE_STEPS))
     return Plan(start, end, spec.seed, recipe.batch_size, tuple(iters),
                 tuple(recipe.eval_steps(start, end)), save_every, spec.val_split,
-                every)
+                every, spec.exclude)
 
 
 def open_run(found, model, *, facts, model_json, verbose, bounds, prepare=None):
@@ -188,7 +191,8 @@ def open_run(found, model, *, facts, model_json, verbose, bounds, prepare=None):
         start, end = bounds
         run = runs.Run.create(
             found.path, found.spec, seed_drawn=found.seed_drawn, **facts,
-            density=pruning.density(model), start_step=start, end_step=end,
+            density=pruning.density(model, found.spec.exclude), start_step=start,
+            end_step=end,
             versions=runs.versions(),
         )
         if model_json is not None:
@@ -274,6 +278,7 @@ class _EvaluationLog:
 
     def __init__(self, run, model, data, plan, verbose, user):
         self.run, self.model, self.verbose, self.user = run, model, verbose, user
+        self.exclude = plan.exclude
         self.sets = evaluation.evaluation_sets(data, plan.val_split, plan.batch_size)
         self.summaries = evaluation.Summaries(run.path / runs.LOGS_DIR / "eval")
         # A progress bar in a terminal; in a log file, a line per evaluation.
@@ -285,7 +290,8 @@ class _EvaluationLog:
         return {m["step"] for m in self.run.metrics}
 
     def __call__(self, step):
-        row = evaluation.evaluate(self.model, self.sets, step, time.time() - self.began)
+        row = evaluation.evaluate(self.model, self.sets, step, time.time() - self.began,
+                                  exclude=self.exclude)
         self.run.append_metrics(row)
         self.summaries.write(row)
         self.user.evaluated(row)

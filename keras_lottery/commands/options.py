@@ -44,6 +44,8 @@ FLAGS = {
     "exclude": ("--exclude", _comma_list),
     "iteration": ("--iter", None),
     "jit_compile": ("--jit-compile", None),
+    "layer_densities": ("--layer-rate", None),
+    "layer_rates": ("--layer-rate", None),
     "lr": ("--lr", None),
     "method": ("--method", None),
     "mixed_precision": ("--mixed-precision", None),
@@ -156,6 +158,33 @@ def method(value):
         return methods.get(value, derived=True).name
     except LotteryError as e:
         raise click.BadParameter(e.message) from None
+
+
+def layer_rates(ctx, param, values):
+    """--layer-rate LAYER=RATE (repeatable) as {layer: rate}."""
+    rates = {}
+    for value in values:
+        name, _, rate = value.partition("=")
+        try:
+            rates[name.strip()] = float(rate)
+        except ValueError:
+            raise click.BadParameter(
+                f"{value!r} is not LAYER=RATE, e.g. fc_3=0.9") from None
+    return rates or None
+
+
+def pruning_options(f):
+    """How a pruning command ranks weights, and which layers it leaves."""
+    return apply(f, [
+        click.option("--scope", type=click.Choice(["global", "layerwise"]),
+                     help="Rank all layers together (global, the paper's) or "
+                     "each layer alone [default: the parent's, else global]."),
+        click.option("--exclude", multiple=True,
+                     callback=lambda ctx, param, value: list(value) or None,
+                     help="A layer to leave "
+                     "unpruned and out of the density (repeatable), e.g. the "
+                     "output layer [default: the parent's]."),
+    ])
 
 
 def apply(f, options):

@@ -95,6 +95,7 @@ def derived_command(method):
                      help="Percent of all prunable weights to keep, absolute "
                      "(80 keeps 80 %; write 0.5% for half a percent)."),
     ])
+    command = options.pruning_options(command)
     if method.constant_lr:
         command = LR_OPTION(command)
     return click.command(method.command)(command)
@@ -118,6 +119,11 @@ DERIVED = [derived_command(methods.METHODS[name]) for name in methods.DERIVED]
 @click.option("--rate", type=float, default=0.8, show_default=True,
               help="Fraction of the remaining weights each round keeps; "
               "round i has density rate^i (0.8, 0.64, 0.512, ...).")
+@click.option("--layer-rate", "layer_rates", multiple=True,
+              callback=options.layer_rates, help="With --scope layerwise: "
+              "LAYER=RATE, a rate of its own for a layer (repeatable), e.g. "
+              "fc_3=0.9 prunes LeNet's output layer at half the rate.")
+@options.pruning_options
 @LR_OPTION
 @click.option("--data-dir", type=options.PATH,
               help="Where the parent's dataset files are now.")
@@ -131,8 +137,8 @@ DERIVED = [derived_command(methods.METHODS[name]) for name in methods.DERIVED]
 @click.option("-q", "--quiet", is_flag=True, help="One line per evaluation.")
 @options.execution_options
 @options.friendly_errors
-def iterate(parent, method, iteration, rounds, rate, lr, data_dir, seed, out,
-            save_every, quiet, **execution):
+def iterate(parent, method, iteration, rounds, rate, layer_rates, scope, exclude,
+            lr, data_dir, seed, out, save_every, quiet, **execution):
     """Iterative pruning: R rounds, each pruning the previous round's final
     weights to rate x its density and retraining with --method.
 
@@ -148,7 +154,8 @@ def iterate(parent, method, iteration, rounds, rate, lr, data_dir, seed, out,
         raise click.UsageError("--lr applies to finetune and lowlr-rewind only.")
     done = procedures.iterate(
         parent, method=method.name, iteration=iteration, rounds=rounds,
-        rate=rate, lr=lr, out=out, seed=seed, data_dir=data_dir,
+        rate=rate, scope=scope, exclude=exclude, layer_rates=layer_rates, lr=lr,
+        out=out, seed=seed, data_dir=data_dir,
         save_every=save_every, verbose=options.verbosity(quiet),
         **_execution(execution),
     )
