@@ -53,11 +53,13 @@ def train(arch="resnet20", *, out=None, dataset="cifar10", data_dir=None,
     >>> run.metrics[-1]["top1"]
 
     Args:
-        arch: an architecture name (`keras_lottery.models.available()`) or a
-            Keras model (Sequential/Functional; plain Conv2D/Dense layers
-            are converted with `masked`). A model is rebuilt from its config
-            under `seed` (so seeds choose its initialization) and stored in
-            the run as model.json.
+        arch: an architecture name (`keras_lottery.models.available()`), a
+            Keras model (Sequential/Functional; plain Conv2D/Dense and the
+            other kernel layers are converted with `masked`), a saved
+            `.keras` file (loaded in safe mode), or "package.module:function"
+            building one (given `input_shape` and `num_classes` if it takes
+            them). A model is rebuilt from its config under `seed` (so seeds
+            choose its initialization) and stored in the run as model.json.
         out: run directory; default `<root>/<arch>/train-s<seed>`.
         dataset: a name of `keras_lottery.data.DATASETS` ("cifar10",
             "cifar100", "mnist", "fashion_mnist", "digits" (bundled,
@@ -98,14 +100,15 @@ def train(arch="resnet20", *, out=None, dataset="cifar10", data_dir=None,
             marking the run failed.
     """
     execution = Execution(jit_compile, mixed_precision, steps_per_execution, strategy)
-    network = arch_lib.resolve(arch)
+    arch_lib.check_name(arch)  # before any data is read
+    data = stages.load_data(dataset, data_dir)
+    network = arch_lib.resolve(arch, data)
     if network.model_json is not None and (execution.precision or execution.strategy):
         raise LotteryError(
             "mixed precision and strategies apply to named architectures; "
             "build your own model under the dtype policy and strategy scope "
             "you want instead", param="mixed_precision", value=mixed_precision,
         )
-    data = stages.load_data(dataset, data_dir)
     recipe = recipe_lib.make(
         "renda2020" if recipe is None else recipe, steps=steps, epochs=epochs,
         batch_size=batch_size, checkpoint_iters=checkpoint_iters,

@@ -38,8 +38,11 @@ def _execution(kwargs):
 
 @click.command()
 @click.option("--arch", default="resnet20", show_default=True,
-              help="Architecture: resnet20, resnet56, resnet110, vgg16, "
-              "vgg16_nofc, the tiny resnet8, or lenet300 (for digits).")
+              help="Architecture: resnet20, resnet56, resnet110, vgg16_nofc "
+              "(the paper's), vgg16, lenet300, conv2, conv4, conv6 (the "
+              "lottery-ticket paper's), the tiny resnet8; or your own: a "
+              "saved FILE.keras, or package.module:function returning a "
+              "Keras model.")
 @click.option("--val-split", type=int, help="Hold out this many test images "
               "as a validation set (val_top1) and report test metrics on the "
               "rest [default: the paper's 2000 on CIFAR, else 0; 0 turns it "
