@@ -8,6 +8,7 @@ command runs.
 
 import click
 
+from keras_lottery.commands import data
 from keras_lottery.commands import demo
 from keras_lottery.commands import results
 from keras_lottery.commands import train
@@ -36,7 +37,7 @@ def main():
 
 
 for command in (train.train, *train.DERIVED, train.iterate, results.results,
-                results.plot, demo.demo):
+                results.plot, demo.demo, data.data):
     main.add_command(command)
 
 

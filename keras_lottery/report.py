@@ -183,6 +183,36 @@ def _group_row(outcomes):
     return row
 
 
+def to_dataframe(runs, rows="summary", select="final"):
+    """The rows of `runs` as a pandas DataFrame (pandas is optional).
+
+    Example:
+
+    >>> df = report.to_dataframe(runs.find_runs("runs"))
+    >>> df.groupby(["method", "density"]).final_top1.median()
+
+    Args:
+        runs: `Run` objects or run directory paths.
+        rows: "summary" (one per run, `SUMMARY_COLUMNS`), "curve" (one per
+            evaluation) or "group" (one per group, `GROUP_COLUMNS`).
+        select: for "group", as in `group`.
+    """
+    try:
+        import pandas
+    except ImportError:
+        raise LotteryError("needs pandas; pip install pandas") from None
+    runs = load(runs)
+    if rows == "summary":
+        found, columns = [summary(r) for r in runs], SUMMARY_COLUMNS
+    elif rows == "curve":
+        found, columns = [row for r in runs for row in curve(r)], CURVE_COLUMNS
+    elif rows == "group":
+        found, columns = group(runs, select), GROUP_COLUMNS
+    else:
+        raise LotteryError("expected summary, curve or group", param="rows", value=rows)
+    return pandas.DataFrame([{c: r[c] for c in columns} for r in found], columns=columns)
+
+
 def render(rows, columns, fmt="table"):
     """Renders rows as an aligned text table, CSV or JSON.
 

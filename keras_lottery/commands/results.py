@@ -65,6 +65,11 @@ def results(run_dirs, group, select, curve, fmt):
     elif group:
         rows = report.group(opened, select=select)
         click.echo(report.render(rows, report.GROUP_COLUMNS, fmt))
+        for row in rows:
+            for note in row["notes"]:
+                click.echo(f"Warning: the group {row['arch']} {row['method']} "
+                           f"k={row['k']} density {row['density']:g} mixes runs: "
+                           f"{note}", err=True)
     else:
         rows = [report.summary(run) for run in opened]
         click.echo(report.render(rows, report.SUMMARY_COLUMNS, fmt))
