@@ -284,7 +284,7 @@ PROCEDURES = {
 
 def iterate(parent=None, *, method="rewind", iteration=None, rounds, rate=0.8,
             scope=None, exclude=None, layer_rates=None, lr=None, out=None,
-            seed=None, data_dir=None,
+            seed=None, dataset=None, data_dir=None,
             save_every=DEFAULT_SAVE_EVERY, callbacks=None, verbose=1,
             root=runs.DEFAULT_ROOT, jit_compile="auto", mixed_precision=None,
             steps_per_execution=1, strategy=None):
@@ -319,7 +319,7 @@ def iterate(parent=None, *, method="rewind", iteration=None, rounds, rate=0.8,
         out: the study directory; default
             `<root>/<arch>/iterate-<method>-k<k>-r<rate%>-s<seed>`.
         seed: seed of every round; drawn and recorded when None.
-        data_dir, save_every, callbacks, verbose, root, jit_compile,
+        dataset, data_dir, save_every, callbacks, verbose, root, jit_compile,
             mixed_precision, steps_per_execution, strategy: as `rewind`
             (callbacks see every round).
 
@@ -342,7 +342,7 @@ def iterate(parent=None, *, method="rewind", iteration=None, rounds, rate=0.8,
                 save_every=save_every, callbacks=callbacks, verbose=verbose, root=root,
                 jit_compile=jit_compile, mixed_precision=mixed_precision,
                 steps_per_execution=steps_per_execution, strategy=strategy,
-                dataset=None, steps=None, epochs=None, batch_size=None,
+                dataset=dataset, steps=None, epochs=None, batch_size=None,
                 checkpoint_iters=None, eval_every=None, scope=study.spec.scope,
                 exclude=study.spec.exclude)
     # Round 1's request, checked before the study's folder is made.
