@@ -34,6 +34,7 @@ DEFAULT_SAVE_EVERY = 1000
 # The paper held out 2,000 of CIFAR's 10,000 test images for choosing.
 PAPER_VAL_SPLIT = 2000
 PAPER_DATASETS = ("cifar10", "cifar100")
+CIFAR_TEST_IMAGES = 10000
 
 
 def train(arch="resnet20", *, out=None, dataset="cifar10", data_dir=None,
@@ -114,8 +115,9 @@ def train(arch="resnet20", *, out=None, dataset="cifar10", data_dir=None,
         batch_size=batch_size, checkpoint_iters=checkpoint_iters,
         eval_every=eval_every, train_images=len(data.x_train),
     )
-    if val_split is None:  # the paper's protocol on CIFAR
-        val_split = PAPER_VAL_SPLIT if data.name in PAPER_DATASETS else 0
+    if val_split is None:  # the paper's protocol, on CIFAR's real test set
+        paper = data.name in PAPER_DATASETS and len(data.x_test) == CIFAR_TEST_IMAGES
+        val_split = PAPER_VAL_SPLIT if paper else 0
     if recipe.batch_size > len(data.x_train):
         raise LotteryError(
             f"is larger than the training set ({len(data.x_train)} examples); "

@@ -193,6 +193,14 @@ class Run:
         if not path.is_dir():
             raise LotteryError(f"run directory {path} does not exist")
         if not run_json.is_file():
+            inside = find_runs(path)
+            if inside:  # a folder of runs (a study, a root): say which
+                listing = ", ".join(str(p) for p in inside[:4])
+                more = f" and {len(inside) - 4} more" if len(inside) > 4 else ""
+                raise LotteryError(
+                    f"{path} is a folder of {len(inside)} runs, not a run; name "
+                    f"one of them: {listing}{more}"
+                )
             raise LotteryError(f"{path} is not a run directory (no {RUN_JSON})")
         try:
             config = json.loads(run_json.read_text())
