@@ -159,6 +159,11 @@ def find_runs(root=DEFAULT_ROOT):
     return sorted(p.parent for p in pathlib.Path(root).glob(f"**/{RUN_JSON}"))
 
 
+def _field(name, doc):
+    """A read-only attribute of a `Run` for the run.json field `name`."""
+    return property(lambda run: run.config.get(name), doc=doc)
+
+
 class Run:
     """A run directory, read back: config, metrics and checkpoints.
 
@@ -252,26 +257,11 @@ class Run:
         self.config.update(extra, status=status)
         self.save_config()
 
-    @property
-    def status(self):
-        return self.config.get("status")
-
-    @property
-    def mode(self):
-        return self.config["mode"]
-
-    @property
-    def start_step(self):
-        return self.config["start_step"]
-
-    @property
-    def end_step(self):
-        return self.config["end_step"]
-
-    @property
-    def density(self):
-        """The realized fraction of prunable weights kept."""
-        return self.config["density"]
+    status = _field("status", "running, finished, failed or interrupted")
+    mode = _field("mode", "the method's name")
+    start_step = _field("start_step", "the run's first optimizer iteration")
+    end_step = _field("end_step", "the run's last optimizer iteration")
+    density = _field("density", "the realized fraction of prunable weights kept")
 
     @property
     def metrics(self):

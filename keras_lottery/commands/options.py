@@ -10,6 +10,7 @@ import errno
 import functools
 import os
 import pathlib
+import re
 import warnings
 
 import click
@@ -173,20 +174,6 @@ def layer_rates(ctx, param, values):
     return rates or None
 
 
-def pruning_options(f):
-    """How a pruning command ranks weights, and which layers it leaves."""
-    return apply(f, [
-        click.option("--scope", type=click.Choice(["global", "layerwise"]),
-                     help="Rank all layers together (global, the paper's) or "
-                     "each layer alone [default: the parent's, else global]."),
-        click.option("--exclude", multiple=True,
-                     callback=lambda ctx, param, value: list(value) or None,
-                     help="A layer to leave "
-                     "unpruned and out of the density (repeatable), e.g. the "
-                     "output layer [default: the parent's]."),
-    ])
-
-
 def apply(f, options):
     for option in reversed(options):
         f = option(f)
@@ -196,58 +183,93 @@ def apply(f, options):
 PATH = click.Path(path_type=pathlib.Path)
 
 
+def _options(table):
+    """click options from {flags: keyword arguments}, with their `HELP`."""
+    return [click.option(*flags.split(), help=HELP[flags.split()[-1]], **kwargs)
+            for flags, kwargs in table.items()]
+
+
+def _help_table(text):
+    """{--flag: help} from "--flag: help" paragraphs (one table of prose)."""
+    entries = re.split(r"\n(?=--)", text.strip())
+    return {e.split(":", 1)[0]: " ".join(e.split(":", 1)[1].split()) for e in entries}
+
+
+HELP = _help_table("""
+--dataset: Training data [default: cifar10]: cifar10, cifar100, mnist,
+    fashion_mnist, digits (small, bundled), synthetic, or npz:PATH (your own
+    x_train, y_train, x_test, y_test).
+--data-dir: Read the dataset's official files from here instead of downloading.
+--steps: T, steps of a base run [default: the recipe's, 71108]; the whole
+    recipe scales with it.
+--epochs: Set T from epochs of the training set (50,000 CIFAR-10 images)
+    instead of --steps.
+--batch-size: [default: the recipe's, 128]; in renda2020 the LR scales as 0.1 x
+    B / 128.
+--checkpoint-iters: Comma-separated iterations to checkpoint at [default: the
+    paper's, scaled to T].
+--eval-every: Steps between evaluations [default: 10000, scaled to T].
+--seed: Seed for initialization and data order [default: drawn and recorded in
+    run.json].
+--out: Run directory [default: runs/<arch>/<mode>-...]. Re-running a command
+    resumes its run there.
+--save-every: Also save the full state every N steps, so a killed run resumes
+    from there.
+--quiet: One line per evaluation instead of a progress bar.
+--jit-compile: XLA: auto leaves it off on CPU (forced XLA is ~2x slower there).
+--mixed-precision: Mixed precision (fp16 needs a GPU); masks stay exact and
+    pruned weights exactly zero.
+--steps-per-execution: Training steps per compiled call; checkpoints stay
+    exact.
+--strategy: Train on every visible GPU with MirroredStrategy (global batch
+    split across replicas, synchronized batch norm).
+--scope: Rank all layers together (global, the paper's) or each layer alone
+    [default: the parent's, else global].
+--exclude: A layer to leave unpruned and out of the density (repeatable), e.g.
+    the output layer [default: the parent's].
+""")
+
+# Options shared by every training command (derived runs must agree with
+# the parent's values, or leave them out).
+RECIPE_OPTIONS = {
+    "--dataset": {"default": None},
+    "--data-dir": {"type": PATH},
+    "--steps": {"type": int},
+    "--epochs": {"type": float},
+    "--batch-size": {"type": int},
+    "--checkpoint-iters": {"callback": checkpoint_iters},
+    "--eval-every": {"type": int},
+    "--seed": {"type": int},
+    "--out": {"type": PATH},
+    "--save-every": {"type": click.IntRange(min=1), "default": 1000, "show_default": True},
+    "-q --quiet": {"is_flag": True},
+}
+# How a run executes (speed; mixed precision also changes rounding).
+EXECUTION_OPTIONS = {
+    "--jit-compile": {"type": click.Choice(["auto", "on", "off"]), "default": "auto",
+                      "show_default": True},
+    "--mixed-precision": {"type": click.Choice(["bf16", "fp16"])},
+    "--steps-per-execution": {"type": click.IntRange(min=1), "default": 1,
+                              "show_default": True},
+    "--strategy": {"type": click.Choice(["mirrored"])},
+}
+# How a pruning command ranks weights, and which layers it leaves.
+PRUNING_OPTIONS = {
+    "--scope": {"type": click.Choice(["global", "layerwise"])},
+    "--exclude": {"multiple": True, "callback": lambda ctx, param, value: list(value) or None},
+}
+
+
 def recipe_options(f):
-    """Options shared by every training command (derived runs must agree
-    with the parent's values, or leave them out)."""
-    return apply(f, [
-        click.option("--dataset", default=None, help="Training data "
-                     "[default: cifar10]: cifar10, cifar100, mnist, "
-                     "fashion_mnist, digits (small, bundled), synthetic, or "
-                     "npz:PATH (your own x_train, y_train, x_test, y_test)."),
-        click.option("--data-dir", type=PATH, help="Read the dataset's "
-                     "official files from here instead of downloading."),
-        click.option("--steps", type=int, help="T, steps of a base run "
-                     "[default: 71108]; the whole recipe scales with it."),
-        click.option("--epochs", type=float, help="Set T from epochs of "
-                     "the training set (50,000 CIFAR-10 images) instead of "
-                     "--steps."),
-        click.option("--batch-size", type=int, help="[default: 128]; the "
-                     "base LR scales as 0.1 x B / 128."),
-        click.option("--checkpoint-iters", callback=checkpoint_iters,
-                     help="Comma-separated iterations to checkpoint at "
-                     "[default: the paper's, scaled to T]."),
-        click.option("--eval-every", type=int, help="Steps between "
-                     "evaluations [default: 10000, scaled to T]."),
-        click.option("--seed", type=int, help="Seed for initialization and "
-                     "data order [default: drawn and recorded in run.json]."),
-        click.option("--out", type=PATH, help="Run directory [default: "
-                     "runs/<arch>/<mode>-...]. Re-running a command resumes "
-                     "its run there."),
-        click.option("--save-every", type=click.IntRange(min=1), default=1000,
-                     show_default=True, help="Also save the full state every "
-                     "N steps, so a killed run resumes from there."),
-        click.option("-q", "--quiet", is_flag=True, help="One line per "
-                     "evaluation instead of progress bars."),
-    ])
+    return apply(f, _options(RECIPE_OPTIONS))
 
 
 def execution_options(f):
-    """How a run executes (speed; mixed precision also changes rounding)."""
-    return apply(f, [
-        click.option("--jit-compile", type=click.Choice(["auto", "on", "off"]),
-                     default="auto", show_default=True, help="XLA: auto "
-                     "leaves it off on CPU (forced XLA is ~2x slower there)."),
-        click.option("--mixed-precision", type=click.Choice(["bf16", "fp16"]),
-                     help="Mixed precision (fp16 needs a GPU); masks stay "
-                     "exact and pruned weights exactly zero."),
-        click.option("--steps-per-execution", type=click.IntRange(min=1),
-                     default=1, show_default=True, help="Training steps per "
-                     "compiled call; checkpoints stay exact."),
-        click.option("--strategy", type=click.Choice(["mirrored"]),
-                     help="Train on every visible GPU with MirroredStrategy "
-                     "(global batch split across replicas, synchronized "
-                     "batch norm)."),
-    ])
+    return apply(f, _options(EXECUTION_OPTIONS))
+
+
+def pruning_options(f):
+    return apply(f, _options(PRUNING_OPTIONS))
 
 
 def verbosity(quiet):
