@@ -3,6 +3,7 @@ directory, setting up a derived run's start state, and the shared body of
 the derived procedures (`derive`)."""
 
 import contextlib
+import pathlib
 import shutil
 import warnings
 
@@ -114,7 +115,8 @@ def locked(path):
     """Holds the run directory's lock while its run trains, so a second
     process refuses in one line instead of training it twice; a directory
     made only for the lock goes again if nothing else was written."""
-    made = not path.exists()
+    path = pathlib.Path(path)
+    made = [p for p in (path, *path.parents) if not p.exists()]
     path.mkdir(parents=True, exist_ok=True)
     try:
         with locks.Lock(path / runs.LOCK, what=str(path)):
@@ -122,6 +124,9 @@ def locked(path):
     finally:
         if made and not any(p.name != runs.LOCK for p in path.iterdir()):
             shutil.rmtree(path, ignore_errors=True)
+            for folder in made[1:]:  # the folders made for it, if empty
+                with contextlib.suppress(OSError):
+                    folder.rmdir()
 
 
 def finished(found, verbose):
