@@ -12,8 +12,9 @@ The public API:
   (float16 loss scaling in which a skipped step still counts);
 - architectures: `keras_lottery.models.build(name)`, `models.available()`;
 - runs: `train`, `rewind`, `rewind_lr`, `finetune`, the controls
-  `lowlr_rewind`, `random_prune`, `reinit`, each returning a `Run`, and
-  `iterate` (rounds of any of them); `Run.open(path)` and its typed
+  `lowlr_rewind`, `random_prune`, `reinit`, `branch` (a copy from k,
+  unpruned), each returning a `Run`, and `iterate` (rounds of any that
+  prunes); `Run.open(path)` and its typed
   `RunSpec`; the `IterationCheckpoint` callback; `compile_model` (how every
   run compiles); `save_state`/`load_state` (full training state, momentum
   included, checked); `recipe.make`;
@@ -48,6 +49,7 @@ _PUBLIC = {
     "MomentumSGD": "optimizer",
     "Run": "runs",
     "RunSpec": "spec",
+    "branch": "procedures",
     "compile_model": "training",
     "density": "pruning",
     "finetune": "procedures",
