@@ -19,7 +19,10 @@ The public API:
   run compiles); `save_state`/`load_state` (full training state, momentum
   included, checked); `recipe.make`;
 - results: `keras_lottery.report` (tables) and `keras_lottery.plot`
-  (figures, needs matplotlib).
+  (figures, needs matplotlib);
+- analyses: `stability` (instability analysis: linear mode connectivity of
+  copies trained from k) and `mask_overlap`; `keras_lottery.analysis` also
+  has per-layer densities and the figures.
 
 Names are imported on first use, so `import keras_lottery` (and the
 `lottery` command's help) does not load TensorFlow until something needs it.
@@ -58,6 +61,7 @@ _PUBLIC = {
     "load_state": "state",
     "lowlr_rewind": "procedures",
     "magnitude_masks": "pruning",
+    "mask_overlap": "analysis",
     "masked": "conversion",
     "prune": "pruning",
     "random_masks": "pruning",
@@ -68,10 +72,11 @@ _PUBLIC = {
     "save_state": "state",
     "set_masks": "pruning",
     "sparsity_report": "pruning",
+    "stability": "analysis",
     "strip": "conversion",
     "train": "procedures",
 }
-_SUBMODULES = ("data", "models", "plot", "recipe", "report")
+_SUBMODULES = ("analysis", "data", "models", "plot", "recipe", "report")
 
 __all__ = sorted([*_PUBLIC, *_SUBMODULES])
 

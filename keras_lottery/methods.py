@@ -13,7 +13,7 @@
 
 A derived run trains T − k steps (reinit: T). `branch` prunes nothing (it
 takes no density): it continues a copy of the parent from k, the copies of
-instability analysis (`keras_lottery.analysis.stability`). The CLI's commands and
+instability analysis (`keras_lottery.stability`). The CLI's commands and
 choices, the procedures, the run modes of run.json and the demo all read
 this table. It imports nothing but the error type, so the command line can
 list it without loading TensorFlow.

@@ -24,11 +24,16 @@ def _comma_list(values):
     return ",".join(map(str, values)) if isinstance(values, (list, tuple)) else values
 
 
+def _paths(values):
+    return ", ".join(map(str, values)) or "(none)"
+
+
 # Library argument -> (its flag, how to show a value as the user typed it).
 FLAGS = {
     "arch": ("--arch", None),
     "batch_size": ("--batch-size", None),
     "checkpoint_iters": ("--checkpoint-iters", _comma_list),
+    "copies": ("--copies", None),
     "data_dir": ("--data-dir", None),
     "dataset": ("--dataset", None),
     "density": ("--density", _percent_text),
@@ -42,10 +47,14 @@ FLAGS = {
     "mixed_precision": ("--mixed-precision", None),
     "name": ("--dataset", None),  # data.download's
     "out": ("--out", None),
+    "output": ("--output", None),
     "parent": ("--from", None),
+    "points": ("--points", None),
     "rate": ("--rate", None),
     "recipe": ("--recipe", None),
+    "reset_bn": ("--reset-bn", None),
     "rounds": ("--rounds", None),
+    "runs": ("RUNS", _paths),  # the analysis commands' arguments
     "save_every": ("--save-every", None),
     "scope": ("--scope", None),
     "seed": ("--seed", None),
