@@ -16,6 +16,7 @@ Every function takes runs, run directories, folders of runs and study files
 `figures`.
 """
 
+from keras_lottery.analysis import figures  # noqa: F401  (matplotlib loads on first figure)
 from keras_lottery.analysis.masks import layer_densities
 from keras_lottery.analysis.overlap import MaskOverlap
 from keras_lottery.analysis.overlap import mask_overlap

@@ -3,16 +3,13 @@ overlap heatmaps, per-layer density bars.
 
 As `keras_lottery.plot`: each function returns a `matplotlib.figure.Figure`
 drawn on the Agg canvas (no pyplot) and, given a path, saves it (the
-extension picks the format).
+extension picks the format). matplotlib (and `keras_lottery.plot`) are
+imported when a figure is drawn, not with this module.
 """
 
 import os
 import pathlib
 
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
-
-from keras_lottery import plot
 from keras_lottery.analysis import connectivity
 from keras_lottery.analysis import masks as masks_lib
 from keras_lottery.analysis import sources
@@ -43,6 +40,7 @@ def stability_curves(results, path=None, title=None):
                     f"{100 * result.barriers[(i, j)]:.2f} points")
         title = title or _describe(result)
     else:
+        title = title or _describe_many(results)
         labels = _labels(results)
         for result, label in zip(results, labels):
             pairs = list(result.errors.values())
@@ -63,6 +61,19 @@ def _describe(result):
     if result.bn != connectivity.NO_BN:
         text += f"; batch-norm statistics {result.bn}"
     return text
+
+
+def _describe_many(results):
+    runs = {os.path.basename(str(r.parent.path)) for r in results}
+    densities = {r.density for r in results}
+    bns = {r.bn for r in results}
+    parts = [", ".join(sorted(runs))]
+    if len(densities) == 1:
+        density = densities.pop()
+        parts.append("unpruned copies" if density is None else f"density {100 * density:.4g}%")
+    if len(bns) == 1 and connectivity.NO_BN not in bns:
+        parts.append(f"batch-norm statistics {bns.pop()}")
+    return "; ".join(parts)
 
 
 def _labels(results):
@@ -105,7 +116,7 @@ def overlap_heatmap(overlap, path=None, layer="total", title=None):
         fig.colorbar(image, ax=ax, shrink=0.8)
     fig.suptitle(title or f"Mask overlap ({layer}, masks at {overlap.iteration})")
     if path is not None:
-        plot.save(fig, path)
+        _save(fig, path)
     return fig
 
 
@@ -130,7 +141,7 @@ def layer_densities(runs, path=None, iteration="final", title=None):
 def check_path(path):
     """Raises unless a figure can be saved at `path` (its extension names
     a format), so a command fails before its work rather than after."""
-    supported = FigureCanvasAgg(Figure()).get_supported_filetypes()
+    supported = _figure(1, 1)[0].canvas.get_supported_filetypes()
     if pathlib.Path(path).suffix[1:].lower() not in supported:
         raise LotteryError(
             f"cannot save a figure as {pathlib.Path(path).name!r}; end the file "
@@ -149,6 +160,9 @@ def short_names(paths):
 
 
 def _figure(width, height, panels=1):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
     fig = Figure(figsize=(width, height), layout="constrained")
     FigureCanvasAgg(fig)
     axes = fig.subplots(1, panels)
@@ -161,5 +175,11 @@ def _finish(fig, ax, path, title):
     if title:
         ax.set_title(title, fontsize="medium")
     if path is not None:
-        plot.save(fig, path)
+        _save(fig, path)
     return fig
+
+
+def _save(fig, path):
+    from keras_lottery import plot
+
+    plot.save(fig, path)
