@@ -250,3 +250,13 @@ def test_cli_bad_input_is_one_error_line_and_writes_nothing(base, pruned, root, 
     assert len(errors) == 1 and errors[0].startswith(message), done.output
     assert "Traceback" not in done.output
     assert snapshot(root) == before
+
+
+def test_cli_branch_takes_no_density_and_iterate_no_branch():
+    done = CliRunner().invoke(main, ["branch", "--iter", "3", "--density", "50"])
+    assert done.exit_code == 2 and "No such option '--density'" in done.output
+    done = CliRunner().invoke(main, ["iterate", "--method", "branch", "--iter", "3",
+                                     "--rounds", "2"])
+    assert done.exit_code == 2 and "'branch' is not one of" in done.output
+    reset = next(p for p in main.commands["stability"].params if p.name == "reset_bn")
+    assert f"on {instability.BN_BATCHES} fixed training batches" in reset.help
