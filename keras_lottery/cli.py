@@ -8,6 +8,7 @@ command runs.
 
 import click
 
+from keras_lottery.commands import analysis
 from keras_lottery.commands import data
 from keras_lottery.commands import demo
 from keras_lottery.commands import results
@@ -31,13 +32,15 @@ def main():
       lottery iterate --method rewind --iter 4701 --rounds 10
       lottery results --group
       lottery plot -o accuracy.png
+      lottery stability --from runs/resnet20/train-s1 --iter 4701 --density 80
 
     Try it offline in a few minutes first: lottery demo
     """
 
 
 for command in (train.train, *train.DERIVED, train.iterate, results.results,
-                results.plot, demo.demo, data.data):
+                results.plot, analysis.stability, analysis.masks, demo.demo,
+                data.data):
     main.add_command(command)
 
 

@@ -107,7 +107,7 @@ def child_spec(method, parent, args, precision):
         model=inherited.model,
     )
     theirs = inherited.target_density if inherited.target_density is not None else 1.0
-    if method.masks is not None and spec.target_density >= theirs - 1e-12:
+    if method.prunes and spec.target_density >= theirs - 1e-12:
         raise LotteryError(
             f"is at or above the density of {parent.path} ({theirs:g}); density "
             "is absolute (the fraction of all prunable weights kept, not of the "

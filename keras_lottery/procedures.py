@@ -7,7 +7,8 @@
 | rewind_lr | same | parent's final | k | schedule replayed from k | T − k |
 | finetune | same | parent's final | parent's end | constant (0.001) | T − k |
 
-and the controls (see `keras_lottery.methods` for the whole table). A call
+the controls, and `branch` (a copy of the parent from k, unpruned, for
+instability analysis); see `keras_lottery.methods` for the whole table. A call
 is a request (`RunSpec`); the resolver finds the run it already made, so
 calling again resumes an interrupted run or returns a finished one. Each
 writes a run directory (`keras_lottery.runs`) through `training.fit`.
@@ -274,6 +275,26 @@ def reinit(parent=None, *, density, scope=None, exclude=None, iteration=None, ou
     return stages.derive(methods.REINIT, parent, locals())
 
 
+def branch(parent=None, *, iteration, out=None, seed=None, data_dir=None,
+           save_every=DEFAULT_SAVE_EVERY, callbacks=None, verbose=1, root=runs.DEFAULT_ROOT,
+           jit_compile="auto", mixed_precision=None, steps_per_execution=1,
+           strategy=None, dataset=None, steps=None, epochs=None,
+           batch_size=None, checkpoint_iters=None, eval_every=None):
+    """Branching: a copy of the parent's state at iteration k, trained on.
+
+    Masks, weights, batch-norm statistics, momentum and the iteration
+    counter all come from the parent's checkpoint at `iteration`; nothing
+    is pruned (it takes no density); the LR schedule continues from k and
+    the run trains T − k steps, ending at T, with its own `seed` for the
+    data order and augmentation. With the parent's seed it retraces the
+    parent exactly; with another it is a copy trained with other SGD noise,
+    as instability analysis needs (`keras_lottery.stability`). Arguments
+    as `rewind`, without `density`.
+    """
+    return stages.derive(methods.BRANCH, parent,
+                         dict(locals(), density=None, scope=None, exclude=None))
+
+
 PROCEDURES = {
     "rewind": rewind,
     "rewind_lr": rewind_lr,
@@ -281,6 +302,7 @@ PROCEDURES = {
     "lowlr_rewind": lowlr_rewind,
     "random": random_prune,
     "reinit": reinit,
+    "branch": branch,
 }
 
 
@@ -328,7 +350,7 @@ def iterate(parent=None, *, method="rewind", iteration=None, rounds, rate=0.8,
     Returns:
         The list of finished rounds' `Run`s.
     """
-    method = methods.get(method, derived=True)
+    method = methods.get(method, pruning=True)
     if isinstance(rounds, bool) or not isinstance(rounds, int) or rounds < 1:
         raise LotteryError("expected a positive integer", param="rounds", value=rounds)
     base = parents.open_parent(parent, root)

@@ -132,7 +132,9 @@ def _outcome(run, select):
     spec = run.spec
     # The density asked for (0.64), not the realized kept/N (0.639997);
     # equal fractions computed along different paths must not split a group.
-    density = round(spec.target_density if spec.target_density is not None else 1.0, 6)
+    # Runs that prune nothing (train, branch) keep their parent's.
+    asked = spec.target_density if spec.target_density is not None else run.density
+    density = round(asked, 6)
     method = spec.mode + (" (iterative)" if spec.round is not None else "")
     shown = {"arch": spec.arch, "dataset": spec.dataset, "T": spec.recipe.steps,
              "method": method, "k": spec.iteration, "density": density}

@@ -142,11 +142,15 @@ def versions():
 def default_out(spec, root=DEFAULT_ROOT):
     """A readable, collision-free run directory for `spec` (seed drawn).
 
-    `runs/<arch>/train-s<seed>` and
-    `runs/<arch>/<mode>-k<iteration>-d<percent>-s<seed>`.
+    `runs/<arch>/train-s<seed>`,
+    `runs/<arch>/<mode>-k<iteration>-d<percent>-s<seed>`, and
+    `runs/<arch>/branch-k<iteration>-s<seed>` for a method that prunes
+    nothing.
     """
     if not spec.method.derived:
         name = f"train-s{spec.seed}"
+    elif not spec.method.prunes:
+        name = f"{spec.method.command}-k{spec.iteration}-s{spec.seed}"
     else:
         percent = f"{spec.target_density * 100:.4g}"
         k = "" if spec.iteration is None else f"-k{spec.iteration}"

@@ -39,7 +39,8 @@ class RunSpec:
             fine-tuning run); None for train and reinit.
         target_density: the fraction in (0, 1] of prunable weights a pruning
             run asks to keep (absolute); `density=` in the procedures. The
-            realized fraction is the run's `density`.
+            realized fraction is the run's `density`. None for train and
+            for methods that prune nothing (branch).
         lr: the constant learning rate of finetune and lowlr_rewind.
         scope: "global" (one ranking over all layers) or "layerwise".
         exclude: names of masked layers left unpruned and uncounted.
@@ -115,11 +116,16 @@ class RunSpec:
             _bad("iteration", self.iteration,
                  f"must lie in [0, {steps}) for a recipe of {steps} steps")
         density = self.target_density
-        if (isinstance(density, bool) or not isinstance(density, numbers.Real)
+        if not method.prunes:
+            if density is not None:
+                _bad("density", density, f"{method.name} keeps the parent's "
+                     "masks, so it takes no density")
+        elif (isinstance(density, bool) or not isinstance(density, numbers.Real)
                 or not math.isfinite(density) or not 0 < density <= 1):
             _bad("density", density, "expected a fraction in (0, 1] of the "
                  "prunable weights kept (0.8 keeps 80 %)")
-        object.__setattr__(self, "target_density", float(density))
+        else:
+            object.__setattr__(self, "target_density", float(density))
         if method.constant_lr:
             lr = self.lr
             if (isinstance(lr, bool) or not isinstance(lr, numbers.Real)
@@ -212,7 +218,7 @@ class IterateSpec:
     """What an `iterate` study is; its rounds are runs of their own.
 
     Attributes:
-        method: the method of every round (a derived one).
+        method: the method of every round (a derived one that prunes).
         parent: the base run's directory, absolute.
         iteration: k of every round (None for reinit).
         rate: the fraction of the remaining weights each round keeps.
@@ -236,7 +242,7 @@ class IterateSpec:
             self.layer_rates, self.scope))
         if any(rate >= 1 for _, rate in self.layer_rates):
             _bad("layer_rates", dict(self.layer_rates), "expected rates in (0, 1)")
-        method = methods.get(self.method, derived=True)
+        method = methods.get(self.method, pruning=True)
         object.__setattr__(self, "method", method.name)
         rate = self.rate
         if (isinstance(rate, bool) or not isinstance(rate, numbers.Real)

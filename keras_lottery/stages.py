@@ -60,7 +60,12 @@ def derive(method, parent, args):
 def _prepare(method, model, parent, spec, data, execution, start):
     """The start state of a derived run: masks from the parent's final
     state (its magnitudes, or random among its survivors: they nest in the
-    parent's masks either way), weights from the method's source."""
+    parent's masks either way), weights from the method's source; or,
+    for a method that prunes nothing, the parent's whole state at k."""
+    if not method.prunes:
+        load_state(model, parent.checkpoints[spec.iteration], spec.iteration)
+        model.optimizer.iterations.assign(start)
+        return
     fresh = method.state == "init"
     source = parents.rebuild(parent, parents.model_json(parent), data) if fresh else model
     if fresh:

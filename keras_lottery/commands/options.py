@@ -29,6 +29,10 @@ def _comma_list(values):
     return ",".join(map(str, values)) if isinstance(values, (list, tuple)) else values
 
 
+def _paths(values):
+    return ", ".join(map(str, values)) or "(none)"
+
+
 # Errors of a place that cannot be written at all (rather than a full disk).
 CANNOT_WRITE = (errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOTDIR, errno.EISDIR)
 
@@ -37,6 +41,7 @@ FLAGS = {
     "arch": ("--arch", None),
     "batch_size": ("--batch-size", None),
     "checkpoint_iters": ("--checkpoint-iters", _comma_list),
+    "copies": ("--copies", None),
     "data_dir": ("--data-dir", None),
     "dataset": ("--dataset", None),
     "density": ("--density", _percent_text),
@@ -52,10 +57,14 @@ FLAGS = {
     "mixed_precision": ("--mixed-precision", None),
     "name": ("--dataset", None),  # data.download's
     "out": ("--out", None),
+    "output": ("--output", None),
     "parent": ("--from", None),
+    "points": ("--points", None),
     "rate": ("--rate", None),
     "recipe": ("--recipe", None),
+    "reset_bn": ("--reset-bn", None),
     "rounds": ("--rounds", None),
+    "runs": ("RUNS", _paths),  # the analysis commands' arguments
     "save_every": ("--save-every", None),
     "scope": ("--scope", None),
     "seed": ("--seed", None),
@@ -156,7 +165,7 @@ def method(value):
     from keras_lottery.errors import LotteryError
 
     try:
-        return methods.get(value, derived=True).name
+        return methods.get(value, pruning=True).name
     except LotteryError as e:
         raise click.BadParameter(e.message) from None
 

@@ -24,6 +24,11 @@ HELP = {
     "reinit": """Control: random reinitialization. The parent's magnitude
     mask with freshly initialized weights, trained the full T steps from
     step 0 (no --iter).""",
+    "branch": """Branching: continue a copy of the parent from iteration k.
+    Its whole state there (masks, weights, BN statistics, momentum,
+    iteration) is trained on, pruning nothing, for T - k steps with this
+    run's --seed for the data order. Branches with different seeds are the
+    copies that lottery stability compares.""",
 }
 LR_OPTION = click.option(
     "--lr", type=float, help="The constant learning rate [default: the "
@@ -72,33 +77,37 @@ def train(arch, val_split, recipe, dataset, data_dir, steps, epochs, batch_size,
 def derived_command(method):
     """The command of a derived method of the registry."""
 
-    def command(parent, iteration, density, quiet, **rest):
+    def command(parent, iteration, quiet, **rest):
         from keras_lottery import procedures
 
         if iteration is None and method.iteration is not None:
             raise click.UsageError("Missing option '--iter' (k, e.g. --iter 4701).")
         run = procedures.PROCEDURES[method.name](
-            parent, iteration=iteration, density=density,
-            verbose=options.verbosity(quiet), **rest,
+            parent, iteration=iteration, verbose=options.verbosity(quiet), **rest,
         )
         click.echo(f"finished: {run.path}")
 
     command.__doc__ = HELP[method.name]
     command = options.friendly_errors(command)
     command = options.execution_options(options.recipe_options(command))
-    command = options.apply(command, [
+    iter_help = ("k: the rewind iteration (a checkpoint the parent saved); "
+                 "for finetune, sets the length T - k. Required, except by "
+                 "reinit." if method.prunes else "k: the iteration to branch "
+                 "from (a checkpoint the parent saved). Required.")
+    own = [
         click.option("--from", "parent", type=options.PATH,
                      help="Parent run directory [default: the single finished "
                      "train run under ./runs]."),
-        click.option("--iter", "iteration", type=int,
-                     help="k: the rewind iteration (a checkpoint the parent "
-                     "saved); for finetune, sets the length T - k. "
-                     "Required, except by reinit."),
-        click.option("--density", required=True, callback=options.density,
-                     help="Percent of all prunable weights to keep, absolute "
-                     "(80 keeps 80 %; write 0.5% for half a percent)."),
-    ])
-    command = options.pruning_options(command)
+        click.option("--iter", "iteration", type=int, help=iter_help),
+    ]
+    if method.prunes:
+        own.append(click.option(
+            "--density", required=True, callback=options.density,
+            help="Percent of all prunable weights to keep, absolute (80 keeps "
+            "80 %; write 0.5% for half a percent)."))
+    command = options.apply(command, own)
+    if method.prunes:
+        command = options.pruning_options(command)
     if method.constant_lr:
         command = LR_OPTION(command)
     return click.command(method.command)(command)
@@ -114,7 +123,7 @@ DERIVED = [derived_command(methods.METHODS[name]) for name in methods.DERIVED]
 @click.option("--method", default="rewind", show_default=True,
               callback=lambda ctx, param, value: options.method(value),
               help="What each round does: "
-              f"{', '.join(methods.METHODS[m].command for m in methods.DERIVED)}.")
+              f"{', '.join(methods.METHODS[m].command for m in methods.PRUNING)}.")
 @click.option("--iter", "iteration", type=int, help="k of every round "
               "(not for reinit).")
 @click.option("--rounds", type=click.IntRange(min=1), required=True,
@@ -150,7 +159,7 @@ def iterate(parent, method, iteration, rounds, rate, layer_rates, scope, exclude
     """
     from keras_lottery import procedures
 
-    method = methods.get(method, derived=True)
+    method = methods.get(method, pruning=True)
     if iteration is None and method.iteration is not None:
         raise click.UsageError("Missing option '--iter' (k, e.g. --iter 4701).")
     if lr is not None and not method.constant_lr:
