@@ -257,6 +257,6 @@ def test_cli_branch_takes_no_density_and_iterate_no_branch():
     assert done.exit_code == 2 and "No such option '--density'" in done.output
     done = CliRunner().invoke(main, ["iterate", "--method", "branch", "--iter", "3",
                                      "--rounds", "2"])
-    assert done.exit_code == 2 and "'branch' is not one of" in done.output
+    assert done.exit_code == 2 and "unknown method; choose one of: rewind, rewind-lr" in done.output
     reset = next(p for p in main.commands["stability"].params if p.name == "reset_bn")
     assert f"on {instability.BN_BATCHES} fixed training batches" in reset.help

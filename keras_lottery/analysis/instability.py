@@ -38,6 +38,7 @@ from keras_lottery import parents
 from keras_lottery import procedures
 from keras_lottery import resolver
 from keras_lottery import runs as runs_lib
+from keras_lottery import stages
 from keras_lottery.analysis import connectivity
 from keras_lottery.analysis import sources
 from keras_lottery.errors import LotteryError
@@ -221,7 +222,7 @@ def _data(run, dataset, data_dir, loaded):
     key = (run.spec.dataset, run.config.get("data_sha256"), str(data_dir))
     if key not in loaded:
         where = data_dir or run.config.get("data_dir")
-        loaded[key] = parents.load_data(run, dataset, where, procedures.DATA_SEED)
+        loaded[key] = parents.load_data(run, dataset, where, stages.DATA_SEED)
     return loaded[key]
 
 
@@ -239,14 +240,15 @@ def _plan(run, k, density, copies, points, reset_bn, seed, out, many, data, opti
         if density > run.density + 1e-9:
             raise LotteryError(
                 f"is above the density of {run.path} ({run.density * 100:.4g} "
-                "%); choose one at or below it, or none for unpruned copies",
+                "%); choose one below it, or none for unpruned copies",
                 param="density", value=density)
         density = float(density)
     method = methods.REWIND if density is not None else methods.BRANCH
     # The copies' request, validated as the procedure will (k saved, ...).
     parents.child_spec(method, run, dict(
         iteration=k, density=density, seed=0, dataset=None, steps=None,
-        epochs=None, batch_size=None, checkpoint_iters=None, eval_every=None),
+        epochs=None, batch_size=None, checkpoint_iters=None, eval_every=None,
+        scope=None, exclude=None),
         run.spec.precision)
     seeds, given = _seeds(seed, copies)
     path, seed, drawn = _folder(run, k, density, given, out, many)

@@ -16,7 +16,7 @@ FORMAT = click.option("--format", "fmt", type=click.Choice(["table", "csv", "jso
 @click.option("--iter", "iterations", type=int, multiple=True, required=True,
               help="k: the iteration the copies start from, a checkpoint the "
               "run saved; repeat it for several (one curve each).")
-@click.option("--density", type=float, callback=options.density,
+@click.option("--density", callback=options.density,
               help="Percent of all prunable weights each copy keeps: the "
               "magnitude mask of the run's final weights, exactly as lottery "
               "rewind (each copy is a rewind run) [default: no pruning; the "
