@@ -83,14 +83,25 @@ __all__ = sorted([*_PUBLIC, *_SUBMODULES])
 
 def __getattr__(name):
     if name in _PUBLIC:
-        module = importlib.import_module(f"keras_lottery.{_PUBLIC[name]}")
-        value = getattr(module, name)
+        value = getattr(_import(_PUBLIC[name]), name)
     elif name in _SUBMODULES:
-        value = importlib.import_module(f"keras_lottery.{name}")
+        value = _import(name)
     else:
         raise AttributeError(f"module 'keras_lottery' has no attribute {name!r}")
     globals()[name] = value  # later lookups skip this function
     return value
+
+
+def _import(module):
+    try:
+        return importlib.import_module(f"keras_lottery.{module}")
+    except ImportError as e:  # TensorFlow is not a hard requirement
+        from keras_lottery import backends
+
+        problem = backends.missing()
+        if problem is None:
+            raise
+        raise ImportError(problem) from e
 
 
 def __dir__():

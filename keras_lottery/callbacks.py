@@ -23,6 +23,7 @@ class StepCounter(keras.callbacks.Callback):
         super().__init__()
         self.step = 0
         self._epoch_start = 0
+        self._batch_begin = 0
 
     def on_train_begin(self, logs=None):
         model = self.model
@@ -33,10 +34,18 @@ class StepCounter(keras.callbacks.Callback):
     def on_epoch_begin(self, epoch, logs=None):
         self._epoch_start = self.step
 
+    def on_train_batch_begin(self, batch, logs=None):
+        self._batch_begin = batch
+
     def on_train_batch_end(self, batch, logs=None):
-        # With steps_per_execution, Keras reports the end of a partial last
-        # execution past the epoch's end; the epoch really stops at `steps`.
-        done = batch + 1
+        # One call per execution of `steps_per_execution` steps. Its `batch`
+        # is the execution's first step up to Keras 3.10 and its last from
+        # 3.11 on; the first step (`on_train_batch_begin`'s, in every
+        # version) plus the execution's length counts right in both.
+        every = int(getattr(self.model, "steps_per_execution", 1) or 1)
+        done = self._batch_begin + every
+        # Keras reports the end of a partial last execution past the
+        # epoch's end; the epoch really stops at `steps`.
         steps = (self.params or {}).get("steps")
         if steps:
             done = min(done, steps)

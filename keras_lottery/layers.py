@@ -127,7 +127,8 @@ class FusedBatchNormalization(keras.layers.BatchNormalization):
             and mask is None
             and len(inputs.shape) == 4
             and self.axis in (-1, 3)
-            and not self.renorm
+            # Keras added `renorm` to BatchNormalization in 3.14.
+            and not getattr(self, "renorm", False)
             and not self.synchronized
             and self.scale
             and self.center

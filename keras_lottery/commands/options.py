@@ -85,7 +85,8 @@ def message(error):
 
 
 def friendly_errors(f):
-    """Turns library errors, full disks and Ctrl-C into one line each."""
+    """Turns library errors, full disks, a missing Keras backend and Ctrl-C
+    into one line each."""
 
     @functools.wraps(f)
     def wrapper(*args, **kwargs):
@@ -109,6 +110,13 @@ def friendly_errors(f):
                 f"{e.strerror or e}{where}; files written before are intact; "
                 "fix this and re-run the same command to resume"
             ) from None
+        except ImportError:  # TensorFlow (or JAX) not installed
+            from keras_lottery import backends
+
+            problem = backends.missing()
+            if problem is None:
+                raise
+            raise click.ClickException(problem) from None
         except KeyboardInterrupt:
             click.echo("\nInterrupted; re-run the same command to resume.", err=True)
             raise SystemExit(130) from None
