@@ -10,6 +10,7 @@ import click
 
 from keras_lottery.commands import demo
 from keras_lottery.commands import results
+from keras_lottery.commands import study
 from keras_lottery.commands import train
 from keras_lottery.version import __version__
 
@@ -30,13 +31,14 @@ def main():
       lottery iterate --method rewind --iter 4701 --rounds 10
       lottery results --group
       lottery plot -o accuracy.png
+      lottery study run examples/renda2020-resnet20.toml
 
     Try it offline in a few minutes first: lottery demo
     """
 
 
 for command in (train.train, *train.DERIVED, train.iterate, results.results,
-                results.plot, demo.demo):
+                results.plot, demo.demo, study.study):
     main.add_command(command)
 
 

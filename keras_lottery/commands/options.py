@@ -29,12 +29,14 @@ FLAGS = {
     "arch": ("--arch", None),
     "batch_size": ("--batch-size", None),
     "checkpoint_iters": ("--checkpoint-iters", _comma_list),
+    "counts": ("--runs", _comma_list),
     "data_dir": ("--data-dir", None),
     "dataset": ("--dataset", None),
     "density": ("--density", _percent_text),
     "epochs": ("--epochs", None),
     "eval_every": ("--eval-every", None),
     "exclude": ("--exclude", _comma_list),
+    "images_per_second": ("--images-per-second", None),
     "iteration": ("--iter", None),
     "jit_compile": ("--jit-compile", None),
     "lr": ("--lr", None),
@@ -53,6 +55,7 @@ FLAGS = {
     "steps_per_execution": ("--steps-per-execution", None),
     "strategy": ("--strategy", None),
     "val_split": ("--val-split", None),
+    "workers": ("--workers", None),
 }
 
 
