@@ -66,9 +66,14 @@ class Progress:
         self._print(shown)
 
     def run_finished(self, node_id, seconds, steps):
+        """A run finished: by this driver in `seconds`, or by another
+        process (None), whose steps do not count towards this one's rate."""
         self.finished += 1
-        self.trained += steps
         self.remaining = max(0, self.remaining - steps)
+        if seconds is None:
+            self.line(f"{node_id} was finished by another process")
+            return
+        self.trained += steps
         self.line(f"finished {node_id} in {duration(seconds)}")
 
     def run_failed(self, node_id, message):

@@ -131,7 +131,7 @@ class Scheduler:
                 for node_id in waiting:
                     self.found[node_id] = self._status(node_id)
                     if self.found[node_id] == state.FINISHED:
-                        self._finished(node_id, 0)
+                        self._finished(node_id, None)
 
     def _start_ready(self):
         started = False
@@ -156,6 +156,8 @@ class Scheduler:
         return started
 
     def _finished(self, node_id, seconds):
+        """`seconds`: how long this driver's process took (None: another
+        process ran it)."""
         self.report.run_finished(node_id, seconds, self.left.pop(node_id, 0))
         for child in self.plan.children[node_id]:  # no longer blocked
             if child not in self.jobs:
