@@ -14,9 +14,10 @@ ESTIMATES = {
     "resnet20": (468, "measured, 2 CPU cores (benchmarks/RESULTS.md, run D)"),
     "resnet56": (103, "measured, 2 CPU cores (benchmarks/RESULTS.md, run C)"),
     "resnet110": (52, "ResNet-56's CPU figure scaled by depth, not measured"),
-    "resnet8": (1500, "measured by study calibrate, 2 CPU cores (benchmarks/RESULTS.md)"),
-    "lenet300": (9000, "measured by study calibrate on digits, 2 CPU cores "
-                 "(benchmarks/RESULTS.md)"),
+    "resnet8": (844, "measured by study calibrate, 2 loaded CPU cores "
+                "(benchmarks/RESULTS.md)"),
+    "lenet300": (5429, "measured by study calibrate on digits, 2 loaded CPU "
+                 "cores (benchmarks/RESULTS.md)"),
     "vgg16": (60, "ResNet-20's CPU figure scaled by multiply-adds, not measured"),
     "vgg16_nofc": (61, "ResNet-20's CPU figure scaled by multiply-adds, not measured"),
     "conv2": (470, "ResNet-20's CPU figure scaled by multiply-adds, not measured"),
