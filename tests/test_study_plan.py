@@ -484,3 +484,12 @@ def test_calibrate_suggests_the_fewest_runs_near_the_best_total(monkeypatch):
     assert "suggested: runs_per_device = 2" in result.output
     assert "--images-per-second 500" in result.output
     assert _invoke("study", "calibrate", "--runs", "1,x").exit_code == 2
+
+
+def test_results_before_the_study_ran_write_nothing(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    path = _write(tmp_path, TINY)
+    result = _invoke("study", "results", path)
+    assert result.exit_code == 1
+    assert result.output.startswith(f"Error: no runs of the study under {tmp_path}/runs/tiny yet")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["study.toml"]

@@ -189,6 +189,9 @@ def results(file, fmt, output):
     from keras_lottery.study import selection
 
     found = _plan(file)
+    if not found.study.root.is_dir():
+        raise click.ClickException(f"no runs of the study under {found.study.root} "
+                                   f"yet; run lottery study run {file} first")
     outcomes = selection.outcomes(found)
     rows = selection.select(outcomes)
     csv_path = selection.write_csv(found, selection.tidy_rows(found, outcomes))
