@@ -15,10 +15,12 @@ import time
 
 import numpy as np
 import pytest
+from click.testing import CliRunner
 
 import keras_lottery as kl
 from keras_lottery import files
 from keras_lottery import runs
+from keras_lottery.cli import main
 from snapshots import snapshot
 from snapshots import tensors
 
@@ -69,6 +71,12 @@ def _study(folder, *args, timeout=600):
                           text=True, timeout=timeout)
 
 
+def _in_process(folder, monkeypatch, *args):
+    """A study command that starts no run, in this process (no start-up)."""
+    monkeypatch.chdir(folder)
+    return CliRunner().invoke(main, ["study", *args])
+
+
 def _finished_lines(output):
     return re.findall(r"^\[\d+/\d+\] finished (\S+) in", output, flags=re.M)
 
@@ -107,7 +115,7 @@ def assert_same_study(folder, reference):
     assert left == []
 
 
-def test_a_study_runs_every_run_as_its_single_command_with_2_workers(reference):
+def test_a_study_runs_every_run_as_its_single_command_with_2_workers(reference, monkeypatch):
     folder, output = reference
     assert sorted(_finished_lines(output)) == sorted(RUNS)
     assert "devices cpu, 2 at once" in output
@@ -121,17 +129,17 @@ def test_a_study_runs_every_run_as_its_single_command_with_2_workers(reference):
     assert (base.recipe.steps, base.recipe.batch_size, base.val_split) == (40, 32, 100)
     round2 = kl.Run.open(root / RUNS[-1]).spec
     assert (round2.mode, round2.round, round2.target_density) == ("rewind_lr", 2, 0.64)
-    status = _study(folder, "status", "study.toml")
-    assert "  finished        5" in status.stdout, status.stdout + status.stderr
-    assert "device-hours left: 0 (nothing left to train)" in status.stdout
-    again = _study(folder, "run", "study.toml")  # a finished study starts nothing
-    assert again.returncode == 0 and _finished_lines(again.stdout) == []
+    status = _in_process(folder, monkeypatch, "status", "study.toml")
+    assert "  finished        5" in status.output, status.output
+    assert "device-hours left: 0 (nothing left to train)" in status.output
+    again = _in_process(folder, monkeypatch, "run", "study.toml")  # starts nothing
+    assert again.exit_code == 0 and _finished_lines(again.output) == []
     logs = [(root / "study-logs" / f"{name}.log").read_text() for name in RUNS]
     assert [log.count("$ lottery ") for log in logs] == [1] * 5
 
 
 def test_kill_9_of_the_driver_and_its_children_then_the_same_command(
-        tmp_path_factory, reference):
+        tmp_path_factory, reference, monkeypatch):
     folder = _folder(tmp_path_factory, "killed")
     driver = subprocess.Popen(_command("run", "study.toml", "--workers", "2"), cwd=folder,
                               env=_env(), stdout=subprocess.DEVNULL,
@@ -149,8 +157,8 @@ def test_kill_9_of_the_driver_and_its_children_then_the_same_command(
     finished = {p: snapshot(p) for p in runs.find_runs(root)
                 if kl.Run.open(p).status == runs.FINISHED}
     assert 1 <= len(finished) < 5
-    status = _study(folder, "status", "study.toml")
-    assert re.search(r"resumable +[1-9]", status.stdout), status.stdout + status.stderr
+    status = _in_process(folder, monkeypatch, "status", "study.toml")
+    assert re.search(r"resumable +[1-9]", status.output), status.output
 
     done = _study(folder, "run", "study.toml", "--workers", "2")
     assert done.returncode == 0, done.stdout + done.stderr[-3000:]
@@ -177,7 +185,7 @@ def test_two_drivers_at_once_train_each_run_once(tmp_path_factory, reference):
     assert [(logs / f"{n}.log").read_text().count("$ lottery ") for n in RUNS] == [1] * 5
 
 
-def test_a_failed_run_blocks_its_dependents_and_is_not_retried(tmp_path_factory):
+def test_a_failed_run_blocks_its_dependents_and_is_not_retried(tmp_path_factory, monkeypatch):
     text = STUDY.replace("batch_size = 32", "batch_size = 32\nlr = 1e30")
     text = text[:text.index("[iterative]")]  # base and two one-shot runs
     folder = _folder(tmp_path_factory, "nan", text)
@@ -187,9 +195,9 @@ def test_a_failed_run_blocks_its_dependents_and_is_not_retried(tmp_path_factory)
                      r"nan at step \d+", done.stdout), done.stdout
     assert "done: 0 of 3 runs finished, 1 failed, 2 blocked" in done.stdout
     assert done.stderr.splitlines()[-1].startswith("Error: 3 runs did not finish")
-    status = _study(folder, "status", "study.toml")
-    assert "  failed          1" in status.stdout and "  blocked         2" in status.stdout
-    again = _study(folder, "run", "study.toml")
-    assert again.returncode == 1 and "1 failed, 2 blocked" in again.stdout
+    status = _in_process(folder, monkeypatch, "status", "study.toml")
+    assert "  failed          1" in status.output and "  blocked         2" in status.output
+    again = _in_process(folder, monkeypatch, "run", "study.toml")
+    assert again.exit_code == 1 and "1 failed, 2 blocked" in again.output
     log = folder / "runs/tiny/study-logs/lenet300/train-s0.log"
     assert log.read_text().count("$ lottery ") == 1  # not retried

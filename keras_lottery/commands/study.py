@@ -130,8 +130,11 @@ def run(file, workers, retry_failed, engine):
     click.echo(f"study {file}: {len(found.nodes)} runs under {found.study.root}; "
                f"{_counts_text(scheduler.found)}; devices {', '.join(names)}, "
                f"{scheduler.workers} at once")
-    signal.signal(signal.SIGTERM, _interrupt)
-    counts = scheduler.run()
+    previous = signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        counts = scheduler.run()
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     click.echo(f"done: {counts['finished']} of {len(found.nodes)} runs finished"
                + "".join(f", {counts[s]} {s}" for s in ("failed", "blocked", "pending",
                                                          "resumable", "running")

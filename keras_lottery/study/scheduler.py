@@ -145,6 +145,8 @@ class Scheduler:
                 if claim is not None:
                     claim.release()
                 self.found[node_id] = status
+                if status == state.FINISHED:  # by another driver meanwhile
+                    self._finished(node_id, None)
                 continue
             node = self.plan.by_id[node_id]
             state.tidy_before_start(self.plan, node)
