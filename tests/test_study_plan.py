@@ -185,7 +185,7 @@ def _fake_run(plan, node, status, error=None, metrics=None):
 
 def _demo_plan(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    return planner.expand(studyfile.load(DEMO))
+    return planner.expand(studyfile.load(_write(tmp_path, DEMO.read_text())))
 
 
 def _quiet(*args):
@@ -493,3 +493,21 @@ def test_results_before_the_study_ran_write_nothing(tmp_path, monkeypatch):
     assert result.exit_code == 1
     assert result.output.startswith(f"Error: no runs of the study under {tmp_path}/runs/tiny yet")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["study.toml"]
+
+
+def test_paths_in_a_study_file_are_relative_to_the_file_not_the_working_folder(
+        tmp_path, monkeypatch):
+    (tmp_path / "project" / "data").mkdir(parents=True)
+    (tmp_path / "elsewhere").mkdir()
+    _write(tmp_path / "project", "steps = 40\nbatch_size = 32\n", "short.toml")
+    path = _write(tmp_path / "project", TINY.replace('root = "runs/tiny"', 'root = "out"')
+                  .replace("steps = 40\nbatch_size = 32\n", 'recipe = "short.toml"\n'))
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    study = studyfile.load(path)
+    assert study.root == tmp_path / "project" / "out"
+    assert study.recipe_source == str(tmp_path / "project" / "short.toml")
+    assert study.recipe.steps == 40
+    assert planner.expand(study).by_id["lenet300/train-s1"].argv[5:7] == (
+        "--recipe", str(tmp_path / "project" / "short.toml"))
+    default = _write(tmp_path / "project", "[base]\nseeds = [0]\narch = 'lenet300'\n", "b.toml")
+    assert studyfile.load(default).root == tmp_path / "project" / "runs" / "b"

@@ -1,7 +1,7 @@
 """Study files: TOML read, checked and resolved into a `StudyFile`.
 
     [study]
-    root = "runs/renda2020"     # default: runs/<the file's name>
+    root = "runs/renda2020"     # next to the file; default: runs/<its name>
     [base]
     arch = "resnet20"           # or a list of names
     dataset = "cifar10"         # data_dir = "..." optional
@@ -25,9 +25,11 @@
     devices = "auto"            # "cpu", or GPU indices [0, 1]
     runs_per_device = 1
 
-Relative paths (root, data_dir, a recipe file) are relative to the folder
-the command runs in, as every path on the command line. Every problem is
-one `LotteryError` line naming the file, the section and the key.
+Relative paths in the file (root, data_dir, a recipe file) are relative to
+the file's own folder, so one file names one study wherever the command
+runs (a requeued job, another terminal, another working folder). Every
+problem is one `LotteryError` line naming the file, the section and the
+key.
 """
 
 import dataclasses
@@ -149,7 +151,8 @@ def load(path):
         config = tomllib.loads(raw.decode("utf-8"))
     except (ValueError, UnicodeDecodeError) as e:
         raise LotteryError(f"{label}: is not valid TOML ({e})") from None
-    return _Reader(label).study(path, hashlib.sha256(raw).hexdigest(), config)
+    reader = _Reader(label, path.resolve().parent)
+    return reader.study(path, hashlib.sha256(raw).hexdigest(), config)
 
 
 def closest(name, choices):
@@ -161,8 +164,13 @@ def closest(name, choices):
 class _Reader:
     """Checks the sections of one file; errors name the file."""
 
-    def __init__(self, label):
+    def __init__(self, label, folder):
         self.label = label
+        self.folder = folder
+
+    def at(self, value):
+        """A path of the file, made absolute from the file's folder."""
+        return (self.folder / pathlib.Path(value).expanduser()).resolve()
 
     def fail(self, where, message):
         raise LotteryError(f"{self.label}: {where}{message}")
@@ -184,11 +192,12 @@ class _Reader:
         data_dir = base.get("data_dir")
         if data_dir is not None:
             self.check_text("[base] data_dir", data_dir)
-            if not pathlib.Path(data_dir).is_dir():
-                self.fail("[base] data_dir: ", f"{data_dir!r} is not a folder")
-            data_dir = str(pathlib.Path(data_dir).resolve())
+            if not self.at(data_dir).is_dir():
+                self.fail("[base] data_dir: ", f"{data_dir!r} is not a folder "
+                          f"({self.at(data_dir)})")
+            data_dir = str(self.at(data_dir))
         return StudyFile(
-            path=path, sha256=sha256, root=pathlib.Path(root).resolve(),
+            path=path, sha256=sha256, root=self.at(root),
             archs=self.archs(base.get("arch", "resnet20")),
             dataset=base.get("dataset", "cifar10"), data_dir=data_dir,
             recipe_source=source, recipe_preset=preset, recipe_fields=fields,
@@ -277,7 +286,7 @@ class _Reader:
         source = base.get("recipe", "renda2020")
         self.check_text("[base] recipe", source)
         if source.endswith(".toml"):
-            source = str(pathlib.Path(source).resolve())
+            source = str(self.at(source))
         fields = {k: v for k, v in base.items() if k in recipe_lib.FIELDS}
         try:
             made = recipe_lib.make(source, epochs=base.get("epochs"),
