@@ -12,13 +12,17 @@ The public API:
   (float16 loss scaling in which a skipped step still counts);
 - architectures: `keras_lottery.models.build(name)`, `models.available()`;
 - runs: `train`, `rewind`, `rewind_lr`, `finetune`, the controls
-  `lowlr_rewind`, `random_prune`, `reinit`, each returning a `Run`, and
-  `iterate` (rounds of any of them); `Run.open(path)` and its typed
+  `lowlr_rewind`, `random_prune`, `reinit`, `branch` (a copy from k,
+  unpruned), each returning a `Run`, and `iterate` (rounds of any that
+  prunes); `Run.open(path)` and its typed
   `RunSpec`; the `IterationCheckpoint` callback; `compile_model` (how every
   run compiles); `save_state`/`load_state` (full training state, momentum
   included, checked); `recipe.make`;
 - results: `keras_lottery.report` (tables) and `keras_lottery.plot`
-  (figures, needs matplotlib).
+  (figures, needs matplotlib);
+- analyses: `stability` (instability analysis: linear mode connectivity of
+  copies trained from k) and `mask_overlap`; `keras_lottery.analysis` also
+  has per-layer densities and the figures.
 
 Names are imported on first use, so `import keras_lottery` (and the
 `lottery` command's help) does not load TensorFlow until something needs it.
@@ -48,6 +52,7 @@ _PUBLIC = {
     "MomentumSGD": "optimizer",
     "Run": "runs",
     "RunSpec": "spec",
+    "branch": "procedures",
     "compile_model": "training",
     "density": "pruning",
     "finetune": "procedures",
@@ -56,6 +61,7 @@ _PUBLIC = {
     "load_state": "state",
     "lowlr_rewind": "procedures",
     "magnitude_masks": "pruning",
+    "mask_overlap": "analysis",
     "masked": "conversion",
     "prune": "pruning",
     "random_masks": "pruning",
@@ -66,10 +72,11 @@ _PUBLIC = {
     "save_state": "state",
     "set_masks": "pruning",
     "sparsity_report": "pruning",
+    "stability": "analysis",
     "strip": "conversion",
     "train": "procedures",
 }
-_SUBMODULES = ("data", "models", "plot", "recipe", "report")
+_SUBMODULES = ("analysis", "data", "models", "plot", "recipe", "report")
 
 __all__ = sorted([*_PUBLIC, *_SUBMODULES])
 

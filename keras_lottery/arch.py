@@ -11,7 +11,10 @@ initialization. A user model is filed under a name derived from its config
 import collections
 import difflib
 import hashlib
+import importlib
+import inspect
 import json
+import pathlib
 import re
 
 import keras
@@ -24,20 +27,21 @@ from keras_lottery.errors import LotteryError
 Arch = collections.namedtuple("Arch", ["name", "model_json", "fingerprint"])
 
 
-def resolve(arch):
-    """The `Arch` of an architecture name or a Keras model.
+def resolve(arch, data=None, name=None):
+    """The `Arch` of an architecture: a registered name, a Keras model, a
+    saved `.keras` file (loaded in safe mode) or `package.module:function`
+    (a builder returning a model; given `input_shape` and `num_classes` of
+    `data` if it takes them).
 
-    Unknown names fail here, before any data is read. A model with plain
-    Conv2D/Dense layers is converted with `keras_lottery.masked` first.
+    Unknown names fail here. A model with plain Conv2D/Dense (and the other
+    kernel layers) is converted with `keras_lottery.masked` first.
     """
+    if isinstance(arch, str) and arch.endswith(".keras"):
+        return resolve(_load_file(arch), data, pathlib.Path(arch).stem)
+    if isinstance(arch, str) and ":" in arch:
+        return resolve(_call_builder(arch, data), data, arch.rpartition(":")[2])
     if isinstance(arch, str):
-        if arch not in models.available():
-            close = difflib.get_close_matches(arch, models.available(), n=1)
-            hint = f" (did you mean {close[0]}?)" if close else ""
-            raise LotteryError(
-                f"unknown architecture{hint}; available: "
-                f"{', '.join(models.available())}", param="arch", value=arch,
-            )
+        check_name(arch)
         return Arch(arch, None, None)
     if isinstance(arch, keras.Model):
         try:
@@ -46,12 +50,63 @@ def resolve(arch):
             arch = masked(arch)
         model_json = arch.to_json()
         fingerprint = config_fingerprint(model_json)
-        base = re.sub(r"_\d+$", "", arch.name) or "model"
+        base = re.sub(r"_\d+$", "", name or arch.name) or "model"
         return Arch(f"{base}-{fingerprint[:8]}", model_json, fingerprint)
     raise LotteryError(
         f"expected an architecture name or a keras.Model, got {type(arch).__name__}",
         param="arch", value=arch,
     )
+
+
+def check_name(arch):
+    """Refuses a string that is neither a registered architecture, a
+    `.keras` file nor a `module:function`, suggesting the closest name."""
+    if not isinstance(arch, str) or arch.endswith(".keras") or ":" in arch:
+        return
+    if arch not in models.available():
+        close = difflib.get_close_matches(arch, models.available(), n=1)
+        hint = f" (did you mean {close[0]}?)" if close else ""
+        raise LotteryError(
+            f"unknown architecture{hint}; available: {', '.join(models.available())}"
+            ", or a FILE.keras, or package.module:function", param="arch", value=arch,
+        )
+
+
+def _load_file(path):
+    if not pathlib.Path(path).is_file():
+        raise LotteryError("no such model file", param="arch", value=path)
+    try:
+        return keras.saving.load_model(path, compile=False, safe_mode=True)
+    except Exception as e:
+        raise LotteryError(
+            f"cannot be loaded safely ({type(e).__name__}: {_first_line(e)}); "
+            "save the model with model.save('net.keras') (no Lambda layers)",
+            param="arch", value=path,
+        ) from None
+
+
+def _call_builder(spec, data):
+    module_name, _, function = spec.partition(":")
+    try:
+        builder = getattr(importlib.import_module(module_name), function)
+    except (ImportError, AttributeError) as e:
+        raise LotteryError(
+            f"cannot import it ({type(e).__name__}: {_first_line(e)}); give "
+            "package.module:function of a function that returns a Keras model, "
+            "importable from here", param="arch", value=spec,
+        ) from None
+    wanted = inspect.signature(builder).parameters
+    given = {} if data is None else {"input_shape": data.image_shape,
+                                     "num_classes": data.num_classes}
+    model = builder(**{k: v for k, v in given.items() if k in wanted})
+    if not isinstance(model, keras.Model):
+        raise LotteryError(f"returned a {type(model).__name__}, not a keras.Model",
+                           param="arch", value=spec)
+    return model
+
+
+def _first_line(error):
+    return str(error).splitlines()[0] if str(error) else ""
 
 
 def config_fingerprint(model_json):

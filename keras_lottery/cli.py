@@ -8,6 +8,8 @@ command runs.
 
 import click
 
+from keras_lottery.commands import analysis
+from keras_lottery.commands import data
 from keras_lottery.commands import demo
 from keras_lottery.commands import results
 from keras_lottery.commands import study
@@ -31,6 +33,7 @@ def main():
       lottery iterate --method rewind --iter 4701 --rounds 10
       lottery results --group
       lottery plot -o accuracy.png
+      lottery stability --from runs/resnet20/train-s1 --iter 4701 --density 80
       lottery study run examples/renda2020-resnet20.toml
 
     Try it offline in a few minutes first: lottery demo
@@ -38,7 +41,8 @@ def main():
 
 
 for command in (train.train, *train.DERIVED, train.iterate, results.results,
-                results.plot, demo.demo, study.study):
+                results.plot, analysis.stability, analysis.masks, demo.demo,
+                data.data, study.study):
     main.add_command(command)
 
 

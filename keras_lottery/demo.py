@@ -14,6 +14,8 @@ from keras_lottery import methods
 from keras_lottery import procedures
 from keras_lottery import recipe
 from keras_lottery import report
+from keras_lottery import runs
+from keras_lottery.errors import LotteryError
 
 ARCH = "lenet300"
 DATASET = "digits"
@@ -39,10 +41,16 @@ class Plan:
 
 FULL = Plan(steps=600, batch_size=64, densities=(0.5, 0.2, 0.1, 0.05, 0.02),
             seeds=(0, 1))
+# The demo's runs share dataset and T, so its table leaves those out.
+TABLE_COLUMNS = ("arch", "method", "k", "density", "n", "top1_median", "top1_min",
+                 "top1_max")
 QUICK = Plan(steps=300, batch_size=64, densities=(0.2, 0.03), seeds=(0,))
 
 
-def run(out="runs/demo", quick=False, verbose=1, echo=print):
+DEFAULT_OUT = "lottery-demo"  # its own root, apart from the user's ./runs
+
+
+def run(out=DEFAULT_OUT, quick=False, verbose=1, echo=print):
     """Runs the demo study under `out` and returns (runs, table text).
 
     Re-running skips every finished run (each is an ordinary run directory),
@@ -50,7 +58,7 @@ def run(out="runs/demo", quick=False, verbose=1, echo=print):
 
     Example:
 
-    >>> finished, table = keras_lottery.demo.run("runs/demo", quick=True)
+    >>> finished, table = keras_lottery.demo.run("lottery-demo", quick=True)
 
     Args:
         out: the study's root folder (runs go to `<out>/lenet300/...`).
@@ -60,6 +68,12 @@ def run(out="runs/demo", quick=False, verbose=1, echo=print):
     """
     plan = QUICK if quick else FULL
     out = pathlib.Path(out)
+    inside = [p for p in (out, *out.resolve().parents) if (p / runs.RUN_JSON).exists()]
+    if inside:
+        raise LotteryError(
+            f"lies in the run directory {inside[0]}; the demo writes a folder of "
+            "runs, so give it a folder of its own", param="out", value=str(out),
+        )
     k = plan.iteration
     total = len(plan.seeds) * (1 + len(METHODS) * len(plan.densities))
     made = []
@@ -84,7 +98,7 @@ def run(out="runs/demo", quick=False, verbose=1, echo=print):
                     verbose=inner,
                 ))
     rows = report.group(made)
-    table = report.render(rows, report.GROUP_COLUMNS[:8])
+    table = report.render(rows, TABLE_COLUMNS)
     return made, table
 
 

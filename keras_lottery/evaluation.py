@@ -1,5 +1,6 @@
 """Evaluating a run: its test and validation sets, one metrics row per
-evaluation, and the TensorBoard events of those rows."""
+evaluation, and its TensorBoard events (evaluations, training loss and LR,
+and an HParams summary, so `tensorboard --logdir runs` compares runs)."""
 
 import keras
 import numpy as np
@@ -27,8 +28,9 @@ def evaluation_sets(data, val_split, batch_size):
     return batches(np.sort(order[val_split:])), batches(np.sort(order[:val_split]))
 
 
-def evaluate(model, eval_sets, step, elapsed):
-    """The metrics row of an evaluation after `step` updates."""
+def evaluate(model, eval_sets, step, elapsed, exclude=()):
+    """The metrics row of an evaluation after `step` updates (density
+    counted over the layers not in `exclude`)."""
     test, val = eval_sets
     result = model.evaluate(test, verbose=0, return_dict=True)
     val_top1 = None
@@ -40,7 +42,7 @@ def evaluate(model, eval_sets, step, elapsed):
         "top5": float(result["top5"]),
         "loss": float(result["loss"]),
         "lr": last_lr(model, step),
-        "density": pruning.density(model),
+        "density": pruning.density(model, exclude),
         "val_top1": val_top1,
         "elapsed": round(elapsed, 3),
     }
@@ -84,3 +86,61 @@ class Summaries:
             tf.summary.scalar("learning_rate", row["lr"], step=step)
             tf.summary.scalar("density", row["density"], step=step)
         self.writer.flush()
+
+
+class TrainSummaries(keras.callbacks.Callback):
+    """TensorBoard scalars of training: loss and LR every `every` steps.
+
+    Args:
+        logdir: the folder for the events (`<run>/logs/train`).
+        every: steps between two summaries.
+    """
+
+    def __init__(self, logdir, every):
+        super().__init__()
+        self.every = every
+        self.summaries = Summaries(logdir)
+        self.step = 0
+
+    def on_train_begin(self, logs=None):
+        self.step = int(keras.ops.convert_to_numpy(self.model.optimizer.iterations))
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.step += 1
+        if self.summaries.writer is None or self.step % self.every or not logs:
+            return
+        import tensorflow as tf
+
+        with self.summaries.writer.as_default():
+            tf.summary.scalar("loss", float(logs["loss"]), step=self.step)
+            tf.summary.scalar("learning_rate", last_lr(self.model, self.step),
+                              step=self.step)
+
+    def on_train_end(self, logs=None):
+        if self.summaries.writer is not None:
+            self.summaries.writer.flush()
+
+
+def hparams(spec):
+    """What TensorBoard's HParams table shows of a run."""
+    values = {
+        "method": spec.mode, "arch": spec.arch, "dataset": spec.dataset,
+        "k": -1 if spec.iteration is None else spec.iteration,
+        "density": 1.0 if spec.target_density is None else spec.target_density,
+        "seed": spec.seed, "iterative": spec.round is not None,
+        "steps": spec.recipe.steps, "batch_size": spec.recipe.batch_size,
+        "optimizer": spec.recipe.optimizer, "lr": spec.recipe.lr,
+        "val_split": spec.val_split, "precision": spec.precision or "float32",
+    }
+    return values
+
+
+def write_hparams(logdir, spec):
+    """Writes the run's HParams summary (where TensorBoard is present)."""
+    try:
+        import tensorflow as tf
+        from tensorboard.plugins.hparams import api as hp
+    except ImportError:
+        return
+    with tf.summary.create_file_writer(str(logdir)).as_default():
+        hp.hparams(hparams(spec))

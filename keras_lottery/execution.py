@@ -9,6 +9,7 @@ gradient is exactly zero in any precision.
 
 import contextlib
 import dataclasses
+import warnings
 
 import keras
 
@@ -123,7 +124,12 @@ def mirrored_strategy():
     if not _STRATEGY:
         import tensorflow as tf
 
-        _STRATEGY.append(tf.distribute.MirroredStrategy())
+        strategy = tf.distribute.MirroredStrategy()
+        if strategy.num_replicas_in_sync == 1:
+            warnings.warn(
+                "strategy='mirrored' sees a single device (no second GPU is "
+                "visible), so the run trains as on one device", stacklevel=2)
+        _STRATEGY.append(strategy)
     return _STRATEGY[0]
 
 

@@ -24,234 +24,80 @@ from keras_lottery.masking import MaskedSingleKernel
 
 _PACKAGE = "keras_lottery"
 _register = keras.saving.register_keras_serializable(package=_PACKAGE)
+_SINGLE_DOC = """{what} whose kernel is multiplied by a fixed 0/1 mask.
 
-
-@_register
-class MaskedConv1D(MaskedSingleKernel, keras.layers.Conv1D):
-    """1D convolution with masked kernel.
-
-    Takes the arguments of `keras.layers.Conv1D` (except LoRA and
+    Takes the arguments of `keras.layers.{base}` (except LoRA and
     quantization). After `build`, `layer.mask` is a non-trainable
     variable of the kernel's shape, initialised to ones, and `layer.kernel`
     is `layer.raw_kernel × layer.mask`.
 
     Example:
 
-    >>> layer = MaskedConv1D(8, 3)
-    >>> y = layer(np.ones((2, 16, 4), "float32"))
+    >>> layer = {example}
+    >>> y = layer(np.ones({shape}, "float32"))
     >>> layer.set_mask(np.zeros(layer.kernel.shape))  # prunes every weight
     """
+_SEPARABLE_DOC = """{what} whose two kernels are masked.
 
-
-@_register
-class MaskedConv2D(MaskedSingleKernel, keras.layers.Conv2D):
-    """2D convolution with masked kernel.
-
-    Takes the arguments of `keras.layers.Conv2D` (except LoRA and
-    quantization). After `build`, `layer.mask` is a non-trainable
-    variable of the kernel's shape, initialised to ones, and `layer.kernel`
-    is `layer.raw_kernel × layer.mask`.
-
-    Example:
-
-    >>> layer = MaskedConv2D(16, 3, padding="same")
-    >>> y = layer(np.ones((1, 8, 8, 3), "float32"))
-    >>> layer.set_mask(np.zeros(layer.kernel.shape))  # prunes every weight
-    """
-
-
-@_register
-class MaskedConv3D(MaskedSingleKernel, keras.layers.Conv3D):
-    """3D convolution with masked kernel.
-
-    Takes the arguments of `keras.layers.Conv3D` (except LoRA and
-    quantization). After `build`, `layer.mask` is a non-trainable
-    variable of the kernel's shape, initialised to ones, and `layer.kernel`
-    is `layer.raw_kernel × layer.mask`.
-
-    Example:
-
-    >>> layer = MaskedConv3D(4, 3)
-    >>> y = layer(np.ones((1, 6, 6, 6, 2), "float32"))
-    >>> layer.set_mask(np.zeros(layer.kernel.shape))  # prunes every weight
-    """
-
-
-@_register
-class MaskedConv1DTranspose(MaskedSingleKernel, keras.layers.Conv1DTranspose):
-    """1D transposed convolution with masked kernel.
-
-    Takes the arguments of `keras.layers.Conv1DTranspose` (except LoRA and
-    quantization). After `build`, `layer.mask` is a non-trainable
-    variable of the kernel's shape, initialised to ones, and `layer.kernel`
-    is `layer.raw_kernel × layer.mask`.
-
-    Example:
-
-    >>> layer = MaskedConv1DTranspose(8, 3)
-    >>> y = layer(np.ones((2, 16, 4), "float32"))
-    >>> layer.set_mask(np.zeros(layer.kernel.shape))  # prunes every weight
-    """
-
-
-@_register
-class MaskedConv2DTranspose(MaskedSingleKernel, keras.layers.Conv2DTranspose):
-    """2D transposed convolution with masked kernel.
-
-    Takes the arguments of `keras.layers.Conv2DTranspose` (except LoRA and
-    quantization). After `build`, `layer.mask` is a non-trainable
-    variable of the kernel's shape, initialised to ones, and `layer.kernel`
-    is `layer.raw_kernel × layer.mask`.
-
-    Example:
-
-    >>> layer = MaskedConv2DTranspose(8, 3, strides=2)
-    >>> y = layer(np.ones((1, 8, 8, 3), "float32"))
-    >>> layer.set_mask(np.zeros(layer.kernel.shape))  # prunes every weight
-    """
-
-
-@_register
-class MaskedConv3DTranspose(MaskedSingleKernel, keras.layers.Conv3DTranspose):
-    """3D transposed convolution with masked kernel.
-
-    Takes the arguments of `keras.layers.Conv3DTranspose` (except LoRA and
-    quantization). After `build`, `layer.mask` is a non-trainable
-    variable of the kernel's shape, initialised to ones, and `layer.kernel`
-    is `layer.raw_kernel × layer.mask`.
-
-    Example:
-
-    >>> layer = MaskedConv3DTranspose(4, 3)
-    >>> y = layer(np.ones((1, 6, 6, 6, 2), "float32"))
-    >>> layer.set_mask(np.zeros(layer.kernel.shape))  # prunes every weight
-    """
-
-
-@_register
-class MaskedDepthwiseConv1D(MaskedSingleKernel, keras.layers.DepthwiseConv1D):
-    """1D depthwise convolution with masked kernel.
-
-    Takes the arguments of `keras.layers.DepthwiseConv1D` (except LoRA and
-    quantization). After `build`, `layer.mask` is a non-trainable
-    variable of the kernel's shape, initialised to ones, and `layer.kernel`
-    is `layer.raw_kernel × layer.mask`.
-
-    Example:
-
-    >>> layer = MaskedDepthwiseConv1D(3, depth_multiplier=2)
-    >>> y = layer(np.ones((2, 16, 4), "float32"))
-    >>> layer.set_mask(np.zeros(layer.kernel.shape))  # prunes every weight
-    """
-
-
-@_register
-class MaskedDepthwiseConv2D(MaskedSingleKernel, keras.layers.DepthwiseConv2D):
-    """2D depthwise convolution with masked kernel.
-
-    Takes the arguments of `keras.layers.DepthwiseConv2D` (except LoRA and
-    quantization). After `build`, `layer.mask` is a non-trainable
-    variable of the kernel's shape, initialised to ones, and `layer.kernel`
-    is `layer.raw_kernel × layer.mask`.
-
-    Example:
-
-    >>> layer = MaskedDepthwiseConv2D(3)
-    >>> y = layer(np.ones((1, 8, 8, 3), "float32"))
-    >>> layer.set_mask(np.zeros(layer.kernel.shape))  # prunes every weight
-    """
-
-
-@_register
-class MaskedSeparableConv1D(
-    MaskedSeparableKernels, keras.layers.SeparableConv1D
-):
-    """1D separable convolution with masked kernels.
-
-    Takes the arguments of `keras.layers.SeparableConv1D` (except LoRA and
+    Takes the arguments of `keras.layers.{base}` (except LoRA and
     quantization). After `build`, `layer.depthwise_mask` and
     `layer.pointwise_mask` are non-trainable variables of the two kernels'
     shapes, initialised to ones; `set_mask(mask, kernel)` names the kernel.
 
     Example:
 
-    >>> layer = MaskedSeparableConv1D(8, 3)
-    >>> y = layer(np.ones((2, 16, 4), "float32"))
+    >>> layer = {example}
+    >>> y = layer(np.ones({shape}, "float32"))
     >>> pointwise = np.zeros(layer.pointwise_kernel.shape)
     >>> layer.set_mask(pointwise, "pointwise_kernel")  # prunes that kernel
     """
+# Keras layer: (what it is, an example, the shape of an example input).
+_TWINS = {
+    "Conv1D": ("1D convolution", "MaskedConv1D(8, 3)", (2, 16, 4)),
+    "Conv2D": ("2D convolution", 'MaskedConv2D(16, 3, padding="same")', (1, 8, 8, 3)),
+    "Conv3D": ("3D convolution", "MaskedConv3D(4, 3)", (1, 6, 6, 6, 2)),
+    "Conv1DTranspose": ("1D transposed convolution", "MaskedConv1DTranspose(8, 3)",
+                        (2, 16, 4)),
+    "Conv2DTranspose": ("2D transposed convolution",
+                        "MaskedConv2DTranspose(8, 3, strides=2)", (1, 8, 8, 3)),
+    "Conv3DTranspose": ("3D transposed convolution", "MaskedConv3DTranspose(4, 3)",
+                        (1, 6, 6, 6, 2)),
+    "DepthwiseConv1D": ("1D depthwise convolution",
+                        "MaskedDepthwiseConv1D(3, depth_multiplier=2)", (2, 16, 4)),
+    "DepthwiseConv2D": ("2D depthwise convolution", "MaskedDepthwiseConv2D(3)",
+                        (1, 8, 8, 3)),
+    "SeparableConv1D": ("1D separable convolution", "MaskedSeparableConv1D(8, 3)",
+                        (2, 16, 4)),
+    "SeparableConv2D": ("2D separable convolution", "MaskedSeparableConv2D(8, 3)",
+                        (1, 8, 8, 3)),
+    "EinsumDense": ("Einsum dense layer",
+                    'MaskedEinsumDense("ab,bc->ac", 10, bias_axes="c")', (2, 4)),
+    "Dense": ("Densely-connected layer", "MaskedDense(10)", (2, 4)),
+}
 
 
-@_register
-class MaskedSeparableConv2D(
-    MaskedSeparableKernels, keras.layers.SeparableConv2D
-):
-    """2D separable convolution with masked kernels.
-
-    Takes the arguments of `keras.layers.SeparableConv2D` (except LoRA and
-    quantization). After `build`, `layer.depthwise_mask` and
-    `layer.pointwise_mask` are non-trainable variables of the two kernels'
-    shapes, initialised to ones; `set_mask(mask, kernel)` names the kernel.
-
-    Example:
-
-    >>> layer = MaskedSeparableConv2D(8, 3)
-    >>> y = layer(np.ones((1, 8, 8, 3), "float32"))
-    >>> pointwise = np.zeros(layer.pointwise_kernel.shape)
-    >>> layer.set_mask(pointwise, "pointwise_kernel")  # prunes that kernel
-    """
+def _twin(name):
+    """The registered masked twin of `keras.layers.<name>`: the Keras class
+    behind a mixin, so Keras's own `__init__`, `build` and `call` run."""
+    what, example, shape = _TWINS[name]
+    separable = name.startswith("Separable")
+    mixin = MaskedSeparableKernels if separable else MaskedSingleKernel
+    doc = (_SEPARABLE_DOC if separable else _SINGLE_DOC).format(
+        what=what, base=name, example=example, shape=shape)
+    cls = type(f"Masked{name}", (mixin, getattr(keras.layers, name)),
+               {"__doc__": doc, "__module__": __name__})
+    return _register(cls)
 
 
-@_register
-class MaskedEinsumDense(MaskedSingleKernel, keras.layers.EinsumDense):
-    """Einsum dense layer with masked kernel.
-
-    Takes the arguments of `keras.layers.EinsumDense` (except LoRA and
-    quantization). After `build`, `layer.mask` is a non-trainable
-    variable of the kernel's shape, initialised to ones, and `layer.kernel`
-    is `layer.raw_kernel × layer.mask`.
-
-    Example:
-
-    >>> layer = MaskedEinsumDense("ab,bc->ac", 10, bias_axes="c")
-    >>> y = layer(np.ones((2, 4), "float32"))
-    >>> layer.set_mask(np.zeros(layer.kernel.shape))  # prunes every weight
-    """
-
-
-@_register
-class MaskedDense(MaskedSingleKernel, keras.layers.Dense):
-    """Densely-connected layer with masked kernel.
-
-    Takes the arguments of `keras.layers.Dense` (except LoRA and
-    quantization). After `build`, `layer.mask` is a non-trainable
-    variable of the kernel's shape, initialised to ones, and `layer.kernel`
-    is `layer.raw_kernel × layer.mask`.
-
-    Example:
-
-    >>> layer = MaskedDense(10)
-    >>> y = layer(np.ones((2, 4), "float32"))
-    >>> layer.set_mask(np.zeros(layer.kernel.shape))  # prunes every weight
-    """
+(MaskedConv1D, MaskedConv2D, MaskedConv3D, MaskedConv1DTranspose,
+ MaskedConv2DTranspose, MaskedConv3DTranspose, MaskedDepthwiseConv1D,
+ MaskedDepthwiseConv2D, MaskedSeparableConv1D, MaskedSeparableConv2D,
+ MaskedEinsumDense, MaskedDense) = (_twin(name) for name in _TWINS)
 
 
 # Each masked layer by the Keras class it is the twin of (exact types: a
 # user's subclass of Dense is not converted, since its `call` may differ).
-MASKED_TWINS = {
-    keras.layers.Conv1D: MaskedConv1D,
-    keras.layers.Conv2D: MaskedConv2D,
-    keras.layers.Conv3D: MaskedConv3D,
-    keras.layers.Conv1DTranspose: MaskedConv1DTranspose,
-    keras.layers.Conv2DTranspose: MaskedConv2DTranspose,
-    keras.layers.Conv3DTranspose: MaskedConv3DTranspose,
-    keras.layers.DepthwiseConv1D: MaskedDepthwiseConv1D,
-    keras.layers.DepthwiseConv2D: MaskedDepthwiseConv2D,
-    keras.layers.SeparableConv1D: MaskedSeparableConv1D,
-    keras.layers.SeparableConv2D: MaskedSeparableConv2D,
-    keras.layers.EinsumDense: MaskedEinsumDense,
-    keras.layers.Dense: MaskedDense,
-}
+MASKED_TWINS = {getattr(keras.layers, name): globals()[f"Masked{name}"] for name in _TWINS}
 MASKED_LAYERS = tuple(MASKED_TWINS.values())
 
 
@@ -274,7 +120,8 @@ class FusedBatchNormalization(keras.layers.BatchNormalization):
     >>> x = keras_lottery.layers.FusedBatchNormalization(momentum=0.997)(x)
     """
 
-    def _fusable(self, inputs, mask):
+    def fusable(self, inputs, mask=None):
+        """Whether TensorFlow's fused kernel computes this call."""
         return (
             keras.backend.backend() == "tensorflow"
             and mask is None
@@ -287,7 +134,7 @@ class FusedBatchNormalization(keras.layers.BatchNormalization):
         )
 
     def call(self, inputs, training=None, mask=None):
-        if not self._fusable(inputs, mask):
+        if not self.fusable(inputs, mask):
             return super().call(inputs, training=training, mask=mask)
         import tensorflow as tf
 

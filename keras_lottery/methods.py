@@ -9,8 +9,11 @@
 | lowlr_rewind | same | parent's iteration k | k | constant |
 | random | random among parent's survivors | parent's iteration k | k | schedule |
 | reinit | magnitude of parent's final | fresh init (derived seed) | 0 | schedule |
+| branch | parent's at k, unchanged | parent's iteration k | k | schedule |
 
-A derived run trains T − k steps (reinit: T). The CLI's commands and
+A derived run trains T − k steps (reinit: T). `branch` prunes nothing (it
+takes no density): it continues a copy of the parent from k, the copies of
+instability analysis (`keras_lottery.stability`). The CLI's commands and
 choices, the procedures, the run modes of run.json and the demo all read
 this table. It imports nothing but the error type, so the command line can
 list it without loading TensorFlow.
@@ -29,8 +32,9 @@ class Method:
     Attributes:
         name: the Python name and run.json `mode` ("rewind_lr").
         masks: where the masks come from: None (all ones), "magnitude"
-            (global magnitude of the parent's final state) or "random"
-            (uniform among the parent's survivors).
+            (global magnitude of the parent's final state), "random"
+            (uniform among the parent's survivors) or "parent" (the
+            parent's own at k, unchanged: nothing is pruned).
         state: where weights, BN statistics and momentum come from: "init"
             (a fresh initialization), "k" (the parent's checkpoint at
             iteration k) or "final" (the parent's final state).
@@ -62,6 +66,11 @@ class Method:
         """Whether the method derives from a parent run."""
         return self.name != TRAIN.name
 
+    @property
+    def prunes(self):
+        """Whether the method prunes (and so takes a target density)."""
+        return self.masks in ("magnitude", "random")
+
     def bounds(self, *, steps, iteration=None, parent_end=None):
         """(first, last) iteration of a run of this method, T = `steps`."""
         start = {"zero": 0, "k": iteration, "parent_end": parent_end}[self.start]
@@ -85,21 +94,27 @@ RANDOM = Method("random", "random", "k", "k", False, "checkpoint", True,
                 "control: a random mask, then weight rewinding from k")
 REINIT = Method("reinit", "magnitude", "init", "zero", False, None, True,
                 "control: the magnitude mask with fresh weights, T steps")
+BRANCH = Method("branch", "parent", "k", "k", False, "checkpoint", False,
+                "a copy of the parent's whole state at k, trained unpruned "
+                "to T with its own seed")
 
 METHODS = {m.name: m for m in (TRAIN, REWIND, REWIND_LR, FINETUNE,
-                               LOWLR_REWIND, RANDOM, REINIT)}
+                               LOWLR_REWIND, RANDOM, REINIT, BRANCH)}
 DERIVED = tuple(name for name, m in METHODS.items() if m.derived)
+# The derived methods that prune: what `iterate` can repeat.
+PRUNING = tuple(name for name in DERIVED if METHODS[name].prunes)
 
 
-def get(name, *, param="method", derived=False):
+def get(name, *, param="method", derived=False, pruning=False):
     """The `Method` called `name` ("rewind-lr" and "rewind_lr" alike).
 
     Raises:
-        LotteryError: for an unknown name (suggesting the closest), or a
-            train mode where `derived` asks for a derived one.
+        LotteryError: for an unknown name (suggesting the closest), a
+            train mode where `derived` asks for a derived one, or one that
+            prunes nothing where `pruning` asks for one that prunes.
     """
     key = name.replace("-", "_") if isinstance(name, str) else name
-    choices = DERIVED if derived else tuple(METHODS)
+    choices = PRUNING if pruning else DERIVED if derived else tuple(METHODS)
     if key not in choices:
         close = difflib.get_close_matches(str(key), choices, n=1)
         hint = f" (did you mean {METHODS[close[0]].command}?)" if close else ""

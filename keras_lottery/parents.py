@@ -100,9 +100,20 @@ def child_spec(method, parent, args, precision):
         seed=args["seed"], parent=resolve_parent(parent.path),
         iteration=args["iteration"], target_density=args["density"], lr=lr,
         round=args.get("round_index"),
+        scope=args["scope"] or inherited.scope,
+        exclude=inherited.exclude if args["exclude"] is None else tuple(args["exclude"]),
+        layer_densities=args.get("layer_densities") or (),
         val_split=inherited.val_split, precision=precision,
         model=inherited.model,
     )
+    theirs = inherited.target_density if inherited.target_density is not None else 1.0
+    if method.prunes and spec.target_density >= theirs - 1e-12:
+        raise LotteryError(
+            f"is at or above the density of {parent.path} ({theirs:g}); density "
+            "is absolute (the fraction of all prunable weights kept, not of the "
+            f"parent's), so ask for less than {theirs:g}", param="density",
+            value=spec.target_density,
+        )
     checkpoints = parent.checkpoints
     if method.iteration == "checkpoint" and spec.iteration not in checkpoints:
         saved = ", ".join(str(k) for k in checkpoints if isinstance(k, int))

@@ -28,7 +28,7 @@ TOP1_LABEL = "Top-1 test accuracy (%)"
 _REFERENCE_STYLES = ("--", ":", "-.", (0, (5, 2, 1, 2)))
 
 
-def accuracy_vs_density(runs, path=None, select="final", title=None):
+def accuracy_vs_density(runs, path=None, select="final", title=None, ax=None):
     """Final top-1 against the percent of weights remaining, as the paper.
 
     One line per (arch, method) through the median over seeds of each
@@ -52,6 +52,8 @@ def accuracy_vs_density(runs, path=None, select="final", title=None):
         select: which test top-1 each run reports, as in `report.group`:
             "final" (at its last evaluation) or "best_val".
         title: an optional title.
+        ax: a matplotlib `Axes` to draw on (e.g. a subplot of your own
+            figure); default: a new figure.
 
     Returns:
         The `matplotlib.figure.Figure`.
@@ -73,7 +75,7 @@ def accuracy_vs_density(runs, path=None, select="final", title=None):
             "steps (accuracy_vs_step)"
         )
 
-    fig, ax = _figure()
+    fig, ax = _figure(ax)
     for label, points in _series(pruned):
         x = [100 * r["density"] for r in points]
         (line,) = ax.plot(
@@ -109,7 +111,7 @@ def accuracy_vs_density(runs, path=None, select="final", title=None):
     return _finish(fig, ax, path, title)
 
 
-def accuracy_vs_step(runs, path=None, title=None):
+def accuracy_vs_step(runs, path=None, title=None, ax=None):
     """Top-1 against training step, one line per run (the `--curves` plot).
 
     Every run with at least one evaluation is drawn, finished or not, so a
@@ -127,6 +129,7 @@ def accuracy_vs_step(runs, path=None, title=None):
         runs: `Run` objects or run directory paths.
         path: where to save the figure, as in `accuracy_vs_density`.
         title: an optional title.
+        ax: a matplotlib `Axes` to draw on; default: a new figure.
 
     Returns:
         The `matplotlib.figure.Figure`.
@@ -140,7 +143,7 @@ def accuracy_vs_step(runs, path=None, title=None):
             "(empty metrics.csv); wait for the first evaluation or name other runs"
         )
     names = _short_names([run.path for run, _ in drawn])
-    fig, ax = _figure()
+    fig, ax = _figure(ax)
     for (run, metrics), name in zip(drawn, names):
         if run.status != FINISHED:
             name = f"{name} ({run.status})"
@@ -153,9 +156,11 @@ def accuracy_vs_step(runs, path=None, title=None):
     return _finish(fig, ax, path, title)
 
 
-def _figure():
+def _figure(ax=None):
     # A bare Figure on an Agg canvas: pyplot (and its backend choice and
     # figure registry) stays untouched.
+    if ax is not None:
+        return ax.figure, ax
     fig = Figure(figsize=(7, 4.5), layout="constrained")
     FigureCanvasAgg(fig)
     return fig, fig.add_subplot()

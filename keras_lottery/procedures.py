@@ -7,21 +7,20 @@
 | rewind_lr | same | parent's final | k | schedule replayed from k | T − k |
 | finetune | same | parent's final | parent's end | constant (0.001) | T − k |
 
-and the controls (see `keras_lottery.methods` for the whole table). A call
+the controls, and `branch` (a copy of the parent from k, unpruned, for
+instability analysis); see `keras_lottery.methods` for the whole table. A call
 is a request (`RunSpec`); the resolver finds the run it already made, so
 calling again resumes an interrupted run or returns a finished one. Each
 writes a run directory (`keras_lottery.runs`) through `training.fit`.
 """
-
-import warnings
 
 import keras
 
 from keras_lottery import arch as arch_lib
 from keras_lottery import data as data_lib
 from keras_lottery import methods
+from keras_lottery import stages
 from keras_lottery import parents
-from keras_lottery import pruning
 from keras_lottery import recipe as recipe_lib
 from keras_lottery import resolver
 from keras_lottery import runs
@@ -31,20 +30,20 @@ from keras_lottery.execution import Execution
 from keras_lottery.spec import IterateSpec
 from keras_lottery.spec import RunSpec
 from keras_lottery.spec import resolve_parent
-from keras_lottery.state import load_state
 
 DEFAULT_SAVE_EVERY = 1000
-# Datasets that are generated (synthetic) use a fixed seed, so the data is
-# the same for every run, like a real dataset; `seed` is the run's.
-DATA_SEED = 0
+# The paper held out 2,000 of CIFAR's 10,000 test images for choosing.
+PAPER_VAL_SPLIT = 2000
+PAPER_DATASETS = ("cifar10", "cifar100")
+CIFAR_TEST_IMAGES = 10000
 
 
 def train(arch="resnet20", *, out=None, dataset="cifar10", data_dir=None,
           recipe=None, steps=None, epochs=None, batch_size=None,
           checkpoint_iters=None, eval_every=None, seed=None,
-          save_every=DEFAULT_SAVE_EVERY, val_split=0, jit_compile="auto",
+          save_every=DEFAULT_SAVE_EVERY, val_split=None, jit_compile="auto",
           mixed_precision=None, steps_per_execution=1, strategy=None,
-          verbose=1, root=runs.DEFAULT_ROOT):
+          callbacks=None, verbose=1, root=runs.DEFAULT_ROOT):
     """Trains a network from scratch with the paper's recipe.
 
     Re-running the same call resumes an interrupted run from its latest
@@ -56,11 +55,13 @@ def train(arch="resnet20", *, out=None, dataset="cifar10", data_dir=None,
     >>> run.metrics[-1]["top1"]
 
     Args:
-        arch: an architecture name (`keras_lottery.models.available()`) or a
-            Keras model (Sequential/Functional; plain Conv2D/Dense layers
-            are converted with `masked`). A model is rebuilt from its config
-            under `seed` (so seeds choose its initialization) and stored in
-            the run as model.json.
+        arch: an architecture name (`keras_lottery.models.available()`), a
+            Keras model (Sequential/Functional; plain Conv2D/Dense and the
+            other kernel layers are converted with `masked`), a saved
+            `.keras` file (loaded in safe mode), or "package.module:function"
+            building one (given `input_shape` and `num_classes` if it takes
+            them). A model is rebuilt from its config under `seed` (so seeds
+            choose its initialization) and stored in the run as model.json.
         out: run directory; default `<root>/<arch>/train-s<seed>`.
         dataset: a name of `keras_lottery.data.DATASETS` ("cifar10",
             "cifar100", "mnist", "fashion_mnist", "digits" (bundled,
@@ -79,11 +80,17 @@ def train(arch="resnet20", *, out=None, dataset="cifar10", data_dir=None,
             the checkpoint iterations), so a killed run resumes from there.
         val_split: hold out this many test images (a fixed seeded choice) as
             a validation set, reported as `val_top1`, and report test metrics
-            on the rest (the paper used 2000); derived runs inherit it.
+            on the rest; derived runs inherit it. Default: the paper's 2000 on
+            CIFAR-10 and CIFAR-100 (so children can select by validation), 0
+            (none) on other data.
         jit_compile, mixed_precision, steps_per_execution, strategy: how
             the run executes, see `keras_lottery.execution.Execution`.
-        verbose: Keras progress bar (1), one line per evaluation (2), or
-            silence (0).
+        callbacks: Keras callbacks of your own (W&B, MLflow, EarlyStopping,
+            ...), run inside the training segments: they see batches
+            numbered by global step and an "epoch" per evaluation, whose
+            logs are its metrics (see `training.GlobalSteps`).
+        verbose: 1: a progress bar in a terminal, one line per evaluation
+            elsewhere (a log file); 2: one line per evaluation; 0: silence.
         root: where default run directories go.
 
     Returns:
@@ -95,19 +102,28 @@ def train(arch="resnet20", *, out=None, dataset="cifar10", data_dir=None,
             marking the run failed.
     """
     execution = Execution(jit_compile, mixed_precision, steps_per_execution, strategy)
-    network = arch_lib.resolve(arch)
+    arch_lib.check_name(arch)  # before any data is read
+    data = stages.load_data(dataset, data_dir)
+    network = arch_lib.resolve(arch, data)
     if network.model_json is not None and (execution.precision or execution.strategy):
         raise LotteryError(
             "mixed precision and strategies apply to named architectures; "
             "build your own model under the dtype policy and strategy scope "
             "you want instead", param="mixed_precision", value=mixed_precision,
         )
-    data = _load_data(dataset, data_dir)
     recipe = recipe_lib.make(
         "renda2020" if recipe is None else recipe, steps=steps, epochs=epochs,
         batch_size=batch_size, checkpoint_iters=checkpoint_iters,
         eval_every=eval_every, train_images=len(data.x_train),
     )
+    if val_split is None:  # the paper's protocol, on CIFAR's real test set
+        paper = data.name in PAPER_DATASETS and len(data.x_test) == CIFAR_TEST_IMAGES
+        val_split = PAPER_VAL_SPLIT if paper else 0
+    if recipe.batch_size > len(data.x_train):
+        raise LotteryError(
+            f"is larger than the training set ({len(data.x_train)} examples); "
+            "use a smaller batch", param="batch_size", value=recipe.batch_size,
+        )
     if (isinstance(val_split, bool) or not isinstance(val_split, int)
             or not 0 <= val_split < len(data.x_test)):
         raise LotteryError(
@@ -119,24 +135,24 @@ def train(arch="resnet20", *, out=None, dataset="cifar10", data_dir=None,
                       model=network.fingerprint,
                       data_fingerprint=data_lib.own_fingerprint(data))
     found = resolver.resolve(request, out=out, root=root)
-    if _finished(found, verbose):
+    if stages.finished(found, verbose):
         return found.run
-    with execution.building():
+    with stages.locked(found.path), execution.building():
         keras.utils.set_random_seed(found.spec.seed)
         model = execution.prepare(arch_lib.build(
             network.name, network.model_json, data, recipe.weight_decay))
         arch_lib.check_fits(model, data)
         training.compile_model(model, recipe, execution)
         run, position = training.open_run(
-            found, model, facts=_facts(data, data_dir, execution),
+            found, model, facts=stages.facts(data, data_dir, execution),
             model_json=network.model_json, verbose=verbose, bounds=(0, recipe.steps))
         training.fit(run, model, data, training.plan_for(found.spec, run, save_every),
-                     position=position, verbose=verbose)
+                     position=position, verbose=verbose, callbacks=callbacks)
     return run
 
 
-def rewind(parent=None, *, iteration, density, out=None, seed=None,
-           data_dir=None, save_every=DEFAULT_SAVE_EVERY, verbose=1,
+def rewind(parent=None, *, iteration, density, scope=None, exclude=None, out=None, seed=None,
+           data_dir=None, save_every=DEFAULT_SAVE_EVERY, callbacks=None, verbose=1,
            root=runs.DEFAULT_ROOT, jit_compile="auto", mixed_precision=None,
            steps_per_execution=1, strategy=None, dataset=None, steps=None, epochs=None,
            batch_size=None, checkpoint_iters=None, eval_every=None):
@@ -158,8 +174,13 @@ def rewind(parent=None, *, iteration, density, out=None, seed=None,
         iteration: k, a checkpoint iteration the parent saved.
         density: the target density, the fraction in (0, 1] of prunable
             weights kept (absolute, not relative to the parent's).
-        out, seed, save_every, verbose, root: as `train`; the seed is the
-            run's own (not inherited).
+        scope: "global" (one ranking over all layers, the paper's) or
+            "layerwise" (each layer to the density); default: the parent's.
+        exclude: names of layers left unpruned and not counted in the
+            density (e.g. the output layer, as open_lth does); default: the
+            parent's.
+        out, seed, save_every, callbacks, verbose, root: as `train`; the
+            seed is the run's own (not inherited).
         data_dir: where the parent's dataset files are now (default: where
             they were).
         jit_compile, mixed_precision, steps_per_execution, strategy: as
@@ -171,11 +192,11 @@ def rewind(parent=None, *, iteration, density, out=None, seed=None,
     Returns:
         The finished `Run`.
     """
-    return _derive(methods.REWIND, parent, locals())
+    return stages.derive(methods.REWIND, parent, locals())
 
 
-def rewind_lr(parent=None, *, iteration, density, out=None, seed=None,
-              data_dir=None, save_every=DEFAULT_SAVE_EVERY, verbose=1,
+def rewind_lr(parent=None, *, iteration, density, scope=None, exclude=None, out=None, seed=None,
+              data_dir=None, save_every=DEFAULT_SAVE_EVERY, callbacks=None, verbose=1,
               root=runs.DEFAULT_ROOT, jit_compile="auto", mixed_precision=None,
               steps_per_execution=1, strategy=None, dataset=None, steps=None, epochs=None,
               batch_size=None, checkpoint_iters=None, eval_every=None):
@@ -185,11 +206,11 @@ def rewind_lr(parent=None, *, iteration, density, out=None, seed=None,
     state; the iteration counter is set to k, so the LR schedule replays
     from k; the run trains T − k steps. Arguments as `rewind`.
     """
-    return _derive(methods.REWIND_LR, parent, locals())
+    return stages.derive(methods.REWIND_LR, parent, locals())
 
 
-def finetune(parent=None, *, iteration, density, lr=None, out=None, seed=None,
-             data_dir=None, save_every=DEFAULT_SAVE_EVERY, verbose=1,
+def finetune(parent=None, *, iteration, density, scope=None, exclude=None, lr=None, out=None, seed=None,
+             data_dir=None, save_every=DEFAULT_SAVE_EVERY, callbacks=None, verbose=1,
              root=runs.DEFAULT_ROOT, jit_compile="auto", mixed_precision=None,
              steps_per_execution=1, strategy=None, dataset=None, steps=None, epochs=None,
              batch_size=None, checkpoint_iters=None, eval_every=None):
@@ -201,12 +222,12 @@ def finetune(parent=None, *, iteration, density, lr=None, out=None, seed=None,
     ending at 2T − k for a trained parent. `iteration` k sets only the
     length, to match a rewinding run from k. Other arguments as `rewind`.
     """
-    return _derive(methods.FINETUNE, parent, locals())
+    return stages.derive(methods.FINETUNE, parent, locals())
 
 
-def lowlr_rewind(parent=None, *, iteration, density, lr=None, out=None,
+def lowlr_rewind(parent=None, *, iteration, density, scope=None, exclude=None, lr=None, out=None,
                  seed=None, data_dir=None, save_every=DEFAULT_SAVE_EVERY,
-                 verbose=1, root=runs.DEFAULT_ROOT, jit_compile="auto",
+                 callbacks=None, verbose=1, root=runs.DEFAULT_ROOT, jit_compile="auto",
                  mixed_precision=None, steps_per_execution=1, strategy=None,
                  dataset=None, steps=None, epochs=None, batch_size=None,
                  checkpoint_iters=None, eval_every=None):
@@ -219,11 +240,11 @@ def lowlr_rewind(parent=None, *, iteration, density, lr=None, out=None,
     contribute from what the rewound learning rate does. Arguments as
     `rewind`.
     """
-    return _derive(methods.LOWLR_REWIND, parent, locals())
+    return stages.derive(methods.LOWLR_REWIND, parent, locals())
 
 
-def random_prune(parent=None, *, iteration, density, out=None, seed=None,
-                 data_dir=None, save_every=DEFAULT_SAVE_EVERY, verbose=1,
+def random_prune(parent=None, *, iteration, density, scope=None, exclude=None, out=None, seed=None,
+                 data_dir=None, save_every=DEFAULT_SAVE_EVERY, callbacks=None, verbose=1,
                  root=runs.DEFAULT_ROOT, jit_compile="auto",
                  mixed_precision=None, steps_per_execution=1, strategy=None,
                  dataset=None, steps=None, epochs=None, batch_size=None,
@@ -235,11 +256,11 @@ def random_prune(parent=None, *, iteration, density, out=None, seed=None,
     iterative rounds nest; training is then exactly `rewind`'s. Arguments
     as `rewind`.
     """
-    return _derive(methods.RANDOM, parent, locals())
+    return stages.derive(methods.RANDOM, parent, locals())
 
 
-def reinit(parent=None, *, density, iteration=None, out=None, seed=None,
-           data_dir=None, save_every=DEFAULT_SAVE_EVERY, verbose=1,
+def reinit(parent=None, *, density, scope=None, exclude=None, iteration=None, out=None, seed=None,
+           data_dir=None, save_every=DEFAULT_SAVE_EVERY, callbacks=None, verbose=1,
            root=runs.DEFAULT_ROOT, jit_compile="auto", mixed_precision=None,
            steps_per_execution=1, strategy=None, dataset=None, steps=None, epochs=None,
            batch_size=None, checkpoint_iters=None, eval_every=None):
@@ -251,7 +272,27 @@ def reinit(parent=None, *, density, iteration=None, out=None, seed=None,
     trained with the full schedule, T steps from step 0. It takes no
     `iteration`. Other arguments as `rewind`.
     """
-    return _derive(methods.REINIT, parent, locals())
+    return stages.derive(methods.REINIT, parent, locals())
+
+
+def branch(parent=None, *, iteration, out=None, seed=None, data_dir=None,
+           save_every=DEFAULT_SAVE_EVERY, callbacks=None, verbose=1, root=runs.DEFAULT_ROOT,
+           jit_compile="auto", mixed_precision=None, steps_per_execution=1,
+           strategy=None, dataset=None, steps=None, epochs=None,
+           batch_size=None, checkpoint_iters=None, eval_every=None):
+    """Branching: a copy of the parent's state at iteration k, trained on.
+
+    Masks, weights, batch-norm statistics, momentum and the iteration
+    counter all come from the parent's checkpoint at `iteration`; nothing
+    is pruned (it takes no density); the LR schedule continues from k and
+    the run trains T − k steps, ending at T, with its own `seed` for the
+    data order and augmentation. With the parent's seed it retraces the
+    parent exactly; with another it is a copy trained with other SGD noise,
+    as instability analysis needs (`keras_lottery.stability`). Arguments
+    as `rewind`, without `density`.
+    """
+    return stages.derive(methods.BRANCH, parent,
+                         dict(locals(), density=None, scope=None, exclude=None))
 
 
 PROCEDURES = {
@@ -261,14 +302,16 @@ PROCEDURES = {
     "lowlr_rewind": lowlr_rewind,
     "random": random_prune,
     "reinit": reinit,
+    "branch": branch,
 }
 
 
 def iterate(parent=None, *, method="rewind", iteration=None, rounds, rate=0.8,
-            lr=None, out=None, seed=None, data_dir=None,
-            save_every=DEFAULT_SAVE_EVERY, verbose=1, root=runs.DEFAULT_ROOT,
-            jit_compile="auto", mixed_precision=None, steps_per_execution=1,
-            strategy=None):
+            scope=None, exclude=None, layer_rates=None, lr=None, out=None,
+            seed=None, dataset=None, data_dir=None,
+            save_every=DEFAULT_SAVE_EVERY, callbacks=None, verbose=1,
+            root=runs.DEFAULT_ROOT, jit_compile="auto", mixed_precision=None,
+            steps_per_execution=1, strategy=None):
     """Iterative pruning: `rounds` rounds of `method`, each from the last.
 
     Round i prunes to the absolute density base × rate^i (0.8, 0.64, 0.512,
@@ -291,121 +334,59 @@ def iterate(parent=None, *, method="rewind", iteration=None, rounds, rate=0.8,
         iteration: k of every round (not for "reinit").
         rounds: number of rounds, >= 1.
         rate: kept fraction per round, in (0, 1).
+        scope, exclude: as `rewind` (default: the base's).
+        layer_rates: with `scope="layerwise"`, {layer: rate} for layers
+            pruned at a rate of their own (the lottery-ticket paper prunes
+            LeNet's output layer at half the hidden layers' rate:
+            `{"fc_3": 0.9}` beside `rate=0.8`).
         lr: the constant LR of finetune and lowlr_rewind rounds.
         out: the study directory; default
             `<root>/<arch>/iterate-<method>-k<k>-r<rate%>-s<seed>`.
         seed: seed of every round; drawn and recorded when None.
-        data_dir, save_every, verbose, root, jit_compile, mixed_precision,
-            steps_per_execution, strategy: as `rewind`.
+        dataset, data_dir, save_every, callbacks, verbose, root, jit_compile,
+            mixed_precision, steps_per_execution, strategy: as `rewind`
+            (callbacks see every round).
 
     Returns:
         The list of finished rounds' `Run`s.
     """
-    method = methods.get(method, derived=True)
+    method = methods.get(method, pruning=True)
     if isinstance(rounds, bool) or not isinstance(rounds, int) or rounds < 1:
         raise LotteryError("expected a positive integer", param="rounds", value=rounds)
     base = parents.open_parent(parent, root)
     parents.check_precision(base, mixed_precision)
-    request = IterateSpec(method.name, resolve_parent(base.path), iteration, rate, seed)
+    inherited = base.spec
+    request = IterateSpec(
+        method.name, resolve_parent(base.path), iteration, rate, seed,
+        scope=scope or inherited.scope,
+        exclude=inherited.exclude if exclude is None else tuple(exclude),
+        layer_rates=layer_rates or ())
     study = resolver.resolve_study(request, arch=base.spec.arch, out=out, root=root)
+    args = dict(iteration=iteration, lr=lr, seed=study.spec.seed, data_dir=data_dir,
+                save_every=save_every, callbacks=callbacks, verbose=verbose, root=root,
+                jit_compile=jit_compile, mixed_precision=mixed_precision,
+                steps_per_execution=steps_per_execution, strategy=strategy,
+                dataset=dataset, steps=None, epochs=None, batch_size=None,
+                checkpoint_iters=None, eval_every=None, scope=study.spec.scope,
+                exclude=study.spec.exclude)
+    # Round 1's request, checked before the study's folder is made.
+    parents.child_spec(method, base, dict(args, density=study.spec.density(base.density, 1)),
+                       mixed_precision)
     if not (study.path / runs.STUDY_JSON).exists():
         study.path.mkdir(parents=True, exist_ok=True)
         runs.write_json(study.path / runs.STUDY_JSON,
                         dict(study.spec.to_config(study.path), seed_drawn=study.seed_drawn))
-    args = dict(iteration=iteration, lr=lr, seed=study.spec.seed, data_dir=data_dir,
-                save_every=save_every, verbose=verbose, root=root,
-                jit_compile=jit_compile, mixed_precision=mixed_precision,
-                steps_per_execution=steps_per_execution, strategy=strategy,
-                dataset=None, steps=None, epochs=None, batch_size=None,
-                checkpoint_iters=None, eval_every=None)
+    spec = study.spec
+    base_layers = dict(inherited.layer_densities)
+    base_layers = {name: base_layers.get(name, inherited.target_density or 1.0)
+                   for name, _ in spec.layer_rates}
     done, previous = [], base
     for index in range(1, rounds + 1):
-        density = study.spec.density(base.density, index)
+        density = spec.density(base.density, index)
         if verbose:
             print(f"round {index}/{rounds}: {method.name} to density {density:g}")
-        previous = _derive(method, previous, dict(
-            args, density=density, out=study.path / f"round-{index}",
-            round_index=index))
+        previous = stages.derive(method, previous, dict(
+            args, density=density, layer_densities=spec.layer_densities(base_layers, index),
+            out=study.path / f"round-{index}", round_index=index))
         done.append(previous)
     return done
-
-
-def _derive(method, parent, args):
-    """The shared body of every derived procedure (`args`: its arguments)."""
-    parent = parents.open_parent(parent, args["root"])
-    parents.check_precision(parent, args["mixed_precision"])
-    execution = Execution(args["jit_compile"], args["mixed_precision"],
-                          args["steps_per_execution"], args["strategy"])
-    spec = parents.child_spec(method, parent, args, execution.precision)
-    found = resolver.resolve(spec, out=args["out"], root=args["root"])
-    if _finished(found, args["verbose"]):
-        return found.run
-    data_dir = args["data_dir"] or parent.config.get("data_dir")
-    data = parents.load_data(parent, args["dataset"], data_dir, DATA_SEED)
-    start, end = method.bounds(steps=spec.recipe.steps, iteration=spec.iteration,
-                               parent_end=parent.end_step)
-    model_json = parents.model_json(parent)
-    with execution.building():
-        seed = found.spec.seed
-        keras.utils.set_random_seed(_init_seed(method, seed, parent.spec.seed))
-        model = execution.prepare(parents.rebuild(parent, model_json, data))
-        training.compile_model(model, spec.recipe, execution, lr=spec.lr)
-        run, position = training.open_run(
-            found, model, facts=_facts(data, data_dir, execution),
-            model_json=model_json, verbose=args["verbose"], bounds=(start, end),
-            prepare=lambda: _prepare(method, model, parent, found.spec, data,
-                                     execution, start))
-        training.fit(run, model, data, training.plan_for(found.spec, run, args["save_every"]),
-                     position=position, verbose=args["verbose"])
-    return run
-
-
-def _prepare(method, model, parent, spec, data, execution, start):
-    """The start state of a derived run: masks from the parent's final
-    state (its magnitudes, or random among its survivors: they nest in the
-    parent's masks either way), weights from the method's source."""
-    fresh = method.state == "init"
-    source = parents.rebuild(parent, parents.model_json(parent), data) if fresh else model
-    if fresh:
-        training.compile_model(source, spec.recipe, execution, lr=spec.lr)
-    load_state(source, parent.checkpoints["final"], parent.end_step)
-    if method.masks == "random":
-        masks = pruning.random_masks(pruning.get_masks(source), spec.target_density,
-                                     seed=spec.seed)
-    else:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)
-            masks = pruning.prune(source, spec.target_density)
-    if method.state == "k":
-        load_state(model, parent.checkpoints[spec.iteration], spec.iteration)
-    model.optimizer.iterations.assign(start)
-    pruning.set_masks(model, masks)
-
-
-def _init_seed(method, seed, parent_seed):
-    # reinit: never the parent's own initialization (that would be
-    # rewinding to 0), even with the parent's seed.
-    if method.derived and method.state == "init":
-        return (seed * 1_000_003 + parent_seed + 1) % 2**31
-    return seed
-
-
-def _finished(found, verbose):
-    if found.run is not None and found.run.status == runs.FINISHED:
-        if verbose:
-            print(f"{found.run.path} is already finished; nothing to do")
-        return True
-    return False
-
-
-def _facts(data, data_dir, execution):
-    """What run.json records besides the spec: where the data was read
-    from, its fingerprint, how the run executes."""
-    return {"data_dir": None if data_dir is None else str(data_dir),
-            "data_sha256": data.fingerprint, "execution": execution.to_dict()}
-
-
-def _load_data(dataset, data_dir):
-    if isinstance(dataset, data_lib.Dataset):
-        return dataset
-    return data_lib.load(dataset, data_dir, seed=DATA_SEED)

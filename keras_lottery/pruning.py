@@ -79,7 +79,7 @@ def random_masks(masks, density, *, seed):
     return magnitude_masks(scores, masks, density)
 
 
-def magnitude_masks(weights, masks, density, *, scope="global"):
+def magnitude_masks(weights, masks, density, *, scope="global", layer_densities=None):
     """Computes magnitude-pruning masks at an absolute density.
 
     Pure function: nothing is modified.
@@ -97,6 +97,8 @@ def magnitude_masks(weights, masks, density, *, scope="global"):
         density: fraction in (0, 1] of all weights in `weights` to keep
             (`scope="global"`) or of each layer's weights (`"layerwise"`).
         scope: "global" ranks all layers together, "layerwise" each alone.
+        layer_densities: with "layerwise", {name: density} for the layers
+            pruned to a density of their own (the others get `density`).
 
     Returns:
         dict name -> new 0/1 mask (float32). A weight whose current mask is
@@ -107,19 +109,24 @@ def magnitude_masks(weights, masks, density, *, scope="global"):
         raise ValueError(f"scope must be one of {SCOPES}, got {scope!r}.")
     if list(weights) != list(masks):
         raise ValueError("weights and masks must have the same keys in order.")
+    layer_densities = dict(layer_densities or {})
+    if layer_densities and scope != "layerwise":
+        raise ValueError("layer_densities need scope='layerwise'.")
+    unknown = sorted(set(layer_densities) - set(weights))
+    if unknown:
+        raise ValueError(f"layer_densities name no layer: {unknown}.")
     if scope == "layerwise":
         new = {}
         for name in weights:
-            new.update(
-                _keep_top({name: weights[name]}, {name: masks[name]}, density)
-            )
+            own = check_density(layer_densities.get(name, density))
+            new.update(_keep_top({name: weights[name]}, {name: masks[name]}, own))
         return new
     return _keep_top(weights, masks, density)
 
 
 def _keep_top(weights, masks, density):
     shapes = {name: np.shape(w) for name, w in weights.items()}
-    for name, w in weights.items():
+    for name in weights:
         if np.shape(masks[name]) != shapes[name]:
             raise ValueError(
                 f"Mask for '{name}' has shape {np.shape(masks[name])}, "
@@ -282,11 +289,22 @@ def _unknown_keys_message(unknown, entries):
     )
 
 
-def density(model):
-    """Fraction of the model's prunable weights that survive (0 to 1)."""
-    masks = get_masks(model).values()
+def density(model, exclude=()):
+    """Fraction of the model's prunable weights that survive (0 to 1),
+    counted over the kernels not in `exclude` (names or mask keys)."""
+    excluded = _excluded_keys(exclude, masked_kernels(model)) if exclude else set()
+    masks = [m for key, m in get_masks(model).items() if key not in excluded]
     kept = sum(int(np.count_nonzero(m)) for m in masks)
     return kept / sum(m.size for m in masks)
+
+
+def excluded_keys(model, exclude):
+    """The mask keys that `exclude` (layer names or mask keys) names.
+
+    Raises:
+        ValueError: a name matches no masked layer or kernel.
+    """
+    return _excluded_keys(exclude, masked_kernels(model))
 
 
 def _excluded_keys(exclude, entries):
@@ -310,7 +328,7 @@ def _excluded_keys(exclude, entries):
     return keys
 
 
-def prune(model, density, *, scope="global", exclude=()):
+def prune(model, density, *, scope="global", exclude=(), layer_densities=None):
     """Prunes a model in place by weight magnitude to an absolute density.
 
     Ranks |kernel * mask| over all masked kernels together (or per kernel
@@ -333,6 +351,8 @@ def prune(model, density, *, scope="global", exclude=()):
             "layerwise" (each kernel to the same density).
         exclude: masked layer names (all their kernels) or mask keys
             ("sep/depthwise_kernel") to leave untouched and uncounted.
+        layer_densities: with `scope="layerwise"`, {layer name or mask key:
+            density} for kernels pruned to a density of their own.
 
     Returns:
         dict mask key -> new mask (numpy), for the kernels that were ranked.
@@ -346,8 +366,13 @@ def prune(model, density, *, scope="global", exclude=()):
     if not names:
         raise ValueError("exclude leaves no layer to prune.")
     current = {n: masks[n] for n in names}
+    own = {}
+    for item, value in (layer_densities or {}).items():
+        for key in _excluded_keys((item,), entries):
+            own[key] = value
     new = magnitude_masks(
-        {n: kernels[n] for n in names}, current, density, scope=scope
+        {n: kernels[n] for n in names}, current, density, scope=scope,
+        layer_densities={k: v for k, v in own.items() if k in current},
     )
     removed = sum(int(current[n].sum() - new[n].sum()) for n in names)
     if removed == 0:

@@ -91,8 +91,11 @@ class Recipe:
         if self.weight_decay is not None:
             _check_number("weight_decay", self.weight_decay, "a number >= 0 (or "
                           "None for the architecture's default)", lambda v: v >= 0)
-        for name in ("lr_drops", "checkpoint_iters"):
-            object.__setattr__(self, name, _steps(name, getattr(self, name), self.steps))
+        # LR drops may coincide once scaled to a tiny T (two drops at once).
+        object.__setattr__(self, "lr_drops", _steps("lr_drops", self.lr_drops,
+                                                     self.steps, unique=False))
+        object.__setattr__(self, "checkpoint_iters", _steps(
+            "checkpoint_iters", self.checkpoint_iters, self.steps))
 
     @property
     def lr_values(self):
@@ -268,7 +271,7 @@ def _rescaled(base, steps, **fields):
     scaled = {}
     if steps != base.steps:
         scaled = {
-            "lr_drops": tuple(scale(c) for c in base.lr_drops),
+            "lr_drops": tuple(scale(c) for c in base.lr_drops),  # may coincide
             "warmup_steps": scale(base.warmup_steps),
             "checkpoint_iters": tuple(sorted({scale(c) for c in base.checkpoint_iters})),
             "eval_every": max(1, round(base.eval_every * steps / base.steps)),
@@ -335,15 +338,16 @@ def _check_number(name, value, expected, ok):
         raise LotteryError(f"expected {expected}", param=name, value=value)
 
 
-def _steps(name, values, steps):
-    """A sorted, unique tuple of iterations within [0, steps]."""
+def _steps(name, values, steps, unique=True):
+    """A sorted (and unique) tuple of iterations within [0, steps]."""
     if isinstance(values, (str, bytes)) or not hasattr(values, "__iter__"):
         raise LotteryError("expected a list of steps", param=name, value=values)
     values = list(values)
     if any(isinstance(c, bool) or not isinstance(c, int) for c in values):
         raise LotteryError("expected integer steps", param=name, value=values)
-    if values != sorted(set(values)):
-        raise LotteryError("must be sorted and unique", param=name, value=values)
+    if values != (sorted(set(values)) if unique else sorted(values)):
+        raise LotteryError("must be sorted and unique" if unique else "must be sorted",
+                           param=name, value=values)
     outside = [c for c in values if not 0 <= c <= steps]
     if outside:
         raise LotteryError(f"{outside} lie outside [0, {steps}] (the run has "

@@ -132,7 +132,9 @@ def _outcome(run, select):
     spec = run.spec
     # The density asked for (0.64), not the realized kept/N (0.639997);
     # equal fractions computed along different paths must not split a group.
-    density = round(spec.target_density if spec.target_density is not None else 1.0, 6)
+    # Runs that prune nothing (train, branch) keep their parent's.
+    asked = spec.target_density if spec.target_density is not None else run.density
+    density = round(asked, 6)
     method = spec.mode + (" (iterative)" if spec.round is not None else "")
     shown = {"arch": spec.arch, "dataset": spec.dataset, "T": spec.recipe.steps,
              "method": method, "k": spec.iteration, "density": density}
@@ -181,6 +183,36 @@ def _group_row(outcomes):
         row[f"{name}_min"] = min(values) if values else None
         row[f"{name}_max"] = max(values) if values else None
     return row
+
+
+def to_dataframe(runs, rows="summary", select="final"):
+    """The rows of `runs` as a pandas DataFrame (pandas is optional).
+
+    Example:
+
+    >>> df = report.to_dataframe(runs.find_runs("runs"))
+    >>> df.groupby(["method", "density"]).final_top1.median()
+
+    Args:
+        runs: `Run` objects or run directory paths.
+        rows: "summary" (one per run, `SUMMARY_COLUMNS`), "curve" (one per
+            evaluation) or "group" (one per group, `GROUP_COLUMNS`).
+        select: for "group", as in `group`.
+    """
+    try:
+        import pandas
+    except ImportError:
+        raise LotteryError("needs pandas; pip install pandas") from None
+    runs = load(runs)
+    if rows == "summary":
+        found, columns = [summary(r) for r in runs], SUMMARY_COLUMNS
+    elif rows == "curve":
+        found, columns = [row for r in runs for row in curve(r)], CURVE_COLUMNS
+    elif rows == "group":
+        found, columns = group(runs, select), GROUP_COLUMNS
+    else:
+        raise LotteryError("expected summary, curve or group", param="rows", value=rows)
+    return pandas.DataFrame([{c: r[c] for c in columns} for r in found], columns=columns)
 
 
 def render(rows, columns, fmt="table"):

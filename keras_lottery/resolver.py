@@ -150,7 +150,9 @@ def _read_study(path):
 
 
 def _check_free(out, what):
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+    # A lone lock is a run being started by another process; locking tells.
+    if out.exists() and (not out.is_dir()
+                         or any(p.name != runs.LOCK for p in out.iterdir())):
         raise LotteryError(
             f"exists and is not {what} or an empty one; choose another",
             param="out", value=str(out),

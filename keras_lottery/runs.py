@@ -14,6 +14,8 @@
     <study>/iterate.json what an `iterate` call asked (method, parent,
                          iteration, rate, seed); its rounds are
                          <study>/round-<i>/, each a run directory
+    <run>/run.lock       held by the process training the run (see
+                         `keras_lottery.locks`), absent otherwise
     <run>/resume/        state_iter_<N>.weights.h5: the latest full state
                          saved every `save_every` steps while the run is
                          unfinished, so a killed run resumes; removed when
@@ -39,6 +41,7 @@ CHECKPOINT_DIR = "checkpoints"
 METRICS_CSV = "metrics.csv"
 LOGS_DIR = "logs"
 RESUME_DIR = "resume"
+LOCK = "run.lock"
 STUDY_JSON = "iterate.json"
 DEFAULT_ROOT = "runs"
 
@@ -46,7 +49,8 @@ METRIC_COLUMNS = (
     "step", "top1", "top5", "loss", "lr", "density", "val_top1", "elapsed",
 )
 RUNNING, FINISHED, FAILED = "running", "finished", "failed"
-STATUSES = (RUNNING, FINISHED, FAILED)
+INTERRUPTED = "interrupted"  # stopped by Ctrl-C; resumes like a killed run
+STATUSES = (RUNNING, FINISHED, FAILED, INTERRUPTED)
 
 STATE_SUFFIX = ".weights.h5"
 CHECKPOINT_PATTERN = "checkpoint_iter_{iteration}" + STATE_SUFFIX
@@ -75,6 +79,36 @@ def _states(directory, pattern):
         path.name[len(prefix): -len(suffix)]: path
         for path in pathlib.Path(directory).glob(f"{prefix}*{suffix}")
     }
+
+
+def _parse_metrics(text, path):
+    def damaged(what):
+        raise LotteryError(
+            f"{path} is damaged ({what}); restore it, or delete the run to "
+            "train it again"
+        )
+
+    if not text:
+        damaged("empty, not even a header")
+    if not text.endswith("\n"):
+        damaged("cut off in its last row")
+    lines = list(csv.reader(io.StringIO(text)))
+    if tuple(lines[0]) != METRIC_COLUMNS:
+        damaged(f"its header is not {','.join(METRIC_COLUMNS)}")
+    rows, step = [], -1
+    for number, cells in enumerate(lines[1:], start=2):
+        if len(cells) != len(METRIC_COLUMNS):
+            damaged(f"line {number} has {len(cells)} fields, not {len(METRIC_COLUMNS)}")
+        try:
+            row = {k: float(v) if v != "" else None for k, v in zip(METRIC_COLUMNS, cells)}
+            row["step"] = int(cells[0])
+        except ValueError:
+            damaged(f"line {number} holds something that is not a number")
+        if row["step"] <= step or row["top1"] is None:
+            damaged(f"line {number} is out of order or has no top1")
+        step = row["step"]
+        rows.append(row)
+    return rows
 
 
 def write_json(path, value):
@@ -108,11 +142,15 @@ def versions():
 def default_out(spec, root=DEFAULT_ROOT):
     """A readable, collision-free run directory for `spec` (seed drawn).
 
-    `runs/<arch>/train-s<seed>` and
-    `runs/<arch>/<mode>-k<iteration>-d<percent>-s<seed>`.
+    `runs/<arch>/train-s<seed>`,
+    `runs/<arch>/<mode>-k<iteration>-d<percent>-s<seed>`, and
+    `runs/<arch>/branch-k<iteration>-s<seed>` for a method that prunes
+    nothing.
     """
     if not spec.method.derived:
         name = f"train-s{spec.seed}"
+    elif not spec.method.prunes:
+        name = f"{spec.method.command}-k{spec.iteration}-s{spec.seed}"
     else:
         percent = f"{spec.target_density * 100:.4g}"
         k = "" if spec.iteration is None else f"-k{spec.iteration}"
@@ -123,6 +161,11 @@ def default_out(spec, root=DEFAULT_ROOT):
 def find_runs(root=DEFAULT_ROOT):
     """Every run directory (a folder with a run.json) under `root`, sorted."""
     return sorted(p.parent for p in pathlib.Path(root).glob(f"**/{RUN_JSON}"))
+
+
+def _field(name, doc):
+    """A read-only attribute of a `Run` for the run.json field `name`."""
+    return property(lambda run: run.config.get(name), doc=doc)
 
 
 class Run:
@@ -159,6 +202,14 @@ class Run:
         if not path.is_dir():
             raise LotteryError(f"run directory {path} does not exist")
         if not run_json.is_file():
+            inside = find_runs(path)
+            if inside:  # a folder of runs (a study, a root): say which
+                listing = ", ".join(str(p) for p in inside[:4])
+                more = f" and {len(inside) - 4} more" if len(inside) > 4 else ""
+                raise LotteryError(
+                    f"{path} is a folder of {len(inside)} runs, not a run; name "
+                    f"one of them: {listing}{more}"
+                )
             raise LotteryError(f"{path} is not a run directory (no {RUN_JSON})")
         try:
             config = json.loads(run_json.read_text())
@@ -210,40 +261,26 @@ class Run:
         self.config.update(extra, status=status)
         self.save_config()
 
-    @property
-    def status(self):
-        return self.config.get("status")
-
-    @property
-    def mode(self):
-        return self.config["mode"]
-
-    @property
-    def start_step(self):
-        return self.config["start_step"]
-
-    @property
-    def end_step(self):
-        return self.config["end_step"]
-
-    @property
-    def density(self):
-        """The realized fraction of prunable weights kept."""
-        return self.config["density"]
+    status = _field("status", "running, finished, failed or interrupted")
+    mode = _field("mode", "the method's name")
+    start_step = _field("start_step", "the run's first optimizer iteration")
+    end_step = _field("end_step", "the run's last optimizer iteration")
+    density = _field("density", "the realized fraction of prunable weights kept")
 
     @property
     def metrics(self):
-        """The rows of metrics.csv as dicts of numbers."""
+        """The rows of metrics.csv as dicts of numbers.
+
+        Raises:
+            LotteryError: the file is damaged (cut mid-row, garbage, empty):
+                one line naming the file and what is wrong; no partial row
+                is ever read as data.
+        """
         path = self.path / METRICS_CSV
         if not path.exists():
             return []
-        with open(path, newline="") as f:
-            rows = list(csv.DictReader(f))
-        return [
-            {k: int(v) if k == "step" else (float(v) if v not in ("", None) else None)
-             for k, v in row.items()}
-            for row in rows
-        ]
+        text = path.read_text(errors="replace")
+        return _parse_metrics(text, path)
 
     def append_metrics(self, row):
         """Adds one evaluation row (rewrites the small file atomically)."""
@@ -289,6 +326,14 @@ class Run:
         files.remove_temporary_files(
             self.path, self.path / CHECKPOINT_DIR, self.path / RESUME_DIR
         )
+
+    def load_model(self, iteration="final"):
+        """The run's masked model with its full state at `iteration` (an
+        iteration it checkpointed, or "final"), compiled as runs are."""
+        # The one import upwards: rebuilding needs architectures and Keras.
+        from keras_lottery import restore
+
+        return restore.load_model(self, iteration)
 
     def model_config_path(self):
         return self.path / MODEL_JSON

@@ -39,10 +39,14 @@ class RunSpec:
             fine-tuning run); None for train and reinit.
         target_density: the fraction in (0, 1] of prunable weights a pruning
             run asks to keep (absolute); `density=` in the procedures. The
-            realized fraction is the run's `density`.
+            realized fraction is the run's `density`. None for train and
+            for methods that prune nothing (branch).
         lr: the constant learning rate of finetune and lowlr_rewind.
         scope: "global" (one ranking over all layers) or "layerwise".
         exclude: names of masked layers left unpruned and uncounted.
+        layer_densities: with layerwise scope, ((layer, density), ...) for
+            layers pruned to a density of their own (an `iterate` study's
+            per-layer rates), sorted by name.
         round: the round of an `iterate` study (1, 2, ...), else None.
         val_split: test images held out as a validation set.
         precision: None (float32), "bf16" or "fp16".
@@ -62,6 +66,7 @@ class RunSpec:
     lr: float = None
     scope: str = "global"
     exclude: tuple = ()
+    layer_densities: tuple = ()
     round: int = None
     val_split: int = 0
     precision: str = None
@@ -86,6 +91,8 @@ class RunSpec:
                 isinstance(n, str) for n in self.exclude):
             _bad("exclude", self.exclude, "expected a list of layer names")
         object.__setattr__(self, "exclude", tuple(self.exclude))
+        object.__setattr__(self, "layer_densities", _layer_densities(
+            self.layer_densities, self.scope))
         if self.precision not in PRECISIONS:
             _bad("mixed_precision", self.precision, "expected bf16, fp16 or None")
         if method.derived:
@@ -109,11 +116,16 @@ class RunSpec:
             _bad("iteration", self.iteration,
                  f"must lie in [0, {steps}) for a recipe of {steps} steps")
         density = self.target_density
-        if (isinstance(density, bool) or not isinstance(density, numbers.Real)
+        if not method.prunes:
+            if density is not None:
+                _bad("density", density, f"{method.name} keeps the parent's "
+                     "masks, so it takes no density")
+        elif (isinstance(density, bool) or not isinstance(density, numbers.Real)
                 or not math.isfinite(density) or not 0 < density <= 1):
             _bad("density", density, "expected a fraction in (0, 1] of the "
                  "prunable weights kept (0.8 keeps 80 %)")
-        object.__setattr__(self, "target_density", float(density))
+        else:
+            object.__setattr__(self, "target_density", float(density))
         if method.constant_lr:
             lr = self.lr
             if (isinstance(lr, bool) or not isinstance(lr, numbers.Real)
@@ -169,6 +181,7 @@ class RunSpec:
             config[field.name] = getattr(self, field.name)
         config["recipe"] = self.recipe.to_dict()
         config["exclude"] = list(self.exclude)
+        config["layer_densities"] = dict(self.layer_densities)
         if self.parent is not None and directory is not None:
             config.update(_parent_config(self.parent, directory))
         return config
@@ -195,6 +208,7 @@ class RunSpec:
         names = {f.name for f in dataclasses.fields(cls)} - {"recipe", "parent"}
         fields = {k: config[k] for k in names if k in config}
         fields["exclude"] = tuple(config.get("exclude") or ())
+        fields["layer_densities"] = config.get("layer_densities") or ()
         return cls(recipe=recipe, parent=_stored_parent(config, directory),
                    **fields)
 
@@ -204,7 +218,7 @@ class IterateSpec:
     """What an `iterate` study is; its rounds are runs of their own.
 
     Attributes:
-        method: the method of every round (a derived one).
+        method: the method of every round (a derived one that prunes).
         parent: the base run's directory, absolute.
         iteration: k of every round (None for reinit).
         rate: the fraction of the remaining weights each round keeps.
@@ -216,9 +230,19 @@ class IterateSpec:
     iteration: int = None
     rate: float = 0.8
     seed: int = None
+    scope: str = "global"
+    exclude: tuple = ()
+    layer_rates: tuple = ()
 
     def __post_init__(self):
-        method = methods.get(self.method, derived=True)
+        if self.scope not in SCOPES:
+            _bad("scope", self.scope, f"expected one of {', '.join(SCOPES)}")
+        object.__setattr__(self, "exclude", tuple(self.exclude))
+        object.__setattr__(self, "layer_rates", _layer_densities(
+            self.layer_rates, self.scope))
+        if any(rate >= 1 for _, rate in self.layer_rates):
+            _bad("layer_rates", dict(self.layer_rates), "expected rates in (0, 1)")
+        method = methods.get(self.method, pruning=True)
         object.__setattr__(self, "method", method.name)
         rate = self.rate
         if (isinstance(rate, bool) or not isinstance(rate, numbers.Real)
@@ -238,16 +262,26 @@ class IterateSpec:
         """The absolute target density of round `index` (1, 2, ...)."""
         return float(f"{base_density * self.rate ** index:.12g}")
 
+    def layer_densities(self, base_densities, index):
+        """{layer: density} of round `index` for the layers with a rate of
+        their own, from their densities in the base run."""
+        return {name: float(f"{base_densities[name] * rate ** index:.12g}")
+                for name, rate in self.layer_rates}
+
     def to_config(self, directory):
         config = dataclasses.asdict(self)
         config.update(_parent_config(self.parent, directory))
+        config["exclude"] = list(self.exclude)
+        config["layer_rates"] = dict(self.layer_rates)
         return config
 
     @classmethod
     def from_config(cls, config, directory):
         names = {f.name for f in dataclasses.fields(cls)} - {"parent"}
-        return cls(parent=_stored_parent(config, directory),
-                   **{k: config[k] for k in names if k in config})
+        fields = {k: config[k] for k in names if k in config}
+        fields["exclude"] = tuple(fields.get("exclude") or ())
+        fields["layer_rates"] = fields.get("layer_rates") or ()
+        return cls(parent=_stored_parent(config, directory), **fields)
 
 
 def _parent_config(parent, directory):
@@ -277,6 +311,24 @@ def _stored_parent(config, directory):
     # Before schema 1, parents were stored as typed (relative to the
     # working folder the run was started from).
     return resolve_parent(hint or parent)
+
+
+def _layer_densities(value, scope):
+    """((layer, fraction), ...) sorted by layer, from pairs or a dict."""
+    pairs = value.items() if isinstance(value, dict) else value
+    try:
+        pairs = tuple(sorted((str(k), v) for k, v in pairs))
+    except (TypeError, ValueError):
+        _bad("layer_densities", value, "expected {layer: density}")
+    for name, density in pairs:
+        if (isinstance(density, bool) or not isinstance(density, numbers.Real)
+                or not 0 < density <= 1):
+            _bad("layer_densities", value, f"the density of {name} must be a "
+                 "fraction in (0, 1]")
+    if pairs and scope != "layerwise":
+        _bad("layer_densities", dict(pairs), "per-layer densities need the "
+             "layerwise scope")
+    return tuple((name, float(d)) for name, d in pairs)
 
 
 def _recipe_difference(mine, theirs):

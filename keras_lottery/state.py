@@ -11,6 +11,7 @@ import warnings
 import keras
 
 from keras_lottery import files
+from keras_lottery import pruning
 from keras_lottery.errors import LotteryError
 
 
@@ -27,25 +28,29 @@ def save_state(model, path):
         model.save_weights(tmp)
 
 
-def load_state(model, path, iteration=None):
+def load_state(model, path, iteration=None, *, keep_masks=False):
     """Loads a full state into a compiled model, or fails loudly.
 
     Keras restores the optimizer's momentum and iteration only if the
     optimizer is already built, and otherwise skips them with nothing but a
     warning; this builds it first and turns any skipped optimizer state into
-    an error. Masks are part of the state: to rewind with new masks, take
-    them with `get_masks` before and `set_masks` after.
+    an error. Masks are part of the state, so loading a checkpoint from
+    before pruning brings its masks back (all ones): to rewind with the
+    masks you have, pass `keep_masks=True` (`model.load_weights` would
+    silently reset them).
 
-    Example:
+    Example (rewinding by hand):
 
-    >>> masks = keras_lottery.get_masks(model)          # after pruning
-    >>> keras_lottery.load_state(model, "ckpt/checkpoint_iter_100.weights.h5", 100)
-    >>> keras_lottery.set_masks(model, masks)           # rewound, new masks
+    >>> keras_lottery.prune(model, 0.2)                 # the trained weights
+    >>> keras_lottery.load_state(model, "ckpt/checkpoint_iter_100.weights.h5",
+    ...                          100, keep_masks=True)  # weights from k, new masks
 
     Args:
         model: a compiled model of the same architecture.
         path: a `.weights.h5` state file.
         iteration: if given, the optimizer iteration the file must hold.
+        keep_masks: keep the model's masks (and zero the loaded kernels and
+            momentum where they prune) instead of loading the file's.
 
     Raises:
         LotteryError: the file is unreadable, from another architecture,
@@ -55,6 +60,7 @@ def load_state(model, path, iteration=None):
         raise LotteryError("compile the model before loading a training state")
     if not model.optimizer.built:
         model.optimizer.build(model.trainable_variables)
+    masks = pruning.get_masks(model) if keep_masks else None
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
@@ -76,4 +82,6 @@ def load_state(model, path, iteration=None):
         raise LotteryError(
             f"checkpoint {path} holds iteration {found}, expected {iteration}"
         )
+    if masks is not None:
+        pruning.set_masks(model, masks)
     return found

@@ -10,6 +10,7 @@ seed, checkpoint and evaluation points) comes in as a `Plan`.
 import dataclasses
 import math
 import shutil
+import sys
 import time
 
 import keras
@@ -18,6 +19,7 @@ import numpy as np
 from keras_lottery import data as data_lib
 from keras_lottery import evaluation
 from keras_lottery import pruning
+from keras_lottery import recipe as recipe_lib
 from keras_lottery import runs
 from keras_lottery import schedules
 from keras_lottery.callbacks import IterationCheckpoint
@@ -97,6 +99,8 @@ class Plan:
         eval_steps: iterations after which to evaluate.
         save_every: steps between resume states.
         val_split: test images held out for validation.
+        summary_every: steps between TensorBoard training summaries.
+        exclude: layers left out of the density.
     """
 
     start: int
@@ -107,6 +111,8 @@ class Plan:
     eval_steps: tuple
     save_every: int
     val_split: int = 0
+    summary_every: int = 100
+    exclude: tuple = ()
 
     def __post_init__(self):
         every = self.save_every
@@ -161,9 +167,12 @@ def plan_for(spec, run, save_every):
     iters = [i for i in recipe.checkpoint_iters if start < i <= end]
     if spec.method.derived or start in recipe.checkpoint_iters:
         iters = [start] + iters
+    # Training loss and LR every 100 steps at the paper's length, as the
+    # original's summaries; scaled like every step quantity.
+    every = max(1, round(100 * recipe.steps / recipe_lib.BASE_STEPS))
     return Plan(start, end, spec.seed, recipe.batch_size, tuple(iters),
-                         tuple(recipe.eval_steps(start, end)), save_every,
-                         spec.val_split)
+                tuple(recipe.eval_steps(start, end)), save_every, spec.val_split,
+                every, spec.exclude)
 
 
 def open_run(found, model, *, facts, model_json, verbose, bounds, prepare=None):
@@ -182,18 +191,23 @@ def open_run(found, model, *, facts, model_json, verbose, bounds, prepare=None):
         start, end = bounds
         run = runs.Run.create(
             found.path, found.spec, seed_drawn=found.seed_drawn, **facts,
-            density=pruning.density(model), start_step=start, end_step=end,
+            density=pruning.density(model, found.spec.exclude), start_step=start,
+            end_step=end,
             versions=runs.versions(),
         )
         if model_json is not None:
             run.write_model_config(model_json)
+        evaluation.write_hparams(run.path / runs.LOGS_DIR / "hparams", found.spec)
     return run, position
 
 
-def fit(run, model, data, plan, *, position=None, verbose=1):
+def fit(run, model, data, plan, *, position=None, verbose=1, callbacks=()):
     """Trains `model` from `position` (default: the plan's start) to the
     plan's end, writing the run's checkpoints, metrics and resume states;
     marks the run finished, or failed (keeping every file written so far).
+
+    `callbacks` (Keras callbacks of the user's) see one training: batches
+    numbered by global step, an "epoch" per evaluation with its metrics.
     """
     position = plan.start if position is None else position
     # Rows after the state we resume from are recomputed, identically.
@@ -204,9 +218,13 @@ def fit(run, model, data, plan, *, position=None, verbose=1):
     )
     checkpoint.set_model(model)  # a run resumed at its end fits nothing
     stops, saves = plan.stops(position), plan.saves(position)
-    log = _EvaluationLog(run, model, data, plan, verbose)
+    user = GlobalSteps(callbacks, position)
+    log = _EvaluationLog(run, model, data, plan, verbose, user)
     guard = _NanGuard(stops)
-    callbacks = [guard, checkpoint] + ([log.progress] if log.progress else [])
+    summaries = evaluation.TrainSummaries(run.path / runs.LOGS_DIR / "train",
+                                          plan.summary_every)
+    callbacks = [guard, checkpoint, summaries, user] + (
+        [log.progress] if log.progress else [])
     try:
         # A kill between writing a checkpoint and its evaluation row: redo
         # the evaluation (deterministic) instead of leaving a gap.
@@ -226,11 +244,16 @@ def fit(run, model, data, plan, *, position=None, verbose=1):
             if stop in plan.eval_steps:
                 log(stop)
             _keep_latest_state(run, model, stop, saves, plan.checkpoint_iters)
+            if model.stop_training:  # a user's callback (early stopping)
+                run.config.update(end_step=stop, stopped_early=True)
+                break
         checkpoint.save("final")
+        user.finish()
         shutil.rmtree(run.path / runs.RESUME_DIR, ignore_errors=True)
     except BaseException as e:
+        status = runs.INTERRUPTED if isinstance(e, KeyboardInterrupt) else runs.FAILED
         try:
-            run.set_status(runs.FAILED, error=f"{type(e).__name__}: {e}",
+            run.set_status(status, error=f"{type(e).__name__}: {e}",
                            failed_at_step=max(position, guard.step))
         except Exception:  # a full disk must not hide the first error
             pass
@@ -250,22 +273,28 @@ def _keep_latest_state(run, model, stop, saves, checkpoint_iters):
 
 
 class _EvaluationLog:
-    """Evaluates, appends the metrics row, writes its events, prints it."""
+    """Evaluates, appends the metrics row, writes its events, prints it,
+    and tells the user's callbacks."""
 
-    def __init__(self, run, model, data, plan, verbose):
-        self.run, self.model, self.verbose = run, model, verbose
+    def __init__(self, run, model, data, plan, verbose, user):
+        self.run, self.model, self.verbose, self.user = run, model, verbose, user
+        self.exclude = plan.exclude
         self.sets = evaluation.evaluation_sets(data, plan.val_split, plan.batch_size)
         self.summaries = evaluation.Summaries(run.path / runs.LOGS_DIR / "eval")
-        self.progress = _Progress(plan.start, plan.end) if verbose == 1 else None
+        # A progress bar in a terminal; in a log file, a line per evaluation.
+        bar = verbose == 1 and _interactive()
+        self.progress = _Progress(plan.start, plan.end) if bar else None
         self.began = time.time()
 
     def logged(self):
         return {m["step"] for m in self.run.metrics}
 
     def __call__(self, step):
-        row = evaluation.evaluate(self.model, self.sets, step, time.time() - self.began)
+        row = evaluation.evaluate(self.model, self.sets, step, time.time() - self.began,
+                                  exclude=self.exclude)
         self.run.append_metrics(row)
         self.summaries.write(row)
+        self.user.evaluated(row)
         if not self.verbose:
             return
         if self.progress:
@@ -276,6 +305,74 @@ class _EvaluationLog:
             f"{row['top5']:.4f}  loss {row['loss']:.4f}  "
             f"lr {row['lr']:g}  density {row['density']:.4f}"
         )
+
+
+def _interactive():
+    try:
+        return sys.stdout.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+class GlobalSteps(keras.callbacks.Callback):
+    """The user's callbacks, seeing a run as one training.
+
+    `fit` runs in segments; these callbacks see `on_train_begin` once and
+    `on_train_end` once (at the run's end), batch numbers counted from the
+    run's global step (`batch` is the optimizer iteration the update starts
+    from, as W&B- or MLflow-style loggers expect a step), and an "epoch" per
+    evaluation, whose logs are the evaluation's metrics (top1, top5, loss,
+    val_top1, lr, density): what `EarlyStopping(monitor="val_top1")` reads.
+    Setting `model.stop_training` ends the run after the current segment.
+
+    Args:
+        callbacks: Keras callbacks.
+        position: the global step the run continues from.
+    """
+
+    def __init__(self, callbacks, position):
+        super().__init__()
+        self.callbacks = list(callbacks or ())
+        self.offset = position
+        self.started = False
+        self.evaluations = 0
+
+    def set_model(self, model):
+        super().set_model(model)
+        for callback in self.callbacks:
+            callback.set_model(model)
+
+    def set_params(self, params):
+        super().set_params(params)
+        for callback in self.callbacks:
+            callback.set_params(params)
+
+    def on_train_begin(self, logs=None):
+        self.offset = int(keras.ops.convert_to_numpy(self.model.optimizer.iterations))
+        if not self.started:
+            self.started = True
+            for callback in self.callbacks:
+                callback.on_train_begin(logs)
+
+    def on_train_batch_begin(self, batch, logs=None):
+        for callback in self.callbacks:
+            callback.on_train_batch_begin(self.offset + batch, logs)
+
+    def on_train_batch_end(self, batch, logs=None):
+        for callback in self.callbacks:
+            callback.on_train_batch_end(self.offset + batch, logs)
+
+    def evaluated(self, row):
+        logs = {k: v for k, v in row.items() if v is not None and k != "elapsed"}
+        for callback in self.callbacks:
+            callback.on_epoch_begin(self.evaluations)
+            callback.on_epoch_end(self.evaluations, logs)
+        self.evaluations += 1
+
+    def finish(self):
+        if self.started:
+            for callback in self.callbacks:
+                callback.on_train_end()
 
 
 class _NanGuard(StepCounter):

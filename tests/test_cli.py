@@ -124,7 +124,7 @@ BAD_INPUT = [
     ("density above 100", ["rewind", "--from", "runs/parent", "--iter", "4", "--density", "101"],
      2, "is not a percent in (0, 100]"),
     ("density not a number", ["rewind", "--from", "runs/parent", "--iter", "4", "--density", "lots"],
-     2, "'lots' is not a valid float"),
+     2, "'lots' is not a number; give the percent of weights to keep"),
     ("--iter not saved", ["rewind", "--from", "runs/parent", "--iter", "3", "--density", "80"],
      1, "--iter 3: is not a checkpoint of runs/parent; saved iterations: 0, 1, 2, 4, 6, 7"),
     ("--iter beyond the steps", ["rewind", "--from", "runs/parent", "--iter", "20", "--density", "80"],

@@ -332,4 +332,5 @@ def test_keras_download_failure(monkeypatch):
     with pytest.raises(LotteryError) as error:
         data.load("cifar10")
     message = single_line(error)
-    assert "URL fetch failure" in message and "--data-dir" in message
+    assert "URL fetch failure" in message
+    assert message.startswith("data_dir=None: ") and "pass its folder" in message

@@ -47,11 +47,14 @@ def test_settings_are_validated_and_mapped():
     assert Execution("on", steps_per_execution=8).compile_kwargs() == {
         "jit_compile": True, "steps_per_execution": 8}
     assert Execution("off").compile_kwargs()["jit_compile"] is False
-    for bad in [dict(jit_compile="yes"), dict(precision="fp8"),
-                dict(steps_per_execution=0), dict(strategy="tpu")]:
-        with pytest.raises(LotteryError):
+    for bad, param in [(dict(jit_compile="yes"), "jit_compile"),
+                       (dict(precision="fp8"), "mixed_precision"),
+                       (dict(steps_per_execution=0), "steps_per_execution"),
+                       (dict(strategy="tpu"), "strategy")]:
+        with pytest.raises(LotteryError) as error:
             Execution(**bad)
-    with pytest.raises(LotteryError, match="fp16 needs a GPU"):
+        assert error.value.param == param
+    with pytest.raises(LotteryError, match="mixed_precision='fp16': needs a GPU"):
         Execution(precision="fp16")  # this machine has none
 
 

@@ -122,7 +122,7 @@ def test_unsupported_arguments_are_refused():
 def test_kernel_is_raw_kernel_times_mask_and_raw_kernel_the_variable(layer, shape):
     layer = layer()
     with pytest.raises(AttributeError, match="build the layer"):
-        layer.kernel
+        layer.kernel  # noqa: B018  (reading it is what raises)
     layer(np.ones(shape, "float32"))
     assert isinstance(layer.raw_kernel, keras.Variable)
     assert layer.raw_kernel.trainable and not layer.mask.trainable
@@ -284,7 +284,7 @@ def test_fused_batch_norm_matches_keras_batch_norm():
     fused.build(x.shape)
     ref.gamma.assign(rng.normal(1, 0.1, 5).astype("float32"))
     fused.set_weights(ref.get_weights())
-    assert fused._fusable(x, None)
+    assert fused.fusable(x, None)
     w = tf.constant(rng.normal(size=x.shape).astype("float32"))
     for training in (True, True, False):
         outs, grads = [], []
@@ -302,8 +302,8 @@ def test_fused_batch_norm_matches_keras_batch_norm():
     for a, b in zip(ref.weights, fused.weights):  # moving mean and variance too
         np.testing.assert_allclose(b.numpy(), a.numpy(), rtol=1e-6, atol=1e-6)
     # Where the fused kernel does not apply, Keras's own code runs.
-    assert not fused._fusable(x[:, 0, 0, :], None)
-    assert not fused._fusable(x, mask=np.ones(x.shape[:3], bool))
+    assert not fused.fusable(x[:, 0, 0, :], None)
+    assert not fused.fusable(x, mask=np.ones(x.shape[:3], bool))
 
 
 def test_models_use_fused_batch_norm_and_strip_returns_plain_keras(tmp_path):

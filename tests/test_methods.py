@@ -6,8 +6,10 @@ from keras_lottery.errors import LotteryError
 
 def test_registry_names_commands_and_derived():
     assert list(methods.METHODS) == ["train", "rewind", "rewind_lr", "finetune",
-                                     "lowlr_rewind", "random", "reinit"]
+                                     "lowlr_rewind", "random", "reinit", "branch"]
     assert methods.DERIVED == tuple(list(methods.METHODS)[1:])
+    assert methods.PRUNING == tuple(list(methods.METHODS)[1:-1])  # not branch
+    assert not methods.BRANCH.prunes and methods.REWIND.prunes
     assert methods.REWIND_LR.command == "rewind-lr"
     assert not methods.TRAIN.derived and methods.REINIT.derived
 
@@ -34,6 +36,13 @@ def test_get_suggests_the_closest_and_names_the_argument():
     (methods.LOWLR_REWIND, 30, 100, (30, 100)),
     (methods.RANDOM, 0, 100, (0, 100)),
     (methods.REINIT, None, 100, (0, 100)),
+    (methods.BRANCH, 30, 100, (30, 100)),
 ])
 def test_bounds_follow_the_table(method, iteration, parent_end, want):
     assert method.bounds(steps=100, iteration=iteration, parent_end=parent_end) == want
+
+
+def test_iterate_takes_only_methods_that_prune():
+    with pytest.raises(LotteryError, match="choose one of: rewind, .*reinit$"):
+        methods.get("branch", pruning=True)
+    assert methods.get("branch", derived=True) is methods.BRANCH

@@ -44,10 +44,10 @@ def _np(x):
     return keras.ops.convert_to_numpy(x)
 
 
-def _parents(layer):
-    """Layers whose outputs feed `layer` (first call node), in input order."""
+def _parents(layer, model):
+    """Layers of `model` whose outputs feed `layer`, in input order."""
     inputs = layer.input if isinstance(layer.input, (list, tuple)) else [layer.input]
-    return [t._keras_history.operation for t in inputs]
+    return [next(p for p in model.layers if p.output is t) for t in inputs]
 
 
 def _consumers(model):
@@ -55,7 +55,7 @@ def _consumers(model):
     for layer in model.layers:
         if isinstance(layer, keras.layers.InputLayer):
             continue
-        for parent in _parents(layer):
+        for parent in _parents(layer, model):
             consumers[parent.name].append(layer)
     return consumers
 
@@ -245,7 +245,7 @@ def test_projection_in_first_block_of_every_stage_only():
         (add,) = consumers[bn.name]
         assert isinstance(add, keras.layers.Add)
         # Both branches start from the same tensor (the previous output).
-        (source,) = _parents(proj)
+        (source,) = _parents(proj, model)
         main_branch = [
             c for c in consumers[source.name]
             if c is not proj and not isinstance(c, keras.layers.Add)
@@ -263,7 +263,7 @@ def test_projection_in_first_block_of_every_stage_only():
     projection_bns = {consumers[p.name][0].name for p in projections}
     kinds = []
     for add in adds:
-        parents = _parents(add)
+        parents = _parents(add, model)
         assert len(parents) == 2
         if any(p.name in projection_bns for p in parents):
             kinds.append("projection")
@@ -279,7 +279,7 @@ def test_stride_two_convs_pad_symmetrically_then_valid():
     model = _shared("resnet20")
     stride2 = []
     for conv in _masked_convs(model):
-        (parent,) = _parents(conv)
+        (parent,) = _parents(conv, model)
         if conv.strides == (1, 1):
             assert conv.padding == "same", conv.name
             assert not isinstance(parent, keras.layers.ZeroPadding2D), conv.name

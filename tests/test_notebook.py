@@ -129,7 +129,7 @@ def test_quickstart_runs_top_to_bottom(tmp_path, monkeypatch):
     assert "checkpoint_iter_final.weights.h5" in text
     text, _ = _outputs(_cell(nb, "kl.prune(model, 0.2)"))
     assert "total" in text and "0.2000" in text
-    text, _ = _outputs(_cell(nb, "masks = kl.get_masks(model)"))
+    text, _ = _outputs(_cell(nb, "rewound = kl.masked(plain)"))
     assert "rewound: iteration 23" in text and "retrained: iteration 230" in text
     text, _ = _outputs(_cell(nb, 'print(f"dense'))
     for label in ("dense", "not retrained", "rewound to k=23"):
@@ -143,13 +143,24 @@ def test_quickstart_runs_top_to_bottom(tmp_path, monkeypatch):
     for name in ("train-s0", "rewind-k20-d20-s0", "rewind-lr-k20-d5-s0",
                  "finetune-k20-d5-s0"):
         assert name in text
-    text, _ = _outputs(_cell(nb, "print(report.render(report.group"))
+    text, _ = _outputs(_cell(nb, "columns = ("))
     assert "top1_median" in text
     for method in ("train", "rewind", "rewind_lr", "finetune"):
         assert f" {method} " in text
-    for start in ("plot.accuracy_vs_density", "plot.accuracy_vs_step"):
+    for start in ("plot.accuracy_vs_density(runs", "plot.accuracy_vs_step",
+                  "plot.accuracy_vs_density([own"):
         _, mimes = _outputs(_cell(nb, start))
         assert "image/png" in mimes, f"{start}: no figure displayed"
+
+    # Part C: own data, recipe and network through train and iterate.
+    text, _ = _outputs(_cell(nb, "rng = np.random.default_rng(0)"))
+    assert "(2,) 2" in text and "adam 0.0012 60" in text
+    text, _ = _outputs(_cell(nb, "own = kl.train(network"))
+    assert "\nmlp-" in "\n" + text  # filed under its architecture's name
+    for line in ("round 1: density 0.800", "round 3: density 0.512"):
+        assert line in text
+    excluded = [row for row in text.splitlines() if row.endswith("1.0000")]
+    assert len(excluded) == 1  # the output layer, unpruned
 
 
 def test_a_failing_cell_fails(tmp_path, monkeypatch):

@@ -98,3 +98,18 @@ def test_iterate_spec_validates_and_gives_round_densities():
         with pytest.raises(LotteryError) as info:
             spec.replace(**bad)
         assert str(info.value).startswith(message)
+
+
+def test_branch_prunes_nothing_so_it_takes_no_density():
+    spec = _spec("branch", target_density=None)
+    assert spec.target_density is None and spec.iteration == 4
+    with pytest.raises(LotteryError, match=r"^density=0.8: branch keeps the "
+                       "parent's masks, so it takes no density"):
+        _spec("branch")
+    with pytest.raises(LotteryError, match="iteration=None: expected an integer"):
+        _spec("branch", target_density=None, iteration=None)
+    # every other derived method still needs one
+    with pytest.raises(LotteryError, match="density=None: expected a fraction"):
+        _spec("rewind", target_density=None)
+    with pytest.raises(LotteryError, match="method='branch': unknown method"):
+        IterateSpec("branch", "/runs/base", 4)

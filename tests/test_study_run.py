@@ -77,6 +77,19 @@ def _in_process(folder, monkeypatch, *args):
     return CliRunner().invoke(main, ["study", *args])
 
 
+def _wait_until_gone(group, timeout=60):
+    """Until every process of the killed group is reaped: a killed run's
+    lock names a pid that counts as alive while it is a zombie."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            os.killpg(group, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"processes of group {group} still exist")
+
+
 def _finished_lines(output):
     return re.findall(r"^\[\d+/\d+\] finished (\S+) in", output, flags=re.M)
 
@@ -154,6 +167,7 @@ def test_kill_9_of_the_driver_and_its_children_then_the_same_command(
         time.sleep(0.02)
     os.killpg(driver.pid, signal.SIGKILL)
     assert driver.wait() == -signal.SIGKILL  # it was still running
+    _wait_until_gone(driver.pid)
     finished = {p: snapshot(p) for p in runs.find_runs(root)
                 if kl.Run.open(p).status == runs.FINISHED}
     assert 1 <= len(finished) < 5

@@ -8,8 +8,9 @@ from keras_lottery.commands import options
 @click.command()
 @click.option("--quick", is_flag=True, help="The CI-sized version (about a "
               "minute on 2 CPU cores): fewer steps, densities and seeds.")
-@click.option("--out", type=options.PATH, default="runs/demo", show_default=True,
-              help="Where the demo's runs, table and plot go.")
+@click.option("--out", type=options.PATH, default="lottery-demo", show_default=True,
+              help="Where the demo's runs, table and plot go (a folder of its "
+              "own, apart from ./runs).")
 @click.option("-v", "--verbose", is_flag=True, help="Also one line per "
               "evaluation.")
 @options.friendly_errors

@@ -29,7 +29,9 @@ def open_runs(run_dirs):
                 opened += open_runs(found)
                 continue
         try:
-            opened.append(runs.Run.open(path).check())
+            run = runs.Run.open(path).check()
+            run.metrics  # noqa: B018  (a damaged metrics.csv is found here)
+            opened.append(run)
         except LotteryError as e:
             if len(run_dirs) == 1:
                 raise
@@ -63,6 +65,11 @@ def results(run_dirs, group, select, curve, fmt):
     elif group:
         rows = report.group(opened, select=select)
         click.echo(report.render(rows, report.GROUP_COLUMNS, fmt))
+        for row in rows:
+            for note in row["notes"]:
+                click.echo(f"Warning: the group {row['arch']} {row['method']} "
+                           f"k={row['k']} density {row['density']:g} mixes runs: "
+                           f"{note}", err=True)
     else:
         rows = [report.summary(run) for run in opened]
         click.echo(report.render(rows, report.SUMMARY_COLUMNS, fmt))
@@ -71,18 +78,30 @@ def results(run_dirs, group, select, curve, fmt):
 @click.command()
 @click.argument("run_dirs", nargs=-1, type=options.PATH)
 @click.option("-o", "--output", type=options.PATH,
-              default="accuracy.png", show_default=True,
-              help="Image file; the extension picks the format (png, pdf, svg).")
+              help="Image file; the extension picks the format (png, pdf, "
+              "svg) [default: accuracy.png; layers.png with --layers].")
 @click.option("--curves", is_flag=True, help="Top-1 against step, one line "
               "per run, instead of accuracy against density.")
+@click.option("--layers", is_flag=True, help="Density per layer as bars "
+              "(a group per layer, a bar per run; runs of one architecture), "
+              "instead of accuracy against density.")
 @click.option("--select", type=click.Choice(["final", "best_val"]),
               default="final", show_default=True)
 @options.friendly_errors
-def plot(run_dirs, output, curves, select):
+def plot(run_dirs, output, curves, layers, select):
     """Plot accuracy against density (log scale, one series per method, as
     the paper's figures) for RUN_DIRS or every run under ./runs."""
     from keras_lottery import plot as plot_lib
 
+    if layers:
+        from keras_lottery.analysis import figures
+
+        output = output or "layers.png"
+        figures.check_path(output)
+        figures.layer_densities(list(run_dirs) or open_runs(run_dirs), path=output)
+        click.echo(f"wrote {output}")
+        return
+    output = output or "accuracy.png"
     opened = open_runs(run_dirs)
     if curves:
         plot_lib.accuracy_vs_step(opened, path=output)

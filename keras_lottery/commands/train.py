@@ -24,6 +24,11 @@ HELP = {
     "reinit": """Control: random reinitialization. The parent's magnitude
     mask with freshly initialized weights, trained the full T steps from
     step 0 (no --iter).""",
+    "branch": """Branching: continue a copy of the parent from iteration k.
+    Its whole state there (masks, weights, BN statistics, momentum,
+    iteration) is trained on, pruning nothing, for T - k steps with this
+    run's --seed for the data order. Branches with different seeds are the
+    copies that lottery stability compares.""",
 }
 LR_OPTION = click.option(
     "--lr", type=float, help="The constant learning rate [default: the "
@@ -38,12 +43,15 @@ def _execution(kwargs):
 
 @click.command()
 @click.option("--arch", default="resnet20", show_default=True,
-              help="Architecture: resnet20, resnet56, resnet110, vgg16, "
-              "vgg16_nofc, the tiny resnet8, or lenet300 (for digits).")
-@click.option("--val-split", type=int, default=0, show_default=True,
-              help="Hold out this many test images as a validation set "
-              "(val_top1) and report test metrics on the rest; the paper "
-              "used 2000. Derived runs inherit it.")
+              help="Architecture: resnet20, resnet56, resnet110, vgg16_nofc "
+              "(the paper's), vgg16, lenet300, conv2, conv4, conv6 (the "
+              "lottery-ticket paper's), the tiny resnet8; or your own: a "
+              "saved FILE.keras, or package.module:function returning a "
+              "Keras model.")
+@click.option("--val-split", type=int, help="Hold out this many test images "
+              "as a validation set (val_top1) and report test metrics on the "
+              "rest [default: the paper's 2000 on CIFAR, else 0; 0 turns it "
+              "off]. Derived runs inherit it.")
 @click.option("--recipe", help="A preset (renda2020 [default], "
               "frankle2019-lenet, frankle2019-conv2|conv4|conv6, openlth-lenet) "
               "or a .toml file of recipe fields; the flags below override it.")
@@ -69,33 +77,37 @@ def train(arch, val_split, recipe, dataset, data_dir, steps, epochs, batch_size,
 def derived_command(method):
     """The command of a derived method of the registry."""
 
-    def command(parent, iteration, density, quiet, **rest):
+    def command(parent, iteration, quiet, **rest):
         from keras_lottery import procedures
 
         if iteration is None and method.iteration is not None:
             raise click.UsageError("Missing option '--iter' (k, e.g. --iter 4701).")
         run = procedures.PROCEDURES[method.name](
-            parent, iteration=iteration, density=density,
-            verbose=options.verbosity(quiet), **rest,
+            parent, iteration=iteration, verbose=options.verbosity(quiet), **rest,
         )
         click.echo(f"finished: {run.path}")
 
     command.__doc__ = HELP[method.name]
     command = options.friendly_errors(command)
     command = options.execution_options(options.recipe_options(command))
-    command = options.apply(command, [
+    iter_help = ("k: the rewind iteration (a checkpoint the parent saved); "
+                 "for finetune, sets the length T - k. Required, except by "
+                 "reinit." if method.prunes else "k: the iteration to branch "
+                 "from (a checkpoint the parent saved). Required.")
+    own = [
         click.option("--from", "parent", type=options.PATH,
                      help="Parent run directory [default: the single finished "
                      "train run under ./runs]."),
-        click.option("--iter", "iteration", type=int,
-                     help="k: the rewind iteration (a checkpoint the parent "
-                     "saved); for finetune, sets the length T - k. "
-                     "Required, except by reinit."),
-        click.option("--density", type=float, required=True,
-                     callback=options.density,
-                     help="Percent of all prunable weights to keep, absolute "
-                     "(80 keeps 80 %)."),
-    ])
+        click.option("--iter", "iteration", type=int, help=iter_help),
+    ]
+    if method.prunes:
+        own.append(click.option(
+            "--density", required=True, callback=options.density,
+            help="Percent of all prunable weights to keep, absolute (80 keeps "
+            "80 %; write 0.5% for half a percent)."))
+    command = options.apply(command, own)
+    if method.prunes:
+        command = options.pruning_options(command)
     if method.constant_lr:
         command = LR_OPTION(command)
     return click.command(method.command)(command)
@@ -109,8 +121,9 @@ DERIVED = [derived_command(methods.METHODS[name]) for name in methods.DERIVED]
               help="Base run [default: the single finished train run under "
               "./runs].")
 @click.option("--method", default="rewind", show_default=True,
-              type=click.Choice([methods.METHODS[m].command for m in methods.DERIVED]),
-              help="What each round does.")
+              callback=lambda ctx, param, value: options.method(value),
+              help="What each round does: "
+              f"{', '.join(methods.METHODS[m].command for m in methods.PRUNING)}.")
 @click.option("--iter", "iteration", type=int, help="k of every round "
               "(not for reinit).")
 @click.option("--rounds", type=click.IntRange(min=1), required=True,
@@ -118,6 +131,11 @@ DERIVED = [derived_command(methods.METHODS[name]) for name in methods.DERIVED]
 @click.option("--rate", type=float, default=0.8, show_default=True,
               help="Fraction of the remaining weights each round keeps; "
               "round i has density rate^i (0.8, 0.64, 0.512, ...).")
+@click.option("--layer-rate", "layer_rates", multiple=True,
+              callback=options.layer_rates, help="With --scope layerwise: "
+              "LAYER=RATE, a rate of its own for a layer (repeatable), e.g. "
+              "fc_3=0.9 prunes LeNet's output layer at half the rate.")
+@options.pruning_options
 @LR_OPTION
 @click.option("--data-dir", type=options.PATH,
               help="Where the parent's dataset files are now.")
@@ -131,8 +149,8 @@ DERIVED = [derived_command(methods.METHODS[name]) for name in methods.DERIVED]
 @click.option("-q", "--quiet", is_flag=True, help="One line per evaluation.")
 @options.execution_options
 @options.friendly_errors
-def iterate(parent, method, iteration, rounds, rate, lr, data_dir, seed, out,
-            save_every, quiet, **execution):
+def iterate(parent, method, iteration, rounds, rate, layer_rates, scope, exclude,
+            lr, data_dir, seed, out, save_every, quiet, **execution):
     """Iterative pruning: R rounds, each pruning the previous round's final
     weights to rate x its density and retraining with --method.
 
@@ -141,14 +159,15 @@ def iterate(parent, method, iteration, rounds, rate, lr, data_dir, seed, out,
     """
     from keras_lottery import procedures
 
-    method = methods.get(method, derived=True)
+    method = methods.get(method, pruning=True)
     if iteration is None and method.iteration is not None:
         raise click.UsageError("Missing option '--iter' (k, e.g. --iter 4701).")
     if lr is not None and not method.constant_lr:
         raise click.UsageError("--lr applies to finetune and lowlr-rewind only.")
     done = procedures.iterate(
         parent, method=method.name, iteration=iteration, rounds=rounds,
-        rate=rate, lr=lr, out=out, seed=seed, data_dir=data_dir,
+        rate=rate, scope=scope, exclude=exclude, layer_rates=layer_rates, lr=lr,
+        out=out, seed=seed, data_dir=data_dir,
         save_every=save_every, verbose=options.verbosity(quiet),
         **_execution(execution),
     )

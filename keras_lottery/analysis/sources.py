@@ -1,0 +1,107 @@
+"""What the analysis tools take: runs, folders of runs and study files.
+
+An item is a `Run`, a run directory, a folder of runs (a study's root: every
+run directory under it, `runs.find_runs`), or a study file (`*.toml`) whose
+`[study] root = "..."` names that folder (relative to the file's own
+folder). Expanding a folder leaves out the copies that stability analyses
+keep inside it (the run directories of a folder holding a
+`stability.json`): they are results of an analysis, not runs of the study;
+name them directly to include them.
+
+Imports no TensorFlow, so the command line can expand its arguments first.
+"""
+
+import os
+import pathlib
+
+from keras_lottery import runs as runs_lib
+from keras_lottery.errors import LotteryError
+
+# The file of a stability analysis's folder (`keras_lottery.analysis.instability`).
+STABILITY_JSON = "stability.json"
+STUDY_SUFFIX = ".toml"
+
+
+def is_study(item):
+    """Whether `item` names several runs (a folder of runs or a study
+    file) rather than one run."""
+    if isinstance(item, runs_lib.Run):
+        return False
+    path = pathlib.Path(item)
+    if path.suffix == STUDY_SUFFIX and path.is_file():
+        return True
+    return path.is_dir() and not (path / runs_lib.RUN_JSON).exists()
+
+
+def expand(items, *, param="runs"):
+    """The `Run`s that `items` name, in order, each checked (`Run.check`).
+
+    Args:
+        items: one item or a list of them: `Run`s, run directories, folders
+            of runs, study files.
+        param: the argument to name in errors.
+
+    Raises:
+        LotteryError: an item is missing, not a run, or a folder or study
+            holding no runs.
+    """
+    if isinstance(items, (str, os.PathLike, runs_lib.Run)):
+        items = [items]
+    found = []
+    for item in items:
+        if isinstance(item, runs_lib.Run):
+            found.append(item.check())
+        elif is_study(item):
+            found += _open_all(_folder_of(pathlib.Path(item), param), item, param)
+        else:
+            found.append(runs_lib.Run.open(item).check())
+    return found
+
+
+def study_root(path, param="runs"):
+    """The root folder a study file names in `[study] root = "..."`."""
+    try:
+        import tomllib
+    except ImportError:  # Python 3.10
+        import tomli as tomllib
+    path = pathlib.Path(path)
+    try:
+        with open(path, "rb") as f:
+            config = tomllib.load(f)
+    except (OSError, ValueError) as e:
+        raise LotteryError(
+            f"cannot be read as a study file ({str(e).splitlines()[0]}); fix "
+            "the file or name the study's root folder instead",
+            param=param, value=str(path),
+        ) from None
+    root = (config.get("study") or {}).get("root")
+    if not isinstance(root, str) or not root:
+        raise LotteryError(
+            'names no root folder; a study file holds [study] root = "FOLDER"',
+            param=param, value=str(path),
+        )
+    return path.parent / root
+
+
+def _folder_of(path, param):
+    if path.is_file():
+        folder = study_root(path, param)
+        if not folder.is_dir():
+            raise LotteryError(
+                f"names the root {folder}, which does not exist yet; run the "
+                "study first", param=param, value=str(path),
+            )
+        return folder
+    return path
+
+
+def _open_all(folder, named, param):
+    paths = [p for p in runs_lib.find_runs(folder)
+             if not (p.parent / STABILITY_JSON).exists()]
+    if not paths:
+        raise LotteryError(
+            "holds no run directories (none with a run.json under it); name "
+            "run directories or a study that has run", param=param,
+            value=str(named),
+        )
+    return [runs_lib.Run.open(p).check() for p in paths]
