@@ -511,3 +511,13 @@ def test_paths_in_a_study_file_are_relative_to_the_file_not_the_working_folder(
         "--recipe", str(tmp_path / "project" / "short.toml"))
     default = _write(tmp_path / "project", "[base]\nseeds = [0]\narch = 'lenet300'\n", "b.toml")
     assert studyfile.load(default).root == tmp_path / "project" / "runs" / "b"
+
+
+def test_the_default_validation_split_is_lottery_trains(tmp_path):
+    from keras_lottery import procedures
+
+    assert studyfile.PAPER_VAL_SPLIT == procedures.PAPER_VAL_SPLIT
+    assert studyfile.PAPER_DATASETS == procedures.PAPER_DATASETS
+    cifar = _write(tmp_path, "[base]\nseeds = [1]\narch = 'resnet20'\n", "c.toml")
+    digits = _write(tmp_path, "[base]\nseeds = [1]\narch = 'lenet300'\ndataset = 'digits'\n")
+    assert (studyfile.load(cifar).val_split, studyfile.load(digits).val_split) == (2000, 0)

@@ -7,7 +7,7 @@
     dataset = "cifar10"         # data_dir = "..." optional
     recipe = "renda2020"        # a preset or a .toml file; recipe fields
     seeds = [1, 2, 3]           #   (steps = 600, ...) may also be given here
-    val_split = 2000
+    val_split = 2000            # the default on CIFAR, else 0
     [oneshot]
     methods = ["rewind", "rewind-lr", "finetune"]
     iters = "checkpoints"       # or a list of steps
@@ -62,6 +62,11 @@ FUTURE_SECTIONS = ("slurm", "ray")
 SWEEP_METHODS = tuple(m.command for m in methods.METHODS.values()
                       if m.derived and m.iteration is not None)
 CHECKPOINTS = "checkpoints"
+# `lottery train`'s default validation split (procedures.PAPER_VAL_SPLIT on
+# procedures.PAPER_DATASETS; a test keeps them equal): the paper's 2000 on
+# CIFAR, none elsewhere.
+PAPER_VAL_SPLIT = 2000
+PAPER_DATASETS = ("cifar10", "cifar100")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -105,7 +110,8 @@ class StudyFile:
         train_images: the training set's size.
         seeds: one base run per seed and arch; derived runs take their
             base's seed.
-        val_split: held-out test images (the paper used 2000).
+        val_split: held-out test images (default: the paper's 2000 on
+            CIFAR, as `lottery train`, else 0).
         sweeps: the `Sweep`s.
         devices: "auto", "cpu" or a tuple of GPU indices.
         runs_per_device: runs sharing one device.
@@ -188,6 +194,8 @@ class _Reader:
             sweeps.append(self.sweep("iterative", self.table(config, "iterative"), recipe))
         sweeps += self.controls(self.table(config, "controls"), recipe)
         root = study.get("root", f"runs/{path.stem}")
+        default_split = (PAPER_VAL_SPLIT if base.get("dataset", "cifar10") in PAPER_DATASETS
+                         else 0)
         self.check_text("[study] root", root)
         data_dir = base.get("data_dir")
         if data_dir is not None:
@@ -203,7 +211,7 @@ class _Reader:
             recipe_source=source, recipe_preset=preset, recipe_fields=fields,
             recipe=recipe,
             train_images=images, seeds=self.seeds(base),
-            val_split=self.count("[base] val_split", base.get("val_split", 0), 0),
+            val_split=self.count("[base] val_split", base.get("val_split", default_split), 0),
             sweeps=tuple(sweeps), devices=self.devices(resources.get("devices", "auto")),
             runs_per_device=self.count("[resources] runs_per_device",
                                        resources.get("runs_per_device", 1), 1),
