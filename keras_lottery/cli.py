@@ -12,6 +12,7 @@ from keras_lottery.commands import analysis
 from keras_lottery.commands import data
 from keras_lottery.commands import demo
 from keras_lottery.commands import results
+from keras_lottery.commands import study
 from keras_lottery.commands import train
 from keras_lottery.version import __version__
 
@@ -33,6 +34,7 @@ def main():
       lottery results --group
       lottery plot -o accuracy.png
       lottery stability --from runs/resnet20/train-s1 --iter 4701 --density 80
+      lottery study run examples/renda2020-resnet20.toml
 
     Try it offline in a few minutes first: lottery demo
     """
@@ -40,7 +42,7 @@ def main():
 
 for command in (train.train, *train.DERIVED, train.iterate, results.results,
                 results.plot, analysis.stability, analysis.masks, demo.demo,
-                data.data):
+                data.data, study.study):
     main.add_command(command)
 
 

@@ -41,6 +41,7 @@ FLAGS = {
     "arch": ("--arch", None),
     "batch_size": ("--batch-size", None),
     "checkpoint_iters": ("--checkpoint-iters", _comma_list),
+    "counts": ("--runs", _comma_list),
     "copies": ("--copies", None),
     "data_dir": ("--data-dir", None),
     "dataset": ("--dataset", None),
@@ -48,6 +49,7 @@ FLAGS = {
     "epochs": ("--epochs", None),
     "eval_every": ("--eval-every", None),
     "exclude": ("--exclude", _comma_list),
+    "images_per_second": ("--images-per-second", None),
     "iteration": ("--iter", None),
     "jit_compile": ("--jit-compile", None),
     "layer_densities": ("--layer-rate", None),
@@ -72,6 +74,7 @@ FLAGS = {
     "steps_per_execution": ("--steps-per-execution", None),
     "strategy": ("--strategy", None),
     "val_split": ("--val-split", None),
+    "workers": ("--workers", None),
 }
 
 

@@ -1,0 +1,260 @@
+"""`lottery study`: a paper figure's whole grid of runs from one file."""
+
+import signal
+import sys
+
+import click
+
+from keras_lottery.commands import options
+
+FILE = click.argument("file", type=click.Path(dir_okay=False, path_type=str))
+IPS_OPTION = click.option(
+    "--images-per-second", type=float, help="Training throughput of one run, "
+    "for the device-hours [default: an estimate per architecture, measured on "
+    "2 CPU cores; see lottery study calibrate].")
+ESTIMATE_HINT = ("measure yours with `lottery study calibrate FILE` and pass "
+                 "--images-per-second")
+
+
+@click.group()
+def study():
+    """Plan, run and summarize a whole study from one TOML file: base
+    networks, one-shot and iterative pruning, controls (see
+    examples/renda2020-resnet20.toml and examples/demo-digits.toml).
+
+    \b
+      lottery study plan FILE      what it would run (writes nothing)
+      lottery study run FILE       run it; re-run to resume
+      lottery study status FILE    finished / running / ... / pending
+      lottery study results FILE   the paper's selection of k, and study.csv
+      lottery study calibrate      runs per device worth packing
+    """
+
+
+def _plan(file):
+    from keras_lottery.study import planner
+    from keras_lottery.study import studyfile
+
+    return planner.expand(studyfile.load(file))
+
+
+def _hours_line(plan, steps_by_node, ips, what):
+    from keras_lottery.study import estimates
+
+    if steps_by_node == {}:
+        return f"{what}: 0 (nothing left to train)"
+    hours, used = estimates.device_hours(plan, steps_by_node, ips)
+    sources = "; ".join(f"{arch} {rate:g} images/s per run ({source})"
+                        for arch, (rate, source) in sorted(used.items()))
+    hint = "" if ips is not None else f"; {ESTIMATE_HINT}"
+    shown = f"{hours:,.1f}" if hours >= 1 else f"{hours:.3f}"
+    return f"{what}: {shown} at one run per device, training only: {sources}{hint}"
+
+
+@study.command()
+@FILE
+@IPS_OPTION
+@options.friendly_errors
+def plan(file, images_per_second):
+    """Show what FILE's study would run: runs by kind, training steps and
+    device-hours. Writes nothing."""
+    from keras_lottery.study import state
+
+    found = _plan(file)
+    state.check_disk(found)
+    counts = found.counts()
+    rounds = {n.round for n in found.nodes if n.round}
+    click.echo(f"study {file}: root {found.study.root}")
+    click.echo(f"  base runs        {counts['base']:>8,}")
+    click.echo(f"  one-shot runs    {counts['oneshot']:>8,}")
+    chains = f"  ({counts['chains']:,} chains of up to {max(rounds)} rounds)" if rounds else ""
+    click.echo(f"  iterative rounds {counts['iterative']:>8,}{chains}")
+    click.echo(f"  controls         {counts['control']:>8,}")
+    click.echo(f"  in all           {len(found.nodes):>8,}")
+    batch = found.study.recipe.batch_size
+    click.echo(f"training steps: {found.total_steps:,} ({found.images():,} images at "
+               f"batch {batch})")
+    click.echo(_hours_line(found, None, images_per_second, "device-hours"))
+    _echo_disk(found)
+
+
+def _echo_disk(found):
+    from keras_lottery.study import state
+
+    statuses = state.statuses(found)
+    started = [s for s in statuses.values() if s != state.PENDING]
+    if started:
+        click.echo("on disk: " + _counts_text(statuses))
+
+
+def _counts_text(statuses):
+    from keras_lottery.study import state
+
+    values = list(statuses.values())
+    return ", ".join(f"{values.count(s)} {s}" for s in state.STATUSES)
+
+
+@study.command()
+@FILE
+@click.option("--workers", type=click.IntRange(min=1), help="Runs at once "
+              "[default: devices x runs_per_device of the file; more are "
+              "spread evenly over the devices].")
+@click.option("--retry-failed", is_flag=True, help="Start failed runs (a NaN "
+              "loss, say) again instead of leaving them and their dependents.")
+@click.option("--engine", type=click.Choice(["local"]), default="local",
+              show_default=True, help="What starts the runs: local runs each "
+              "as a process on this machine.")
+@options.friendly_errors
+def run(file, workers, retry_failed, engine):
+    """Run FILE's study: every run in dependency order, longest chain
+    first, each its own process on its device. Re-run the same command to
+    resume after any interruption; two drivers on one study never train a
+    run twice."""
+    from keras_lottery.study import devices
+    from keras_lottery.study import engines
+    from keras_lottery.study import state
+    from keras_lottery.study.progress import Progress
+    from keras_lottery.study.scheduler import Scheduler
+
+    found = _plan(file)
+    state.check_disk(found)
+    names = devices.resolve(found.study.devices)
+    state.write(found)
+    tty = sys.stdout.isatty()
+
+    def progress(*args):
+        return Progress(*args, echo=click.echo, tty=tty)
+
+    scheduler = Scheduler(found, engines.ENGINES[engine](), names,
+                          found.study.runs_per_device, workers, retry_failed, progress)
+    click.echo(f"study {file}: {len(found.nodes)} runs under {found.study.root}; "
+               f"{_counts_text(scheduler.found)}; devices {', '.join(names)}, "
+               f"{scheduler.workers} at once")
+    previous = signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        counts = scheduler.run()
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    click.echo(f"done: {counts['finished']} of {len(found.nodes)} runs finished"
+               + "".join(f", {counts[s]} {s}" for s in ("failed", "blocked", "pending",
+                                                         "resumable", "running")
+                         if counts[s]))
+    if counts["finished"] < len(found.nodes):
+        raise click.ClickException(
+            f"{len(found.nodes) - counts['finished']} runs did not finish; see "
+            f"lottery study status {file} and the logs under "
+            f"{found.study.root / state.LOGS_DIR}; --retry-failed starts failed runs again")
+
+
+def _interrupt(signum, frame):  # a SIGTERM (a cluster's preemption) as Ctrl-C
+    raise KeyboardInterrupt
+
+
+@study.command()
+@FILE
+@IPS_OPTION
+@options.friendly_errors
+def status(file, images_per_second):
+    """Count FILE's runs by status (finished, running, resumable, failed,
+    blocked, pending) and the device-hours left."""
+    from keras_lottery.study import state
+
+    found = _plan(file)
+    statuses = state.statuses(found)
+    width = max(map(len, state.STATUSES))
+    values = list(statuses.values())
+    click.echo(f"study {file}: {len(found.nodes)} runs under {found.study.root}")
+    for name in state.STATUSES:
+        click.echo(f"  {name:<{width}}  {values.count(name):>6,}")
+    left = {n.id: state.remaining_steps(found, n, statuses[n.id]) for n in found.nodes}
+    left = {k: v for k, v in left.items() if v}
+    click.echo(_hours_line(found, left, images_per_second, "device-hours left"))
+    saved = state.read(found.study.root)
+    if saved is not None and saved.get("file_sha256") != found.study.sha256:
+        click.echo("the file changed since study.json was written; lottery study run "
+                   "adds its new runs")
+
+
+@study.command()
+@FILE
+@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]),
+              default="table", show_default=True)
+@click.option("-o", "--output", type=options.PATH, help="Also draw accuracy "
+              "against density (min-max bands, one line per method) to this "
+              "image file.")
+@options.friendly_errors
+def results(file, fmt, output):
+    """The paper's selection protocol on FILE's finished runs: for each
+    arch, method, one-shot or iterative, and density, the k with the best
+    median val_top1 over the seeds, and its median, min and max test top1
+    (density a fraction). Also writes ROOT/study.csv, one row per run."""
+    from keras_lottery import report
+    from keras_lottery.study import selection
+
+    found = _plan(file)
+    if not found.study.root.is_dir():
+        raise click.ClickException(f"no runs of the study under {found.study.root} "
+                                   f"yet; run lottery study run {file} first")
+    outcomes = selection.outcomes(found)
+    rows = selection.select(outcomes)
+    csv_path = selection.write_csv(found, selection.tidy_rows(found, outcomes))
+    click.echo(report.render(rows, selection.COLUMNS, fmt))
+    if fmt == "table":
+        click.echo(f"wrote {csv_path} ({len(outcomes)} runs)")
+    if output is not None:
+        from keras_lottery.study import figure
+
+        figure.accuracy_vs_density(rows, output)
+        if fmt == "table":
+            click.echo(f"wrote {output}")
+
+
+def _counts(ctx, param, value):
+    try:
+        return tuple(int(v) for v in value.split(",") if v.strip())
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a comma-separated list of "
+                                 "integers, e.g. 1,2,4") from None
+
+
+@study.command()
+@click.argument("file", required=False, type=click.Path(dir_okay=False, path_type=str))
+@click.option("--arch", help="[default: FILE's first arch, else lenet300]")
+@click.option("--dataset", help="[default: FILE's, else digits]")
+@click.option("--steps", type=click.IntRange(min=10), default=200, show_default=True,
+              help="Steps each run trains.")
+@click.option("--batch-size", type=click.IntRange(min=1), help="[default: FILE's "
+              "recipe's, else 128]")
+@click.option("--runs", "counts", default="1,2,4", show_default=True,
+              callback=_counts, help="Runs sharing the device at once, each count "
+              "in turn.")
+@click.option("--device", default=None, help="cpu or a GPU index [default: "
+              "FILE's first device, else the first GPU, else cpu].")
+@options.friendly_errors
+def calibrate(file, arch, dataset, steps, batch_size, counts, device):
+    """Measure training images/s of 1, 2, 4 ... `lottery train` runs
+    sharing one device, and suggest runs_per_device."""
+    from keras_lottery.study import calibrate as calibrate_lib
+    from keras_lottery.study import devices
+
+    data_dir, wanted = None, "auto"
+    if file is not None:
+        from keras_lottery.study import studyfile
+
+        found = studyfile.load(file)
+        arch = arch or found.archs[0]
+        dataset = dataset or found.dataset
+        batch_size = batch_size or found.recipe.batch_size
+        data_dir, wanted = found.data_dir, found.devices
+    device = device or devices.resolve(wanted)[0]
+    arch, dataset, batch_size = arch or "lenet300", dataset or "digits", batch_size or 128
+    click.echo(f"calibrating {arch} on {dataset}, batch {batch_size}, {steps} steps "
+               f"per run, device {device}")
+    measured = calibrate_lib.measure(counts, arch=arch, dataset=dataset, steps=steps,
+                                     batch_size=batch_size, device=device,
+                                     data_dir=data_dir, echo=click.echo)
+    best = calibrate_lib.suggest(measured)
+    one = [m for m in measured if m.runs == min(counts)][0]
+    click.echo(f"suggested: runs_per_device = {best} (the fewest runs within "
+               f"{calibrate_lib.MARGIN:.0%} of the best total); for lottery study "
+               f"plan: --images-per-second {one.total / one.runs:.0f}")

@@ -1,0 +1,57 @@
+"""Throughput estimates and device-hours of a study.
+
+Device-hours count training images only (steps × batch size, evaluation
+left out) at one run per device, divided by the training throughput of one
+run. Without a measured figure, each architecture's estimate below is used;
+all are for the CPU (2 cores) this package was developed on, so a GPU study
+should pass its own, measured with `calibrate`.
+"""
+
+from keras_lottery.errors import LotteryError
+
+# images/s of one training run at batch 128, and where the figure comes from.
+ESTIMATES = {
+    "resnet20": (468, "measured, 2 CPU cores (benchmarks/RESULTS.md, run D)"),
+    "resnet56": (103, "measured, 2 CPU cores (benchmarks/RESULTS.md, run C)"),
+    "resnet110": (52, "ResNet-56's CPU figure scaled by depth, not measured"),
+    "resnet8": (844, "measured by study calibrate, 2 loaded CPU cores "
+                "(benchmarks/RESULTS.md)"),
+    "lenet300": (5429, "measured by study calibrate on digits, 2 loaded CPU "
+                 "cores (benchmarks/RESULTS.md)"),
+    "vgg16": (60, "ResNet-20's CPU figure scaled by multiply-adds, not measured"),
+    "vgg16_nofc": (61, "ResNet-20's CPU figure scaled by multiply-adds, not measured"),
+    "conv2": (470, "ResNet-20's CPU figure scaled by multiply-adds, not measured"),
+    "conv4": (200, "ResNet-20's CPU figure scaled by multiply-adds, not measured"),
+    "conv6": (125, "ResNet-20's CPU figure scaled by multiply-adds, not measured"),
+}
+
+
+def throughput(arch, images_per_second=None):
+    """(images/s, where it comes from) for one run of `arch`."""
+    if images_per_second is not None:
+        if (isinstance(images_per_second, bool)
+                or not isinstance(images_per_second, (int, float))
+                or not images_per_second > 0):
+            raise LotteryError("expected a positive number of images per second",
+                               param="images_per_second", value=images_per_second)
+        return float(images_per_second), "given"
+    if arch not in ESTIMATES:
+        raise LotteryError(f"no throughput estimate for {arch}; give the images "
+                           "per second measured for it", param="images_per_second",
+                           value=None)
+    return ESTIMATES[arch]
+
+
+def device_hours(plan, steps_by_node=None, images_per_second=None):
+    """(hours, {arch: (images/s, source)}) of training `steps_by_node`
+    ({node id: steps}, default every node's) at one run per device."""
+    if steps_by_node is None:
+        steps_by_node = {n.id: n.steps for n in plan.nodes}
+    batch = plan.study.recipe.batch_size
+    used, hours = {}, 0.0
+    for node_id, steps in steps_by_node.items():
+        arch = plan.by_id[node_id].arch
+        if arch not in used:
+            used[arch] = throughput(arch, images_per_second)
+        hours += steps * batch / used[arch][0] / 3600
+    return hours, used
