@@ -93,11 +93,17 @@ def _family_wd(name):
     return VGG_WD if name.startswith("vgg") else RESNET_WD
 
 
-def test_weight_decay_table():
-    assert set(models.WEIGHT_DECAY) == set(ALL_ARCHS)
+def test_default_weight_decay_is_the_family_s_and_the_one_built():
     for name in ALL_ARCHS:
-        assert models.WEIGHT_DECAY[name] == pytest.approx(_family_wd(name), rel=1e-12)
-        assert models.default_weight_decay(name) == models.WEIGHT_DECAY[name]
+        wd = models.default_weight_decay(name)
+        assert wd == pytest.approx(_family_wd(name), rel=1e-12)
+        # ... and what build(name) puts on its kernels: wd·Σv²/2 is L2(wd/2).
+        model = models.build(name, input_shape=(32, 32, 3))
+        first = next(layer for layer in model.layers if hasattr(layer, "raw_kernel"))
+        if wd:
+            assert first.kernel_regularizer.get_config()["l2"] == pytest.approx(wd / 2)
+        else:
+            assert first.kernel_regularizer is None
 
 
 @pytest.mark.parametrize(

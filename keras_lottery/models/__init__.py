@@ -21,7 +21,6 @@ from keras_lottery.models import lenet
 from keras_lottery.models import registry
 from keras_lottery.models import resnet
 from keras_lottery.models import vgg
-from keras_lottery.models.registry import WEIGHT_DECAY
 from keras_lottery.models.registry import available
 from keras_lottery.models.registry import check_input
 
@@ -68,7 +67,6 @@ def build(name, num_classes=10, input_shape=(32, 32, 3), weight_decay=None):
 
 
 __all__ = [
-    "WEIGHT_DECAY",
     "available",
     "build",
     "check_input",

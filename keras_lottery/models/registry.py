@@ -72,10 +72,6 @@ ARCHITECTURES = {
     ),
 }
 
-# Weight decay `wd` of the original's loss term wd * sum(v**2) / 2.
-WEIGHT_DECAY = {
-    name: arch.family.WEIGHT_DECAY for name, arch in ARCHITECTURES.items()
-}
 
 
 def available():
