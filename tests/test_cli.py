@@ -7,6 +7,7 @@ import shutil
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 
@@ -116,6 +117,8 @@ def test_full_disk_is_one_line_and_resumable(tmp_path, monkeypatch):
 # message fragment is also in README's table ("When something goes wrong").
 TINY = ["--arch", "resnet8", "--dataset", "synthetic", "--steps", "14",
         "--batch-size", "16", "-q"]
+# Checkpoints 0..6 (every step), an evaluation every step.
+LENET = ["--arch", "lenet300", "--dataset", "digits", "--steps", "6", "--batch-size", "32", "-q"]
 
 BAD_INPUT = [
     # (case, args, exit status, message fragment)
@@ -124,7 +127,7 @@ BAD_INPUT = [
     ("density above 100", ["rewind", "--from", "runs/parent", "--iter", "4", "--density", "101"],
      2, "is not a percent in (0, 100]"),
     ("density not a number", ["rewind", "--from", "runs/parent", "--iter", "4", "--density", "lots"],
-     2, "'lots' is not a valid float"),
+     2, "'lots' is not a number; give the percent of weights to keep, e.g. 80"),
     ("--iter not saved", ["rewind", "--from", "runs/parent", "--iter", "3", "--density", "80"],
      1, "--iter 3: is not a checkpoint of runs/parent; saved iterations: 0, 1, 2, 4, 6, 7"),
     ("--iter beyond the steps", ["rewind", "--from", "runs/parent", "--iter", "20", "--density", "80"],
@@ -201,6 +204,67 @@ BAD_INPUT = [
      1, "refused to unpickle"),
     ("--data-dir for synthetic", ["train", *TINY, "--data-dir", "data/truncated"],
      1, "only cifar10, cifar100, mnist and fashion_mnist read a folder"),
+    # Issue 17: densities read the wrong way, derived runs that prune nothing.
+    ("density a fraction", ["rewind", "--from", "runs/parent", "--iter", "4", "--density", "0.8"],
+     2, "0.8 is 0.8 %; for 80 % write 80, for under 1 % write 0.8%"),
+    ("density keeping no weight", ["rewind", "--from", "runs/parent", "--iter", "4",
+                                   "--density", "0.0001%"],
+     1, "keeps no weight (round(density x 77,616) = 0)"),
+    ("density at or above the parent's", ["rewind", "--from", "runs/parent", "--iter", "4",
+                                          "--density", "100"],
+     1, "is at or above the density of runs/parent (1); density is absolute"),
+    ("batch larger than the training set", ["train", *TINY, "--batch-size", "1000"],
+     1, "is larger than the training set (512 examples); use a smaller batch"),
+    ("--out not writable", ["train", *TINY, "--out", "runs/not_a_run/notes.txt/run"],
+     1, "choose a folder you can write to (--out)"),
+    ("--from a folder of runs", ["rewind", "--from", "runs", "--iter", "4", "--density", "80"],
+     1, "runs, not a run; name one of them:"),
+    ("demo --out inside a run", ["demo", "--quick", "--out", "runs/parent/demo"],
+     1, "lies in the run directory"),
+    ("--method unknown", ["iterate", "--from", "runs/parent", "--iter", "4", "--rounds", "1",
+                          "--method", "rewindlr"],
+     2, "unknown method (did you mean rewind-lr?)"),
+    # Issue 16: pruning options, your own network, data and recipe.
+    ("--exclude names no layer", ["rewind", "--from", "runs/lenet", "--iter", "1",
+                                  "--density", "50", "--exclude", "fc_9"],
+     1, "exclude names no masked layer or kernel: ['fc_9']"),
+    ("--exclude names no layer in iterate", ["iterate", "--from", "runs/lenet", "--iter", "1",
+                                             "--rounds", "1", "--exclude", "fc_9"],
+     1, "exclude names no masked layer or kernel: ['fc_9']"),
+    ("--exclude every layer", ["rewind", "--from", "runs/lenet", "--iter", "1", "--density", "50",
+                               "--exclude", "fc_1", "--exclude", "fc_2", "--exclude", "fc_3"],
+     1, "leaves no layer to prune; exclude fewer"),
+    ("--layer-rate names no layer", ["iterate", "--from", "runs/lenet", "--iter", "1",
+                                     "--rounds", "1", "--scope", "layerwise",
+                                     "--layer-rate", "fc_9=0.9"],
+     1, "names no masked layer or kernel: ['fc_9']"),
+    ("--layer-rate without layerwise scope", ["iterate", "--from", "runs/lenet", "--iter", "1",
+                                              "--rounds", "1", "--layer-rate", "fc_3=0.9"],
+     1, "per-layer densities need the layerwise scope"),
+    ("--arch module missing", ["train", *TINY, "--arch", "nosuchpkg.nets:build"],
+     1, "cannot import it (ModuleNotFoundError: No module named 'nosuchpkg')"),
+    ("--arch function missing", ["train", *TINY, "--arch", "json:nothing"],
+     1, "cannot import it (AttributeError: module 'json' has no attribute 'nothing')"),
+    ("--arch not a function", ["train", *TINY, "--arch", "keras_lottery:__version__"],
+     1, "is not a function"),
+    ("--arch function needing other arguments", ["train", *TINY, "--arch", "json:dumps"],
+     1, "cannot be called with input_shape and num_classes alone"),
+    ("--arch .keras file missing", ["train", *TINY, "--arch", "nowhere.keras"],
+     1, "--arch nowhere.keras: no such model file"),
+    ("derived run given other data", ["rewind", "--from", "runs/npz", "--iter", "1",
+                                      "--density", "50", "--dataset", "npz:data/other.npz"],
+     1, "differs from the data runs/npz trained on"),
+    ("recipe preset unknown", ["train", *TINY, "--recipe", "frankle2019-lenett"],
+     1, "unknown recipe (did you mean frankle2019-lenet?)"),
+    ("recipe field unknown", ["train", *TINY, "--recipe", "recipes/typo.toml"],
+     1, "--recipe recipes/typo.toml: unknown recipe field 'lr_drop' (did you mean lr_drops?)"),
+    ("recipe LR negative", ["train", *TINY, "--recipe", "recipes/negative.toml"],
+     1, "--recipe recipes/negative.toml: lr -0.1: expected a positive learning rate"),
+    ("recipe LR drops beyond the steps", ["train", *TINY, "--recipe", "recipes/drops.toml"],
+     1, "--recipe recipes/drops.toml: lr_drops [100]: [100] lie outside [0, 14]"),
+    ("recipe optimizer unknown", ["train", *TINY, "--recipe", "recipes/optimizer.toml"],
+     1, "--recipe recipes/optimizer.toml: optimizer 'adamw': expected one of momentum, sgd, "
+        "nesterov, adam (did you mean adam?)"),
 ]
 
 
@@ -219,8 +283,25 @@ def bad_input_folder(tmp_path_factory):
     try:
         result = CliRunner().invoke(main, ["train", *TINY, "--seed", "0", "--out", "runs/parent"])
         assert result.exit_code == 0, result.output
+        # A LeNet-300-100 parent (fc_1, fc_2, fc_3), and one on an npz file.
+        result = CliRunner().invoke(main, ["train", *LENET, "--seed", "0", "--out", "runs/lenet"])
+        assert result.exit_code == 0, result.output
+        digits = keras_lottery.data.load("digits")
+        os.mkdir("data")
+        np.savez("data/digits.npz", x_train=digits.x_train[:64], y_train=digits.y_train[:64],
+                 x_test=digits.x_test[:32], y_test=digits.y_test[:32])
+        np.savez("data/other.npz", x_train=digits.x_train[64:128], y_train=digits.y_train[64:128],
+                 x_test=digits.x_test[:32], y_test=digits.y_test[:32])
+        result = CliRunner().invoke(main, ["train", *LENET, "--dataset", "npz:data/digits.npz",
+                                           "--steps", "3", "--seed", "0", "--out", "runs/npz"])
+        assert result.exit_code == 0, result.output
     finally:
         os.chdir(old)
+    recipes = folder / "recipes"
+    recipes.mkdir()
+    for name, text in [("typo", "lr_drop = [5]"), ("negative", "lr = -0.1"),
+                       ("drops", "lr_drops = [100]"), ("optimizer", 'optimizer = "adamw"')]:
+        (recipes / f"{name}.toml").write_text(text + "\n")
     runs_dir = folder / "runs"
     parent = runs_dir / "parent"
     (runs_dir / "not_a_run").mkdir()
