@@ -117,8 +117,9 @@ def test_full_disk_is_one_line_and_resumable(tmp_path, monkeypatch):
 # message fragment is also in README's table ("When something goes wrong").
 TINY = ["--arch", "resnet8", "--dataset", "synthetic", "--steps", "14",
         "--batch-size", "16", "-q"]
-# Checkpoints 0..6 (every step), an evaluation every step.
-LENET = ["--arch", "lenet300", "--dataset", "digits", "--steps", "6", "--batch-size", "32", "-q"]
+# Children from k = 1 train 5 steps, evaluated and checkpointed at their end.
+LENET = ["--arch", "lenet300", "--dataset", "digits", "--steps", "6", "--batch-size", "32",
+         "--eval-every", "6", "--checkpoint-iters", "0,1,6", "-q"]
 
 BAD_INPUT = [
     # (case, args, exit status, message fragment)
@@ -293,7 +294,7 @@ def bad_input_folder(tmp_path_factory):
         np.savez("data/other.npz", x_train=digits.x_train[64:128], y_train=digits.y_train[64:128],
                  x_test=digits.x_test[:32], y_test=digits.y_test[:32])
         result = CliRunner().invoke(main, ["train", *LENET, "--dataset", "npz:data/digits.npz",
-                                           "--steps", "3", "--seed", "0", "--out", "runs/npz"])
+                                           "--seed", "0", "--out", "runs/npz"])
         assert result.exit_code == 0, result.output
     finally:
         os.chdir(old)
@@ -424,3 +425,166 @@ def test_iterate_controls_grouped_results_and_plots(tmp_path, monkeypatch):
     result = _invoke("plot", "--curves", "-o", "curves.svg", str(study))
     assert result.exit_code == 0, result.output
     assert "<svg" in pathlib.Path("curves.svg").read_text()
+
+
+# --- Issue 17's cases beyond one-line errors, on the bad-input folder's
+# LeNet-300-100 parent (fc_1 19,200 + fc_2 30,000 + fc_3 1,000 weights).
+LENET_WEIGHTS = {"fc_1": 19_200, "fc_2": 30_000, "fc_3": 1_000}
+
+
+def _kept(run):
+    """{layer: weights kept} of a run's final masks."""
+    return {k: int(m.sum()) for k, m in keras_lottery.pruning.get_masks(run.load_model()).items()}
+
+
+def _error_line(result):
+    (line,) = [line for line in result.output.splitlines() if line.startswith("Error")]
+    return line
+
+
+def test_a_percent_sign_asks_for_a_sub_percent_density(bad_input_folder, tmp_path):
+    parent = bad_input_folder / "runs" / "lenet"
+    out = tmp_path / "sub-percent"
+    # --from names the parent's run.json: understood as its folder.
+    result = _invoke("rewind", "--from", str(parent / "run.json"), "--iter", "1",
+                     "--density", "0.8%", "--seed", "0", "-q", "--out", str(out))
+    assert result.exit_code == 0, result.output
+    run = keras_lottery.Run.open(out)
+    assert run.spec.target_density == 0.008
+    assert run.spec.parent == str(parent.resolve())
+    assert sum(_kept(run).values()) == round(0.008 * sum(LENET_WEIGHTS.values()))
+    # Its children ask for less than it keeps: --density is absolute.
+    result = CliRunner().invoke(main, ["rewind", "--from", str(out), "--iter", "1",
+                                       "--density", "50"])
+    assert result.exit_code == 1
+    assert (f"--density 50: is at or above the density of {out} (0.008); density is "
+            "absolute") in _error_line(result)
+
+
+def test_an_unwritable_out_does_not_suggest_resuming(bad_input_folder, monkeypatch):
+    (args,) = [row[1] for row in BAD_INPUT if row[0] == "--out not writable"]
+    monkeypatch.chdir(bad_input_folder)
+    line = _error_line(CliRunner().invoke(main, args))
+    assert "Not a directory (runs/not_a_run/notes.txt/run)" in line
+    assert "resume" not in line and "re-run" not in line
+
+
+def test_layerwise_scope_prunes_each_layer_to_the_density(bad_input_folder, tmp_path):
+    result = _invoke("rewind", "--from", str(bad_input_folder / "runs" / "lenet"), "--iter", "1",
+                     "--density", "50", "--scope", "layerwise", "--seed", "0", "-q",
+                     "--out", str(tmp_path / "layerwise"))
+    assert result.exit_code == 0, result.output
+    run = keras_lottery.Run.open(tmp_path / "layerwise")
+    assert run.spec.scope == "layerwise"
+    assert _kept(run) == {name: n // 2 for name, n in LENET_WEIGHTS.items()}
+
+
+def test_an_excluded_layer_stays_whole_uncounted_recorded_and_inherited(bad_input_folder, tmp_path):
+    result = _invoke("rewind", "--from", str(bad_input_folder / "runs" / "lenet"), "--iter", "1",
+                     "--density", "50", "--exclude", "fc_3", "--seed", "0", "-q",
+                     "--out", str(tmp_path / "excluded"))
+    assert result.exit_code == 0, result.output
+    run = keras_lottery.Run.open(tmp_path / "excluded")
+    assert run.config["exclude"] == ["fc_3"]
+    kept = _kept(run)
+    assert kept["fc_3"] == LENET_WEIGHTS["fc_3"]
+    assert kept["fc_1"] + kept["fc_2"] == 24_600  # half of the 49,200 not excluded
+    assert run.density == 0.5 and run.metrics[-1]["density"] == 0.5
+    # A child without --exclude inherits it.
+    result = _invoke("rewind", "--from", str(run.path), "--iter", "1", "--density", "25",
+                     "--seed", "0", "-q", "--out", str(tmp_path / "child"))
+    assert result.exit_code == 0, result.output
+    child = keras_lottery.Run.open(tmp_path / "child")
+    assert child.spec.exclude == ("fc_3",)
+    kept = _kept(child)
+    assert kept["fc_3"] == LENET_WEIGHTS["fc_3"]
+    assert kept["fc_1"] + kept["fc_2"] == 12_300
+    assert child.density == 0.25
+
+
+def test_iterate_layerwise_with_a_rate_of_its_own_for_one_layer(bad_input_folder, tmp_path):
+    study = tmp_path / "study"
+    result = _invoke("iterate", "--from", str(bad_input_folder / "runs" / "lenet"), "--iter", "1",
+                     "--rounds", "2", "--rate", "0.8", "--scope", "layerwise",
+                     "--layer-rate", "fc_3=0.9", "--seed", "0", "-q", "--out", str(study))
+    assert result.exit_code == 0, result.output
+    for i in (1, 2):
+        run = keras_lottery.Run.open(study / f"round-{i}")
+        rates = {"fc_1": 0.8, "fc_2": 0.8, "fc_3": 0.9}
+        assert _kept(run) == {name: round(n * rates[name] ** i)
+                              for name, n in LENET_WEIGHTS.items()}, i
+
+
+def test_iterate_takes_rewind_lr_in_either_spelling(bad_input_folder, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    parent = str(bad_input_folder / "runs" / "lenet")
+    said = []
+    for spelling in ("rewind_lr", "rewind-lr"):
+        result = _invoke("iterate", "--from", parent, "--method", spelling, "--iter", "1",
+                         "--rounds", "1", "--seed", "0", "-q")
+        assert result.exit_code == 0, (spelling, result.output)
+        said.append([line for line in result.output.splitlines()
+                     if line.startswith(("round", "finished"))])
+    # One study, printed the same way whichever spelling was typed.
+    assert said[0] == said[1] == [
+        "round 1/1: rewind_lr to density 0.8",
+        "finished: runs/lenet300/iterate-rewind-lr-k1-r80-s0/round-1 (density 0.8)"]
+    assert keras_lottery.Run.open(
+        "runs/lenet300/iterate-rewind-lr-k1-r80-s0/round-1").spec.mode == "rewind_lr"
+    # The command itself also takes either spelling.
+    for command in ("rewind_lr", "rewind-lr", "lowlr_rewind"):
+        result = CliRunner().invoke(main, [command, "--help"])
+        assert result.exit_code == 0 and "--density" in result.output, command
+
+
+def _hand_run(path, *, dataset="synthetic", steps=10, seed=0, top1=(0.5,)):
+    """A finished rewind run written by hand: run.json and metrics.csv."""
+    spec = keras_lottery.RunSpec(
+        "rewind", "resnet8", dataset, keras_lottery.recipe.make(steps=steps), seed=seed,
+        parent="/runs/base", iteration=3, target_density=0.8)
+    run = keras_lottery.Run.create(path, spec, start_step=3, end_step=steps, density=0.8)
+    for i, value in enumerate(top1):
+        run.append_metrics({"step": 4 + i, "top1": value, "top5": 0.9, "loss": 1.0,
+                            "lr": 0.1, "density": 0.8, "elapsed": 1.0})
+    run.set_status("finished")
+    return run
+
+
+def test_results_reports_each_damaged_metrics_file_and_summarises_the_rest(tmp_path):
+    folder = tmp_path / "runs"
+    _hand_run(folder / "good", top1=(0.5, 0.75))
+    header = "step,top1,top5,loss,lr,density,val_top1,elapsed\n"
+    damage = {
+        "cut": (header + "4,0.5,0.9,1.0,0.1,0.8,,1.0\n5,0.6,0.9", "cut off in its last row"),
+        "garbage": ("\x00\x01 not a table \xff\n", "its header is not step,top1"),
+        "empty": ("", "empty, not even a header"),
+    }
+    for name, (text, _) in damage.items():
+        run = _hand_run(folder / name)
+        (run.path / "metrics.csv").write_text(text)
+    result = CliRunner().invoke(main, ["results", str(folder)])
+    assert result.exit_code == 0, result.output
+    warnings = result.stderr.splitlines()
+    assert len(warnings) == len(damage), warnings
+    for name, (_, what) in damage.items():
+        (line,) = [w for w in warnings if str(folder / name / "metrics.csv") in w]
+        assert line.startswith(f"Warning: skipping {folder / name}: ") and what in line
+    rows = result.stdout.splitlines()[2:]
+    assert [row.split()[0] for row in rows] == [str(folder / "good")]
+    assert rows[0].split()[-2:] == ["0.7500", "0.7500"]  # final and best top-1
+
+
+def test_results_group_splits_datasets_and_lengths_and_warns_about_repeated_seeds(tmp_path):
+    folder = tmp_path / "runs"
+    _hand_run(folder / "digits-T4", dataset="digits", steps=4, seed=0)
+    _hand_run(folder / "synthetic-T40", steps=40, seed=1)
+    _hand_run(folder / "synthetic-T40-copy", steps=40, seed=1)
+    result = CliRunner().invoke(main, ["results", "--group", "--format", "csv", str(folder)])
+    assert result.exit_code == 0, result.output
+    rows = list(csv.DictReader(io.StringIO(result.stdout)))
+    assert sorted((r["dataset"], r["T"], r["n"], r["seeds"]) for r in rows) == [
+        ("digits", "4", "1", "0"), ("synthetic", "40", "2", "1,1")]
+    assert result.stderr.splitlines() == [
+        "Warning: the group resnet8 rewind k=3 density 0.8 mixes runs: seeds repeat (1, 1)"]
+    table = CliRunner().invoke(main, ["results", str(folder)]).stdout.splitlines()
+    assert {"dataset", "T", "seed"} <= set(table[0].split())
