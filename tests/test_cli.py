@@ -588,3 +588,17 @@ def test_results_group_splits_datasets_and_lengths_and_warns_about_repeated_seed
         "Warning: the group resnet8 rewind k=3 density 0.8 mixes runs: seeds repeat (1, 1)"]
     table = CliRunner().invoke(main, ["results", str(folder)]).stdout.splitlines()
     assert {"dataset", "T", "seed"} <= set(table[0].split())
+
+
+def test_an_npz_file_trains_and_its_children_read_it_again(bad_input_folder, tmp_path):
+    parent = keras_lottery.Run.open(bad_input_folder / "runs" / "npz")
+    npz = bad_input_folder / "data" / "digits.npz"
+    assert parent.spec.dataset == f"npz:{npz.resolve()}"
+    assert parent.config["data_sha256"] == keras_lottery.data.load(f"npz:{npz}").fingerprint
+    assert (parent.config["input_shape"], parent.config["num_classes"]) == ([8, 8, 1], 10)
+    result = _invoke("rewind", "--from", str(parent.path), "--iter", "1", "--density", "50",
+                     "--seed", "0", "-q", "--out", str(tmp_path / "child"))
+    assert result.exit_code == 0, result.output
+    child = keras_lottery.Run.open(tmp_path / "child")
+    assert child.spec.dataset == parent.spec.dataset
+    assert child.config["data_sha256"] == parent.config["data_sha256"]
