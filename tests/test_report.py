@@ -340,6 +340,8 @@ def test_every_table_has_the_seed_dataset_and_length(tmp_path):
     assert [(r["seed"], r["step"]) for r in report.curve(run)] == [(5, 1), (5, 2)]
     (row,) = report.group([run])
     assert row["seeds"] == [5]
+    curve = report.render(report.curve(run), report.CURVE_COLUMNS).splitlines()
+    assert curve[0].split()[:3] == ["run", "seed", "step"] and curve[2].split()[1] == "5"
     for columns in (report.SUMMARY_COLUMNS, report.GROUP_COLUMNS):
         assert {"dataset", "T"} <= set(columns)
         table = report.render([report.summary(run)] if columns is report.SUMMARY_COLUMNS
