@@ -159,6 +159,7 @@ def test_a_second_process_in_a_run_says_who_holds_it_and_touches_nothing(contend
 
 def test_the_first_process_finishes_the_run_alone(contended):
     assert contended["first"].returncode == 0, (contended["folder"] / "first.err").read_text()
+    assert "step " not in contended["second"].stdout  # the second trained nothing
     out = contended["out"]
     run = runs.Run.open(out)
     assert run.status == runs.FINISHED

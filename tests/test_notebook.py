@@ -129,7 +129,7 @@ def test_quickstart_runs_top_to_bottom(tmp_path, monkeypatch):
     assert "checkpoint_iter_final.weights.h5" in text
     text, _ = _outputs(_cell(nb, "kl.prune(model, 0.2)"))
     assert "total" in text and "0.2000" in text
-    text, _ = _outputs(_cell(nb, "masks = kl.get_masks(model)"))
+    text, _ = _outputs(_cell(nb, "rewound = kl.masked(plain)"))
     assert "rewound: iteration 23" in text and "retrained: iteration 230" in text
     text, _ = _outputs(_cell(nb, 'print(f"dense'))
     for label in ("dense", "not retrained", "rewound to k=23"):
@@ -143,13 +143,19 @@ def test_quickstart_runs_top_to_bottom(tmp_path, monkeypatch):
     for name in ("train-s0", "rewind-k20-d20-s0", "rewind-lr-k20-d5-s0",
                  "finetune-k20-d5-s0"):
         assert name in text
-    text, _ = _outputs(_cell(nb, "print(report.render(report.group"))
+    text, _ = _outputs(_cell(nb, 'columns = ("arch", "method"'))
     assert "top1_median" in text
     for method in ("train", "rewind", "rewind_lr", "finetune"):
         assert f" {method} " in text
-    for start in ("plot.accuracy_vs_density", "plot.accuracy_vs_step"):
+    for start in ("plot.accuracy_vs_density(runs", "plot.accuracy_vs_step"):
         _, mimes = _outputs(_cell(nb, start))
         assert "image/png" in mimes, f"{start}: no figure displayed"
+
+    # Part C: your own data, recipe and network, through train and iterate.
+    text, _ = _outputs(_cell(nb, "own = kl.train(network"))
+    assert text.startswith("mlp-")  # filed under its architecture
+    for i, density in enumerate(("0.800", "0.640", "0.512"), start=1):
+        assert f"round {i}: density {density}" in text
 
 
 def test_a_failing_cell_fails(tmp_path, monkeypatch):
