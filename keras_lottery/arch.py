@@ -95,10 +95,28 @@ def _call_builder(spec, data):
             "package.module:function of a function that returns a Keras model, "
             "importable from here", param="arch", value=spec,
         ) from None
-    wanted = inspect.signature(builder).parameters
+    if not callable(builder):
+        raise LotteryError(
+            f"is not a function (a {type(builder).__name__}); give "
+            "package.module:function of a function that returns a Keras model",
+            param="arch", value=spec,
+        )
+    try:
+        signature = inspect.signature(builder)
+    except (TypeError, ValueError):  # a builtin without a signature
+        signature = None
     given = {} if data is None else {"input_shape": data.image_shape,
                                      "num_classes": data.num_classes}
-    model = builder(**{k: v for k, v in given.items() if k in wanted})
+    if signature is not None:
+        given = {k: v for k, v in given.items() if k in signature.parameters}
+        try:
+            signature.bind(**given)
+        except TypeError as e:
+            raise LotteryError(
+                f"cannot be called with input_shape and num_classes alone ({e}); "
+                "a builder takes those, or no arguments", param="arch", value=spec,
+            ) from None
+    model = builder(**given)
     if not isinstance(model, keras.Model):
         raise LotteryError(f"returned a {type(model).__name__}, not a keras.Model",
                            param="arch", value=spec)

@@ -17,7 +17,15 @@ from keras_lottery.commands import train
 from keras_lottery.version import __version__
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class Commands(click.Group):
+    """The command group; a method's command takes either spelling
+    (`lottery rewind_lr` is `lottery rewind-lr`)."""
+
+    def get_command(self, ctx, cmd_name):
+        return super().get_command(ctx, cmd_name.replace("_", "-"))
+
+
+@click.group(cls=Commands, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="lottery")
 def main():
     """Lottery-ticket pruning experiments in Keras 3.

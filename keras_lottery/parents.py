@@ -104,7 +104,7 @@ def child_spec(method, parent, args, precision):
         exclude=inherited.exclude if args["exclude"] is None else tuple(args["exclude"]),
         layer_densities=args.get("layer_densities") or (),
         val_split=inherited.val_split, precision=precision,
-        model=inherited.model,
+        model=inherited.model, data_fingerprint=inherited.data_fingerprint,
     )
     theirs = inherited.target_density if inherited.target_density is not None else 1.0
     if method.prunes and spec.target_density >= theirs - 1e-12:

@@ -372,18 +372,28 @@ def iterate(parent=None, *, method="rewind", iteration=None, rounds, rate=0.8,
     # Round 1's request, checked before the study's folder is made.
     parents.child_spec(method, base, dict(args, density=study.spec.density(base.density, 1)),
                        mixed_precision)
+    made = stages.missing_folders(study.path)
     if not (study.path / runs.STUDY_JSON).exists():
         study.path.mkdir(parents=True, exist_ok=True)
         runs.write_json(study.path / runs.STUDY_JSON,
                         dict(study.spec.to_config(study.path), seed_drawn=study.seed_drawn))
+    try:
+        return _rounds(method, base, study, rounds, args)
+    except BaseException:  # round 1 refused its input: no study was made
+        stages.remove_unused(made, keep=(runs.STUDY_JSON,))
+        raise
+
+
+def _rounds(method, base, study, rounds, args):
+    """Runs (or finds) the rounds 1..`rounds` of `study`."""
     spec = study.spec
-    base_layers = dict(inherited.layer_densities)
-    base_layers = {name: base_layers.get(name, inherited.target_density or 1.0)
+    base_layers = dict(base.spec.layer_densities)
+    base_layers = {name: base_layers.get(name, base.spec.target_density or 1.0)
                    for name, _ in spec.layer_rates}
     done, previous = [], base
     for index in range(1, rounds + 1):
         density = spec.density(base.density, index)
-        if verbose:
+        if args["verbose"]:
             print(f"round {index}/{rounds}: {method.name} to density {density:g}")
         previous = stages.derive(method, previous, dict(
             args, density=density, layer_densities=spec.layer_densities(base_layers, index),

@@ -224,7 +224,19 @@ def make(preset="renda2020", *, epochs=None, train_images=50000, **fields):
     """
     # None means "not given", so callers can pass their optional arguments on.
     fields = {k: v for k, v in fields.items() if v is not None}
+    given = set(fields)
     base = _base(preset, train_images, fields)
+    try:
+        return _make(base, epochs, train_images, fields)
+    except LotteryError as e:
+        if e.param not in set(fields) - given:  # fields from a file
+            raise
+        # A field of the file: name the file, as the user wrote it there.
+        raise LotteryError(f"{e.param} {e.value!r}: {e.message}", param="recipe",
+                           value=str(preset)) from None
+
+
+def _make(base, epochs, train_images, fields):
     _check_fields(fields, FIELDS)
     if epochs is not None:
         if "steps" in fields:
@@ -303,7 +315,10 @@ def load_file(path):
     except (OSError, ValueError) as e:
         raise LotteryError(f"is not valid TOML ({e})", param="recipe",
                            value=str(path)) from None
-    _check_fields(config, FIELDS + ("preset",))
+    try:
+        _check_fields(config, FIELDS + ("preset",))
+    except LotteryError as e:
+        raise LotteryError(e.message, param="recipe", value=str(path)) from None
     return config
 
 

@@ -48,6 +48,8 @@ DEFAULT_ROOT = "runs"
 METRIC_COLUMNS = (
     "step", "top1", "top5", "loss", "lr", "density", "val_top1", "elapsed",
 )
+# metrics.csv as written before validation splits existed.
+OLD_METRIC_COLUMNS = tuple(c for c in METRIC_COLUMNS if c != "val_top1")
 RUNNING, FINISHED, FAILED = "running", "finished", "failed"
 INTERRUPTED = "interrupted"  # stopped by Ctrl-C; resumes like a killed run
 STATUSES = (RUNNING, FINISHED, FAILED, INTERRUPTED)
@@ -93,14 +95,17 @@ def _parse_metrics(text, path):
     if not text.endswith("\n"):
         damaged("cut off in its last row")
     lines = list(csv.reader(io.StringIO(text)))
-    if tuple(lines[0]) != METRIC_COLUMNS:
+    header = tuple(lines[0])
+    # Files written before a column existed (val_top1) lack it: read as None.
+    if header not in (METRIC_COLUMNS, OLD_METRIC_COLUMNS):
         damaged(f"its header is not {','.join(METRIC_COLUMNS)}")
     rows, step = [], -1
     for number, cells in enumerate(lines[1:], start=2):
-        if len(cells) != len(METRIC_COLUMNS):
-            damaged(f"line {number} has {len(cells)} fields, not {len(METRIC_COLUMNS)}")
+        if len(cells) != len(header):
+            damaged(f"line {number} has {len(cells)} fields, not {len(header)}")
         try:
-            row = {k: float(v) if v != "" else None for k, v in zip(METRIC_COLUMNS, cells)}
+            row = dict.fromkeys(METRIC_COLUMNS)
+            row.update({k: float(v) if v != "" else None for k, v in zip(header, cells)})
             row["step"] = int(cells[0])
         except ValueError:
             damaged(f"line {number} holds something that is not a number")

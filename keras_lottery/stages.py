@@ -72,6 +72,7 @@ def _prepare(method, model, parent, spec, data, execution, start):
         training.compile_model(source, spec.recipe, execution, lr=spec.lr)
     load_state(source, parent.checkpoints["final"], parent.end_step)
     excluded = check_exclude(source, spec.exclude)
+    check_layer_densities(source, spec.layer_densities)
     if method.masks == "random":
         ranked = {k: m for k, m in pruning.get_masks(source).items() if k not in excluded}
         masks = pruning.random_masks(ranked, spec.target_density, seed=spec.seed)
@@ -107,6 +108,16 @@ def check_exclude(model, exclude):
     return excluded
 
 
+def check_layer_densities(model, layer_densities):
+    """Every layer given a density of its own is a masked layer of `model`."""
+    try:
+        pruning.excluded_keys(model, [name for name, _ in layer_densities])
+    except ValueError as e:
+        message = str(e).rstrip(".").replace("exclude names", "names", 1)
+        raise LotteryError(message, param="layer_rates",
+                           value=dict(layer_densities)) from None
+
+
 def _init_seed(method, seed, parent_seed):
     # reinit: never the parent's own initialization (that would be
     # rewinding to 0), even with the parent's seed.
@@ -120,18 +131,36 @@ def locked(path):
     """Holds the run directory's lock while its run trains, so a second
     process refuses in one line instead of training it twice; a directory
     made only for the lock goes again if nothing else was written."""
-    path = pathlib.Path(path)
-    made = [p for p in (path, *path.parents) if not p.exists()]
+    made = missing_folders(path)
     path.mkdir(parents=True, exist_ok=True)
+    # Refused: the folder is the holder's, left as it is.
+    lock = locks.Lock(path / runs.LOCK, what=str(path)).acquire()
     try:
-        with locks.Lock(path / runs.LOCK, what=str(path)):
-            yield
+        yield
     finally:
-        if made and not any(p.name != runs.LOCK for p in path.iterdir()):
-            shutil.rmtree(path, ignore_errors=True)
-            for folder in made[1:]:  # the folders made for it, if empty
-                with contextlib.suppress(OSError):
-                    folder.rmdir()
+        lock.release()
+        remove_unused(made)
+
+
+def missing_folders(path):
+    """`path` and those of its parents that do not exist, innermost first."""
+    path = pathlib.Path(path)
+    return [p for p in (path, *path.parents) if not p.exists()]
+
+
+def remove_unused(made, keep=(runs.LOCK,)):
+    """Removes the folders `made` (from `missing_folders`) when the first
+    holds nothing but files named in `keep` and the others nothing at all:
+    bad input found after the folders were made leaves nothing behind."""
+    if not made or not made[0].is_dir() or any(
+            p.name not in keep for p in made[0].iterdir()):
+        return
+    shutil.rmtree(made[0], ignore_errors=True)
+    for folder in made[1:]:
+        try:
+            folder.rmdir()
+        except OSError:  # not empty (another run's), or gone
+            return
 
 
 def finished(found, verbose):

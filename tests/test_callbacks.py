@@ -247,6 +247,21 @@ def test_negative_iteration_rejected(tmp_path):
         IterationCheckpoint(tmp_path, [-1, 3])
 
 
+@pytest.mark.parametrize("iterations, fragment", [
+    (5, "`iterations` must be a list of integers >= 0, e.g. [0, 100, 500], got 5"),
+    ("0,10", "`iterations` must be a list of integers >= 0, e.g. [0, 100, 500], got '0,10'"),
+    ([0, 2.5], "`iterations` must be integers >= 0, got [0, 2.5]"),
+    ([0, True], "`iterations` must be integers >= 0, got [0, True]"),
+])
+def test_iterations_that_are_not_a_list_of_integers_are_clear_errors(tmp_path, iterations,
+                                                                     fragment):
+    # "0,10" would otherwise be iterated as the characters "0", ",", "1", "0".
+    with pytest.raises(ValueError) as info:
+        IterationCheckpoint(tmp_path / "ck", iterations)
+    assert str(info.value) == fragment
+    assert not (tmp_path / "ck").exists()
+
+
 
 def test_steps_per_execution_with_partial_last_execution(tmp_path):
     # 5 steps per epoch, steps_per_execution=2: callbacks run after 2, 4, 5

@@ -7,6 +7,7 @@ import shutil
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 
@@ -116,6 +117,9 @@ def test_full_disk_is_one_line_and_resumable(tmp_path, monkeypatch):
 # message fragment is also in README's table ("When something goes wrong").
 TINY = ["--arch", "resnet8", "--dataset", "synthetic", "--steps", "14",
         "--batch-size", "16", "-q"]
+# Children from k = 1 train 5 steps, evaluated and checkpointed at their end.
+LENET = ["--arch", "lenet300", "--dataset", "digits", "--steps", "6", "--batch-size", "32",
+         "--eval-every", "6", "--checkpoint-iters", "0,1,6", "-q"]
 
 BAD_INPUT = [
     # (case, args, exit status, message fragment)
@@ -124,7 +128,7 @@ BAD_INPUT = [
     ("density above 100", ["rewind", "--from", "runs/parent", "--iter", "4", "--density", "101"],
      2, "is not a percent in (0, 100]"),
     ("density not a number", ["rewind", "--from", "runs/parent", "--iter", "4", "--density", "lots"],
-     2, "'lots' is not a number; give the percent of weights to keep"),
+     2, "'lots' is not a number; give the percent of weights to keep, e.g. 80"),
     ("--iter not saved", ["rewind", "--from", "runs/parent", "--iter", "3", "--density", "80"],
      1, "--iter 3: is not a checkpoint of runs/parent; saved iterations: 0, 1, 2, 4, 6, 7"),
     ("--iter beyond the steps", ["rewind", "--from", "runs/parent", "--iter", "20", "--density", "80"],
@@ -201,6 +205,67 @@ BAD_INPUT = [
      1, "refused to unpickle"),
     ("--data-dir for synthetic", ["train", *TINY, "--data-dir", "data/truncated"],
      1, "only cifar10, cifar100, mnist and fashion_mnist read a folder"),
+    # Issue 17: densities read the wrong way, derived runs that prune nothing.
+    ("density a fraction", ["rewind", "--from", "runs/parent", "--iter", "4", "--density", "0.8"],
+     2, "0.8 is 0.8 %; for 80 % write 80, for under 1 % write 0.8%"),
+    ("density keeping no weight", ["rewind", "--from", "runs/parent", "--iter", "4",
+                                   "--density", "0.0001%"],
+     1, "keeps no weight (round(density x 77,616) = 0)"),
+    ("density at or above the parent's", ["rewind", "--from", "runs/parent", "--iter", "4",
+                                          "--density", "100"],
+     1, "is at or above the density of runs/parent (1); density is absolute"),
+    ("batch larger than the training set", ["train", *TINY, "--batch-size", "1000"],
+     1, "is larger than the training set (512 examples); use a smaller batch"),
+    ("--out not writable", ["train", *TINY, "--out", "runs/not_a_run/notes.txt/run"],
+     1, "choose a folder you can write to (--out)"),
+    ("--from a folder of runs", ["rewind", "--from", "runs", "--iter", "4", "--density", "80"],
+     1, "runs, not a run; name one of them:"),
+    ("demo --out inside a run", ["demo", "--quick", "--out", "runs/parent/demo"],
+     1, "lies in the run directory"),
+    ("--method unknown", ["iterate", "--from", "runs/parent", "--iter", "4", "--rounds", "1",
+                          "--method", "rewindlr"],
+     2, "unknown method (did you mean rewind-lr?)"),
+    # Issue 16: pruning options, your own network, data and recipe.
+    ("--exclude names no layer", ["rewind", "--from", "runs/lenet", "--iter", "1",
+                                  "--density", "50", "--exclude", "fc_9"],
+     1, "exclude names no masked layer or kernel: ['fc_9']"),
+    ("--exclude names no layer in iterate", ["iterate", "--from", "runs/lenet", "--iter", "1",
+                                             "--rounds", "1", "--exclude", "fc_9"],
+     1, "exclude names no masked layer or kernel: ['fc_9']"),
+    ("--exclude every layer", ["rewind", "--from", "runs/lenet", "--iter", "1", "--density", "50",
+                               "--exclude", "fc_1", "--exclude", "fc_2", "--exclude", "fc_3"],
+     1, "leaves no layer to prune; exclude fewer"),
+    ("--layer-rate names no layer", ["iterate", "--from", "runs/lenet", "--iter", "1",
+                                     "--rounds", "1", "--scope", "layerwise",
+                                     "--layer-rate", "fc_9=0.9"],
+     1, "names no masked layer or kernel: ['fc_9']"),
+    ("--layer-rate without layerwise scope", ["iterate", "--from", "runs/lenet", "--iter", "1",
+                                              "--rounds", "1", "--layer-rate", "fc_3=0.9"],
+     1, "per-layer densities need the layerwise scope"),
+    ("--arch module missing", ["train", *TINY, "--arch", "nosuchpkg.nets:build"],
+     1, "cannot import it (ModuleNotFoundError: No module named 'nosuchpkg')"),
+    ("--arch function missing", ["train", *TINY, "--arch", "json:nothing"],
+     1, "cannot import it (AttributeError: module 'json' has no attribute 'nothing')"),
+    ("--arch not a function", ["train", *TINY, "--arch", "keras_lottery:__version__"],
+     1, "is not a function"),
+    ("--arch function needing other arguments", ["train", *TINY, "--arch", "json:dumps"],
+     1, "cannot be called with input_shape and num_classes alone"),
+    ("--arch .keras file missing", ["train", *TINY, "--arch", "nowhere.keras"],
+     1, "--arch nowhere.keras: no such model file"),
+    ("derived run given other data", ["rewind", "--from", "runs/npz", "--iter", "1",
+                                      "--density", "50", "--dataset", "npz:data/other.npz"],
+     1, "differs from the data runs/npz trained on"),
+    ("recipe preset unknown", ["train", *TINY, "--recipe", "frankle2019-lenett"],
+     1, "unknown recipe (did you mean frankle2019-lenet?)"),
+    ("recipe field unknown", ["train", *TINY, "--recipe", "recipes/typo.toml"],
+     1, "--recipe recipes/typo.toml: unknown recipe field 'lr_drop' (did you mean lr_drops?)"),
+    ("recipe LR negative", ["train", *TINY, "--recipe", "recipes/negative.toml"],
+     1, "--recipe recipes/negative.toml: lr -0.1: expected a positive learning rate"),
+    ("recipe LR drops beyond the steps", ["train", *TINY, "--recipe", "recipes/drops.toml"],
+     1, "--recipe recipes/drops.toml: lr_drops [100]: [100] lie outside [0, 14]"),
+    ("recipe optimizer unknown", ["train", *TINY, "--recipe", "recipes/optimizer.toml"],
+     1, "--recipe recipes/optimizer.toml: optimizer 'adamw': expected one of momentum, sgd, "
+        "nesterov, adam (did you mean adam?)"),
 ]
 
 
@@ -219,8 +284,25 @@ def bad_input_folder(tmp_path_factory):
     try:
         result = CliRunner().invoke(main, ["train", *TINY, "--seed", "0", "--out", "runs/parent"])
         assert result.exit_code == 0, result.output
+        # A LeNet-300-100 parent (fc_1, fc_2, fc_3), and one on an npz file.
+        result = CliRunner().invoke(main, ["train", *LENET, "--seed", "0", "--out", "runs/lenet"])
+        assert result.exit_code == 0, result.output
+        digits = keras_lottery.data.load("digits")
+        os.mkdir("data")
+        np.savez("data/digits.npz", x_train=digits.x_train[:64], y_train=digits.y_train[:64],
+                 x_test=digits.x_test[:32], y_test=digits.y_test[:32])
+        np.savez("data/other.npz", x_train=digits.x_train[64:128], y_train=digits.y_train[64:128],
+                 x_test=digits.x_test[:32], y_test=digits.y_test[:32])
+        result = CliRunner().invoke(main, ["train", *LENET, "--dataset", "npz:data/digits.npz",
+                                           "--seed", "0", "--out", "runs/npz"])
+        assert result.exit_code == 0, result.output
     finally:
         os.chdir(old)
+    recipes = folder / "recipes"
+    recipes.mkdir()
+    for name, text in [("typo", "lr_drop = [5]"), ("negative", "lr = -0.1"),
+                       ("drops", "lr_drops = [100]"), ("optimizer", 'optimizer = "adamw"')]:
+        (recipes / f"{name}.toml").write_text(text + "\n")
     runs_dir = folder / "runs"
     parent = runs_dir / "parent"
     (runs_dir / "not_a_run").mkdir()
@@ -343,3 +425,180 @@ def test_iterate_controls_grouped_results_and_plots(tmp_path, monkeypatch):
     result = _invoke("plot", "--curves", "-o", "curves.svg", str(study))
     assert result.exit_code == 0, result.output
     assert "<svg" in pathlib.Path("curves.svg").read_text()
+
+
+# --- Issue 17's cases beyond one-line errors, on the bad-input folder's
+# LeNet-300-100 parent (fc_1 19,200 + fc_2 30,000 + fc_3 1,000 weights).
+LENET_WEIGHTS = {"fc_1": 19_200, "fc_2": 30_000, "fc_3": 1_000}
+
+
+def _kept(run):
+    """{layer: weights kept} of a run's final masks."""
+    return {k: int(m.sum()) for k, m in keras_lottery.pruning.get_masks(run.load_model()).items()}
+
+
+def _error_line(result):
+    (line,) = [line for line in result.output.splitlines() if line.startswith("Error")]
+    return line
+
+
+def test_a_percent_sign_asks_for_a_sub_percent_density(bad_input_folder, tmp_path):
+    parent = bad_input_folder / "runs" / "lenet"
+    out = tmp_path / "sub-percent"
+    # --from names the parent's run.json: understood as its folder.
+    result = _invoke("rewind", "--from", str(parent / "run.json"), "--iter", "1",
+                     "--density", "0.8%", "--seed", "0", "-q", "--out", str(out))
+    assert result.exit_code == 0, result.output
+    run = keras_lottery.Run.open(out)
+    assert run.spec.target_density == 0.008
+    assert run.spec.parent == str(parent.resolve())
+    assert sum(_kept(run).values()) == round(0.008 * sum(LENET_WEIGHTS.values()))
+    # Its children ask for less than it keeps: --density is absolute.
+    result = CliRunner().invoke(main, ["rewind", "--from", str(out), "--iter", "1",
+                                       "--density", "50"])
+    assert result.exit_code == 1
+    assert (f"--density 50: is at or above the density of {out} (0.008); density is "
+            "absolute") in _error_line(result)
+
+
+def test_an_unwritable_out_does_not_suggest_resuming(bad_input_folder, monkeypatch):
+    (args,) = [row[1] for row in BAD_INPUT if row[0] == "--out not writable"]
+    monkeypatch.chdir(bad_input_folder)
+    line = _error_line(CliRunner().invoke(main, args))
+    assert "Not a directory (runs/not_a_run/notes.txt/run)" in line
+    assert "resume" not in line and "re-run" not in line
+
+
+def test_layerwise_scope_prunes_each_layer_to_the_density(bad_input_folder, tmp_path):
+    result = _invoke("rewind", "--from", str(bad_input_folder / "runs" / "lenet"), "--iter", "1",
+                     "--density", "50", "--scope", "layerwise", "--seed", "0", "-q",
+                     "--out", str(tmp_path / "layerwise"))
+    assert result.exit_code == 0, result.output
+    run = keras_lottery.Run.open(tmp_path / "layerwise")
+    assert run.spec.scope == "layerwise"
+    assert _kept(run) == {name: n // 2 for name, n in LENET_WEIGHTS.items()}
+
+
+def test_an_excluded_layer_stays_whole_uncounted_recorded_and_inherited(bad_input_folder, tmp_path):
+    result = _invoke("rewind", "--from", str(bad_input_folder / "runs" / "lenet"), "--iter", "1",
+                     "--density", "50", "--exclude", "fc_3", "--seed", "0", "-q",
+                     "--out", str(tmp_path / "excluded"))
+    assert result.exit_code == 0, result.output
+    run = keras_lottery.Run.open(tmp_path / "excluded")
+    assert run.config["exclude"] == ["fc_3"]
+    kept = _kept(run)
+    assert kept["fc_3"] == LENET_WEIGHTS["fc_3"]
+    assert kept["fc_1"] + kept["fc_2"] == 24_600  # half of the 49,200 not excluded
+    assert run.density == 0.5 and run.metrics[-1]["density"] == 0.5
+    # A child without --exclude inherits it.
+    result = _invoke("rewind", "--from", str(run.path), "--iter", "1", "--density", "25",
+                     "--seed", "0", "-q", "--out", str(tmp_path / "child"))
+    assert result.exit_code == 0, result.output
+    child = keras_lottery.Run.open(tmp_path / "child")
+    assert child.spec.exclude == ("fc_3",)
+    kept = _kept(child)
+    assert kept["fc_3"] == LENET_WEIGHTS["fc_3"]
+    assert kept["fc_1"] + kept["fc_2"] == 12_300
+    assert child.density == 0.25
+
+
+def test_iterate_layerwise_with_a_rate_of_its_own_for_one_layer(bad_input_folder, tmp_path):
+    study = tmp_path / "study"
+    result = _invoke("iterate", "--from", str(bad_input_folder / "runs" / "lenet"), "--iter", "1",
+                     "--rounds", "2", "--rate", "0.8", "--scope", "layerwise",
+                     "--layer-rate", "fc_3=0.9", "--seed", "0", "-q", "--out", str(study))
+    assert result.exit_code == 0, result.output
+    for i in (1, 2):
+        run = keras_lottery.Run.open(study / f"round-{i}")
+        rates = {"fc_1": 0.8, "fc_2": 0.8, "fc_3": 0.9}
+        assert _kept(run) == {name: round(n * rates[name] ** i)
+                              for name, n in LENET_WEIGHTS.items()}, i
+
+
+def test_iterate_takes_rewind_lr_in_either_spelling(bad_input_folder, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    parent = str(bad_input_folder / "runs" / "lenet")
+    said = []
+    for spelling in ("rewind_lr", "rewind-lr"):
+        result = _invoke("iterate", "--from", parent, "--method", spelling, "--iter", "1",
+                         "--rounds", "1", "--seed", "0", "-q")
+        assert result.exit_code == 0, (spelling, result.output)
+        said.append([line for line in result.output.splitlines()
+                     if line.startswith(("round", "finished"))])
+    # One study, printed the same way whichever spelling was typed.
+    assert said[0] == said[1] == [
+        "round 1/1: rewind_lr to density 0.8",
+        "finished: runs/lenet300/iterate-rewind-lr-k1-r80-s0/round-1 (density 0.8)"]
+    assert keras_lottery.Run.open(
+        "runs/lenet300/iterate-rewind-lr-k1-r80-s0/round-1").spec.mode == "rewind_lr"
+    # The command itself also takes either spelling.
+    for command in ("rewind_lr", "rewind-lr", "lowlr_rewind"):
+        result = CliRunner().invoke(main, [command, "--help"])
+        assert result.exit_code == 0 and "--density" in result.output, command
+
+
+def _hand_run(path, *, dataset="synthetic", steps=10, seed=0, top1=(0.5,)):
+    """A finished rewind run written by hand: run.json and metrics.csv."""
+    spec = keras_lottery.RunSpec(
+        "rewind", "resnet8", dataset, keras_lottery.recipe.make(steps=steps), seed=seed,
+        parent="/runs/base", iteration=3, target_density=0.8)
+    run = keras_lottery.Run.create(path, spec, start_step=3, end_step=steps, density=0.8)
+    for i, value in enumerate(top1):
+        run.append_metrics({"step": 4 + i, "top1": value, "top5": 0.9, "loss": 1.0,
+                            "lr": 0.1, "density": 0.8, "elapsed": 1.0})
+    run.set_status("finished")
+    return run
+
+
+def test_results_reports_each_damaged_metrics_file_and_summarises_the_rest(tmp_path):
+    folder = tmp_path / "runs"
+    _hand_run(folder / "good", top1=(0.5, 0.75))
+    header = "step,top1,top5,loss,lr,density,val_top1,elapsed\n"
+    damage = {
+        "cut": (header + "4,0.5,0.9,1.0,0.1,0.8,,1.0\n5,0.6,0.9", "cut off in its last row"),
+        "garbage": ("\x00\x01 not a table \xff\n", "its header is not step,top1"),
+        "empty": ("", "empty, not even a header"),
+    }
+    for name, (text, _) in damage.items():
+        run = _hand_run(folder / name)
+        (run.path / "metrics.csv").write_text(text)
+    result = CliRunner().invoke(main, ["results", str(folder)])
+    assert result.exit_code == 0, result.output
+    warnings = result.stderr.splitlines()
+    assert len(warnings) == len(damage), warnings
+    for name, (_, what) in damage.items():
+        (line,) = [w for w in warnings if str(folder / name / "metrics.csv") in w]
+        assert line.startswith(f"Warning: skipping {folder / name}: ") and what in line
+    rows = result.stdout.splitlines()[2:]
+    assert [row.split()[0] for row in rows] == [str(folder / "good")]
+    assert rows[0].split()[-2:] == ["0.7500", "0.7500"]  # final and best top-1
+
+
+def test_results_group_splits_datasets_and_lengths_and_warns_about_repeated_seeds(tmp_path):
+    folder = tmp_path / "runs"
+    _hand_run(folder / "digits-T4", dataset="digits", steps=4, seed=0)
+    _hand_run(folder / "synthetic-T40", steps=40, seed=1)
+    _hand_run(folder / "synthetic-T40-copy", steps=40, seed=1)
+    result = CliRunner().invoke(main, ["results", "--group", "--format", "csv", str(folder)])
+    assert result.exit_code == 0, result.output
+    rows = list(csv.DictReader(io.StringIO(result.stdout)))
+    assert sorted((r["dataset"], r["T"], r["n"], r["seeds"]) for r in rows) == [
+        ("digits", "4", "1", "0"), ("synthetic", "40", "2", "1,1")]
+    assert result.stderr.splitlines() == [
+        "Warning: the group resnet8 rewind k=3 density 0.8 mixes runs: seeds repeat (1, 1)"]
+    table = CliRunner().invoke(main, ["results", str(folder)]).stdout.splitlines()
+    assert {"dataset", "T", "seed"} <= set(table[0].split())
+
+
+def test_an_npz_file_trains_and_its_children_read_it_again(bad_input_folder, tmp_path):
+    parent = keras_lottery.Run.open(bad_input_folder / "runs" / "npz")
+    npz = bad_input_folder / "data" / "digits.npz"
+    assert parent.spec.dataset == f"npz:{npz.resolve()}"
+    assert parent.config["data_sha256"] == keras_lottery.data.load(f"npz:{npz}").fingerprint
+    assert (parent.config["input_shape"], parent.config["num_classes"]) == ([8, 8, 1], 10)
+    result = _invoke("rewind", "--from", str(parent.path), "--iter", "1", "--density", "50",
+                     "--seed", "0", "-q", "--out", str(tmp_path / "child"))
+    assert result.exit_code == 0, result.output
+    child = keras_lottery.Run.open(tmp_path / "child")
+    assert child.spec.dataset == parent.spec.dataset
+    assert child.config["data_sha256"] == parent.config["data_sha256"]

@@ -1,7 +1,9 @@
 """`lottery demo --quick`: the study on real data, end to end, in CI."""
 
 import csv
+import inspect
 import io
+import pathlib
 
 from click.testing import CliRunner
 
@@ -11,10 +13,14 @@ from keras_lottery.cli import main
 from snapshots import snapshot
 
 
-def test_quick_demo_shows_rewinding_retaining_accuracy(tmp_path):
-    out = tmp_path / "demo"
-    result = CliRunner().invoke(main, ["demo", "--quick", "--out", str(out)])
+def test_quick_demo_shows_rewinding_retaining_accuracy(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(main, ["demo", "--quick"])
     assert result.exit_code == 0, result.output
+    # Its own root, not ./runs, where the user's next `lottery rewind` looks
+    # for the single finished train run.
+    out = tmp_path / demo.DEFAULT_OUT
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["lottery-demo"]
     assert "top1_median" in result.output
     png = out / "accuracy.png"
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -39,3 +45,10 @@ def test_quick_demo_shows_rewinding_retaining_accuracy(tmp_path):
     again = CliRunner().invoke(main, ["demo", "--quick", "--out", str(out)])
     assert again.exit_code == 0
     assert {p: s for p, s in snapshot(out).items() if not p.endswith(".png")} == before
+
+
+def test_the_demos_default_root_is_its_own():
+    (option,) = [p for p in main.commands["demo"].params if p.name == "out"]
+    assert str(option.default) == demo.DEFAULT_OUT == "lottery-demo"
+    assert inspect.signature(demo.run).parameters["out"].default == demo.DEFAULT_OUT
+    assert runs.DEFAULT_ROOT not in pathlib.Path(demo.DEFAULT_OUT).parts

@@ -238,3 +238,23 @@ def test_package_import_does_not_load_matplotlib():
             for name in names:
                 assert not name.startswith("matplotlib"), (path, name)
                 assert name != "keras_lottery.plot", (path, name)
+
+
+def test_ax_draws_into_a_figure_of_your_own(tmp_path):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(10, 4))
+    FigureCanvasAgg(fig)
+    left, right = fig.subplots(1, 2)
+    runs = _density_runs(tmp_path)
+    assert plot.accuracy_vs_density(runs, ax=left, title="density") is fig
+    assert plot.accuracy_vs_step(runs[:2], ax=right) is fig
+    assert fig.axes == [left, right]  # nothing added, nothing replaced
+    assert set(_lines(left)) >= {"resnet8 rewind", "resnet8 reinit"}
+    assert left.get_xscale() == "log" and left.get_title() == "density"
+    assert [line.get_label() for line in right.get_lines()] == ["w80-s0", "w80-s1"]
+    assert right.get_xlabel() == "Training step"
+    out = tmp_path / "both.png"
+    plot.save(fig, out)
+    _assert_png(out)

@@ -359,3 +359,89 @@ def test_validation_split_is_held_out_of_the_test_set(tmp_path):
     child = kl.finetune(run.path, iteration=2, density=0.5, verbose=0,
                         out=tmp_path / "c")
     assert child.config["val_split"] == 64 and child.metrics[-1]["val_top1"] is not None
+
+
+def test_a_density_at_or_above_the_parents_or_keeping_nothing_is_refused(parent, derived, root):
+    pruned = derived["rewind"]  # at 0.8
+    with pytest.raises(kl.LotteryError) as error:
+        kl.rewind(pruned.path, iteration=K, density=0.9, seed=5, out=root / "above")
+    assert str(error.value) == (
+        f"density=0.9: is at or above the density of {pruned.path} (0.8); density is "
+        "absolute (the fraction of all prunable weights kept, not of the parent's), so ask "
+        "for less than 0.8")
+    with pytest.raises(kl.LotteryError) as error:
+        kl.rewind(parent.path, iteration=K, density=1e-6, seed=5, out=root / "nothing" / "x")
+    assert str(error.value).startswith(
+        "density=1e-06: keeps no weight (round(density x 77,616) = 0); ask for at least")
+    assert not (root / "above").exists() and not (root / "nothing").exists()
+
+
+# --- Your own arrays (issue 16) ---------------------------------------------
+
+OWN = dict(steps=4, batch_size=32, eval_every=4, checkpoint_iters=[0, 1, 4], verbose=0)
+
+
+def _digit_arrays(start=0):
+    digits = kl.data.load("digits")
+    train = slice(start, start + 256)
+    return kl.data.arrays(digits.x_train[train], digits.y_train[train],
+                          digits.x_test[:64], digits.y_test[:64])
+
+
+def test_your_own_arrays_train_and_derive_and_other_data_is_refused(tmp_path):
+    data = _digit_arrays()
+    run = kl.train("lenet300", dataset=data, seed=0, out=tmp_path / "own", **OWN)
+    assert (run.spec.dataset, run.spec.data_fingerprint) == ("arrays", data.fingerprint)
+    assert (run.config["input_shape"], run.config["num_classes"]) == ([8, 8, 1], 10)
+    child = kl.rewind(run, iteration=1, density=0.5, dataset=data, seed=0, verbose=0,
+                      out=tmp_path / "child")
+    # The child records the data too: children of other arrays never group together.
+    assert child.status == runs.FINISHED and child.spec.data_fingerprint == data.fingerprint
+    assert child.spec.comparable() != child.spec.replace(data_fingerprint="other").comparable()
+    other = _digit_arrays(start=256)
+    with pytest.raises(kl.LotteryError) as error:
+        kl.rewind(run, iteration=1, density=0.5, dataset=other, seed=0, out=tmp_path / "other")
+    assert str(error.value) == (
+        f"dataset='arrays': differs from the data {run.path} trained on (sha256 "
+        f"{other.fingerprint[:12]}… != {data.fingerprint[:12]}…); derive with the parent's data")
+    with pytest.raises(kl.LotteryError) as error:
+        kl.rewind(run, iteration=1, density=0.5, seed=0, out=tmp_path / "forgotten")
+    assert str(error.value) == (
+        f"dataset=None: {run.path} trained on arrays in memory (arrays); pass them again "
+        "as dataset=keras_lottery.data.arrays(...)")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["child", "own"]
+
+
+# --- The default validation split (issue 17.11) ----------------------------
+
+def _features(name, test_images):
+    """Arrays of 2 features named like a dataset, with `test_images` test rows."""
+    rng = np.random.default_rng(0)
+    return kl.data.arrays(rng.random((64, 2), np.float32), np.arange(64) % 10,
+                          rng.random((test_images, 2), np.float32),
+                          np.arange(test_images) % 10, name=name)
+
+
+@pytest.mark.parametrize("name, test_images, val_split, expected", [
+    ("cifar10", 10_000, None, 2000),  # CIFAR's real test set: the paper's protocol
+    ("cifar100", 10_000, None, 2000),
+    ("cifar10", 10_000, 0, 0),  # turned off
+    ("cifar10", 9_999, None, 0),  # not CIFAR's test set
+])
+def test_the_paper_validation_split_is_the_default_only_on_cifars_test_set(
+        tmp_path, name, test_images, val_split, expected):
+    net = keras.Sequential([keras.Input((2,)), keras.layers.Dense(10)])
+    run = kl.train(net, dataset=_features(name, test_images), val_split=val_split, seed=0,
+                   out=tmp_path / "r", steps=1, batch_size=64, checkpoint_iters=[0, 1],
+                   verbose=0)
+    assert run.spec.val_split == expected
+    (row,) = run.metrics
+    assert (row["val_top1"] is None) == (expected == 0)
+    assert kl.procedures.PAPER_VAL_SPLIT == 2000
+    assert kl.procedures.CIFAR_TEST_IMAGES == 10_000
+
+
+def test_no_validation_split_by_default_on_other_data(digits_family):
+    parent, child = digits_family
+    assert parent.spec.val_split == child.spec.val_split == 0
+    assert all(row["val_top1"] is None for row in parent.metrics)

@@ -322,3 +322,36 @@ def test_warmup_ramps_linearly_then_follows_the_schedule():
     got = [_lr(r.schedule(), g) for g in (0, 1, 3, 4, 60, 61)]
     assert got == pytest.approx([0.1, 0.2, 0.4, 0.4, 0.4, 0.2], rel=1e-6)
     assert [r.lr_at(g) for g in (0, 1, 3, 4, 60, 61)] == pytest.approx(got, rel=1e-6)
+
+
+def test_a_preset_on_the_command_line_trains_with_its_optimizer_and_children_inherit_it(
+        tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    import keras_lottery as kl
+    from keras_lottery.cli import main
+    from snapshots import tensors
+
+    def optimizer_variables(run):
+        found = tensors(run.checkpoints["final"])
+        return [found[k].shape for k in found if k.startswith("optimizer/vars/")]
+
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(main, [
+        "train", "--arch", "lenet300", "--dataset", "digits", "--recipe", "frankle2019-lenet",
+        "--steps", "20", "--eval-every", "20", "--checkpoint-iters", "0,2,20", "--seed", "0",
+        "-q", "--out", "adam"])
+    assert result.exit_code == 0, result.output
+    run = kl.Run.open("adam")
+    made = run.spec.recipe
+    assert (made.preset, made.optimizer, made.lr, made.batch_size, made.steps) == (
+        "frankle2019-lenet", "adam", 1.2e-3, 60, 20)
+    # Adam's state: the iteration, then two moments for each of the 6 weights.
+    assert len(optimizer_variables(run)) == 1 + 2 * 6
+    result = CliRunner().invoke(main, ["finetune", "--from", "adam", "--iter", "2",
+                                       "--density", "50", "--seed", "0", "-q", "--out", "child"])
+    assert result.exit_code == 0, result.output
+    child = kl.Run.open("child")
+    assert child.spec.recipe == made
+    assert child.spec.lr == 1.2e-3  # the recipe's last LR
+    assert len(optimizer_variables(child)) == 1 + 2 * 6

@@ -19,12 +19,12 @@ def _row(step, top1):
 
 
 def _spec(mode="rewind", arch="resnet8", seed=0, iteration=3, density=0.8,
-          steps=33, **fields):
+          steps=33, dataset="synthetic", batch_size=None, **fields):
+    made = recipe.make(steps=steps, batch_size=batch_size)
     if mode == "train":
-        return RunSpec(mode, arch, "synthetic", recipe.make(steps=steps), seed=seed,
-                       **fields)
+        return RunSpec(mode, arch, dataset, made, seed=seed, **fields)
     lr = 0.001 if mode in ("finetune", "lowlr_rewind") else None
-    return RunSpec(mode, arch, "synthetic", recipe.make(steps=steps), seed=seed,
+    return RunSpec(mode, arch, dataset, made, seed=seed,
                    parent="/runs/base", iteration=None if mode == "reinit" else iteration,
                    target_density=density, lr=lr, **fields)
 
@@ -297,3 +297,76 @@ def test_render_group_rows(tmp_path):
         report.render(rows, report.GROUP_COLUMNS, "csv"))))
     assert [float(r["density"]) for r in parsed] == [0.512, 0.4096, 0.32768, 1.0]
     assert parsed[3]["k"] == "" and parsed[0]["n"] == "1"
+
+
+def test_group_splits_runs_that_are_not_comparable(tmp_path):
+    # Issue 17: a 4-step digits run and a 40-step synthetic run were one row.
+    made = [
+        _write_run(tmp_path, "digits-T4", dataset="digits", steps=4, seed=0),
+        _write_run(tmp_path, "synthetic-T40", steps=40, seed=1),
+    ]
+    rows = report.group(made)
+    assert sorted((r["dataset"], r["T"], r["n"]) for r in rows) == [
+        ("digits", 4, 1), ("synthetic", 40, 1)]
+    # Everything else that shapes a result splits too: batch size (the
+    # recipe), validation split, precision, scope, exclusions.
+    reference = _write_run(tmp_path, "reference", seed=0)
+    again = _write_run(tmp_path, "another-seed", seed=1)
+    others = [
+        _write_run(tmp_path, "batch-64", seed=2, batch_size=64),
+        _write_run(tmp_path, "val-split", seed=3, val_split=64),
+        _write_run(tmp_path, "bf16", seed=4, precision="bf16"),
+        _write_run(tmp_path, "layerwise", seed=5, scope="layerwise"),
+        _write_run(tmp_path, "exclude", seed=6, exclude=("dense",)),
+    ]
+    rows = report.group([reference, again, *others])
+    assert sorted(r["n"] for r in rows) == [1, 1, 1, 1, 1, 2]
+    (pair,) = [r for r in rows if r["n"] == 2]
+    assert sorted(pair["runs"]) == sorted([str(reference.path), str(again.path)])
+    assert all(r["notes"] == [] for r in rows)
+
+
+def test_group_says_when_a_seed_repeats(tmp_path):
+    made = [_write_run(tmp_path, "a", seed=7, top1=(0.5,)),
+            _write_run(tmp_path, "copy-of-a", seed=7, top1=(0.6,))]
+    (row,) = report.group(made)
+    assert row["n"] == 2
+    assert row["notes"] == ["seeds repeat (7, 7)"]
+
+
+def test_every_table_has_the_seed_dataset_and_length(tmp_path):
+    run = _write_run(tmp_path, "r", seed=5, steps=12, top1=(0.4, 0.5))
+    assert report.summary(run)["seed"] == 5
+    assert [(r["seed"], r["step"]) for r in report.curve(run)] == [(5, 1), (5, 2)]
+    (row,) = report.group([run])
+    assert row["seeds"] == [5]
+    curve = report.render(report.curve(run), report.CURVE_COLUMNS).splitlines()
+    assert curve[0].split()[:3] == ["run", "seed", "step"] and curve[2].split()[1] == "5"
+    for columns in (report.SUMMARY_COLUMNS, report.GROUP_COLUMNS):
+        assert {"dataset", "T"} <= set(columns)
+        table = report.render([report.summary(run)] if columns is report.SUMMARY_COLUMNS
+                              else [row], columns).splitlines()
+        cells = dict(zip(table[0].split(), table[2].split()))
+        assert (cells["dataset"], cells["T"]) == ("synthetic", "12")
+
+
+def test_to_dataframe_rows_and_columns(tmp_path):
+    pandas = pytest.importorskip("pandas")
+    made = [_write_run(tmp_path, "a", seed=0, top1=(0.4, 0.5)),
+            _write_run(tmp_path, "b", seed=1, top1=(0.7,)),
+            _write_run(tmp_path, "t", mode="train", seed=0, top1=(0.9,))]
+    summary = report.to_dataframe(made)
+    assert isinstance(summary, pandas.DataFrame)
+    assert list(summary.columns) == list(report.SUMMARY_COLUMNS)
+    assert list(summary.seed) == [0, 1, 0]
+    assert list(summary.final_top1) == [0.5, 0.7, 0.9]
+    curve = report.to_dataframe([str(p.path) for p in made], rows="curve")
+    assert list(curve.columns) == list(report.CURVE_COLUMNS)
+    assert list(zip(curve.seed, curve.step)) == [(0, 1), (0, 2), (1, 1), (0, 1)]
+    grouped = report.to_dataframe(made, rows="group")
+    assert list(grouped.columns) == list(report.GROUP_COLUMNS)
+    assert list(grouped.n) == [2, 1]
+    assert grouped.top1_median[0] == pytest.approx(0.6)
+    assert list(grouped.seeds) == [[0, 1], [0]]
+    with pytest.raises(LotteryError, match="rows='runs': expected summary, curve or group"):
+        report.to_dataframe(made, rows="runs")

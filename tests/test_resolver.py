@@ -1,6 +1,11 @@
 import json
+import os
 import pathlib
 import re
+import shutil
+import subprocess
+import sys
+import textwrap
 
 import pytest
 
@@ -119,3 +124,95 @@ def test_study_is_found_again_and_a_different_one_refused(tmp_path):
     message = _one_line_error(resolver.resolve_study, other, arch="resnet8",
                               out=study.path)
     assert "holds a different iterative study" in message
+
+
+# --- Paths that must not stop a resume (issue 17) -------------------------
+
+LENET = ["--arch", "lenet300", "--dataset", "digits", "--steps", "6", "--batch-size", "32",
+         "--eval-every", "6", "--checkpoint-iters", "0,1,6", "--seed", "0", "-q"]
+CHILD = ["--iter", "1", "--density", "50", "--seed", "0", "-q"]
+# Runs `lottery ARGS` for each ARGS in turn in one process, printing each
+# exit status.
+COMMANDS = textwrap.dedent('''
+    import json, sys
+    from keras_lottery.cli import main
+    for args in json.loads(sys.argv[1]):
+        try:
+            main(args)
+        except SystemExit as e:
+            print(f"exit {e.code}", flush=True)
+''')
+
+
+@pytest.fixture(scope="module")
+def family(tmp_path_factory):
+    """A base, a rewound child and a one-round study, made from the folder
+    `first` with relative paths, as typed."""
+    from click.testing import CliRunner
+
+    from keras_lottery.cli import main
+
+    first = tmp_path_factory.mktemp("first")
+    old = os.getcwd()
+    os.chdir(first)
+    try:
+        for args in (["train", *LENET, "--out", "runs/base"],
+                     ["rewind", "--from", "runs/base", *CHILD, "--out", "runs/child"],
+                     ["iterate", "--from", "runs/base", "--iter", "1", "--rounds", "1",
+                      "--seed", "0", "-q", "--out", "runs/study"]):
+            result = CliRunner().invoke(main, args)
+            assert result.exit_code == 0, result.output
+    finally:
+        os.chdir(old)
+    return first / "runs"
+
+
+def test_from_another_folder_with_absolute_paths_a_run_is_the_same_run(family, tmp_path):
+    import keras_lottery
+
+    package_root = os.path.dirname(os.path.dirname(keras_lottery.__file__))
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+        filter(None, [package_root, os.environ.get("PYTHONPATH")])))
+    base = str(family / "base")
+    commands = [
+        ["rewind", "--from", base, *CHILD, "--out", str(family / "child")],
+        # The study extended by a round, from elsewhere.
+        ["iterate", "--from", base, "--iter", "1", "--rounds", "2", "--seed", "0", "-q",
+         "--out", str(family / "study")],
+    ]
+    done = subprocess.run([sys.executable, "-c", COMMANDS, json.dumps(commands)],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    said = done.stdout.splitlines()
+    assert [line for line in said if line.startswith("exit")] == ["exit 0", "exit 0"], (
+        done.stdout + done.stderr[-2000:])
+    assert f"{family / 'child'} is already finished; nothing to do" in said
+    assert f"{family / 'study' / 'round-1'} is already finished; nothing to do" in said
+    assert "different" not in done.stdout + done.stderr
+    round_2 = runs.Run.open(family / "study" / "round-2")
+    assert round_2.status == runs.FINISHED
+    assert round_2.spec.parent == str((family / "study" / "round-1").resolve())
+
+
+def test_a_moved_tree_of_runs_resumes_and_finds_its_parents(family, tmp_path, capsys):
+    import keras_lottery as kl
+
+    shutil.copytree(family, tmp_path / "before" / "runs")
+    # Interrupted as a kill would leave it: no final state, status running.
+    child = runs.Run.open(tmp_path / "before" / "runs" / "child")
+    for key in ("final", 6):
+        child.checkpoints[key].unlink()
+    child.set_status(runs.RUNNING)
+    os.rename(tmp_path / "before", tmp_path / "after")
+    moved = tmp_path / "after" / "runs"
+    # The same call at the new place resumes it, under its parent there.
+    capsys.readouterr()
+    resumed = kl.rewind(moved / "base", iteration=1, density=0.5, seed=0, verbose=2,
+                        out=moved / "child")
+    assert f"resuming {moved / 'child'} from step 1" in capsys.readouterr().out
+    assert resumed.status == runs.FINISHED
+    assert resumed.spec.parent == str((moved / "base").resolve())
+    # The study's rounds find theirs too: extending it adds a round.
+    made = kl.iterate(moved / "base", iteration=1, rounds=2, seed=0, verbose=0,
+                      out=moved / "study")
+    assert [r.spec.parent for r in made] == [str((moved / "base").resolve()),
+                                              str((moved / "study" / "round-1").resolve())]

@@ -199,3 +199,36 @@ def test_check_names_the_field_of_a_damaged_run_json(tmp_path):
         broken = Run(run.path, dict(run.config, **{field: value}))
         message = _one_line_error(broken.check)
         assert fragment in message and "restore the file" in message, field
+
+
+HEADER = ",".join(COLUMNS) + "\n"
+ROW_10 = "10,0.5,0.9,1.5,0.1,1.0,,3.0\n"
+
+
+@pytest.mark.parametrize("text, fragment", [
+    # Killed mid-row: the row with step 20 must not read as a (final) 0.6.
+    (HEADER + ROW_10 + "20,0.6,0.9", "cut off in its last row"),
+    (HEADER + ROW_10 + "20,0.6,0.9,1.4,0.1,1.0,,6", "cut off in its last row"),
+    ("", "empty, not even a header"),
+    ("\x00\x07garbage\xff\n", "its header is not step,top1"),
+    (HEADER + ROW_10 + "x,y\n", "line 3 has 2 fields, not 8"),
+    (HEADER + ROW_10 + "20,lots,0.9,1.4,0.1,1.0,,6\n", "line 3 holds something that is not a number"),
+    (HEADER + ROW_10 + ROW_10, "line 3 is out of order"),
+])
+def test_a_damaged_metrics_file_is_an_error_never_a_partial_result(tmp_path, text, fragment):
+    run = Run.create(tmp_path / "r", _spec(), **STATE)
+    (run.path / runs.METRICS_CSV).write_text(text)
+    message = _one_line_error(lambda: Run.open(run.path).metrics)
+    assert message.startswith(f"{run.path / runs.METRICS_CSV} is damaged (")
+    assert fragment in message and "delete the run to train it again" in message
+
+
+def test_a_metrics_file_from_before_validation_splits_still_reads(tmp_path):
+    # keras_lottery wrote no val_top1 column before validation splits existed.
+    run = Run.create(tmp_path / "r", _spec(), **STATE)
+    old = [c for c in COLUMNS if c != "val_top1"]
+    (run.path / runs.METRICS_CSV).write_text(
+        ",".join(old) + "\n10,0.5,0.9,1.5,0.1,1.0,3.0\n")
+    (row,) = Run.open(run.path).metrics
+    assert tuple(row) == COLUMNS
+    assert (row["step"], row["top1"], row["val_top1"], row["elapsed"]) == (10, 0.5, None, 3.0)

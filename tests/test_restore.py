@@ -1,0 +1,47 @@
+"""`Run.load_model(iteration)`: a run's masked model back from its files
+(issue 15)."""
+
+import keras
+import numpy as np
+import pytest
+
+import keras_lottery as kl
+from keras_lottery import data as data_lib
+
+
+def _state(model):
+    return ([keras.ops.convert_to_numpy(v) for v in model.weights],
+            [keras.ops.convert_to_numpy(v) for v in model.optimizer.variables])
+
+
+def test_load_model_is_the_checkpoint_and_reproduces_the_final_accuracy(digits_family):
+    _, child = digits_family
+    model = child.load_model()
+    assert int(keras.ops.convert_to_numpy(model.optimizer.iterations)) == child.end_step
+    # The same state as the checkpoint loaded into a model built by hand.
+    by_hand = kl.models.build("lenet300", input_shape=(8, 8, 1), num_classes=10)
+    kl.compile_model(by_hand, child.spec.recipe)
+    kl.load_state(by_hand, child.checkpoints["final"], child.end_step)
+    for mine, theirs in zip(_state(model), _state(by_hand)):  # weights, optimizer
+        assert len(mine) == len(theirs)
+        for a, b in zip(mine, theirs):
+            np.testing.assert_array_equal(a, b)
+    masks = kl.get_masks(model)
+    assert sum(int(m.sum()) for m in masks.values()) == 25_100  # half of 50,200
+    assert kl.pruning.density(model) == child.density
+    data = data_lib.load("digits")
+    test = data_lib.EvalBatches(data.x_test, data.y_test, 32, normalize=data.normalize)
+    top1 = model.evaluate(test, verbose=0, return_dict=True)["top1"]
+    assert top1 == pytest.approx(child.metrics[-1]["top1"], abs=1e-6)
+
+
+def test_load_model_at_an_iteration_and_a_bad_one(digits_family):
+    parent, child = digits_family
+    at_k = child.load_model(3)  # the child's start: k's weights under its masks
+    assert int(keras.ops.convert_to_numpy(at_k.optimizer.iterations)) == 3
+    assert kl.pruning.density(at_k) == child.density
+    assert kl.pruning.density(parent.load_model(0)) == 1.0
+    with pytest.raises(kl.LotteryError) as error:
+        child.load_model(5)
+    assert str(error.value) == (f"iteration=5: is not a checkpoint of {child.path}; "
+                                "saved: 3, 12, final")
