@@ -28,9 +28,10 @@ def evaluation_sets(data, val_split, batch_size):
     return batches(np.sort(order[val_split:])), batches(np.sort(order[:val_split]))
 
 
-def evaluate(model, eval_sets, step, elapsed, exclude=()):
-    """The metrics row of an evaluation after `step` updates (density
-    counted over the layers not in `exclude`)."""
+def evaluate(model, eval_sets, step, elapsed, lr_at, exclude=()):
+    """The metrics row of an evaluation after `step` updates: `lr_at(g)` is
+    the LR of the update made at iteration g; the density is counted over
+    the layers not in `exclude`."""
     test, val = eval_sets
     result = model.evaluate(test, verbose=0, return_dict=True)
     val_top1 = None
@@ -41,19 +42,18 @@ def evaluate(model, eval_sets, step, elapsed, exclude=()):
         "top1": float(result["top1"]),
         "top5": float(result["top5"]),
         "loss": float(result["loss"]),
-        "lr": last_lr(model, step),
+        "lr": last_lr(lr_at, step),
         "density": pruning.density(model, exclude),
         "val_top1": val_top1,
         "elapsed": round(elapsed, 3),
     }
 
 
-def last_lr(model, step):
-    """The LR of the last update before `step`, as a short decimal."""
-    lr = model.optimizer.learning_rate  # the schedule object
-    value = lr(step - 1) if callable(lr) else lr
-    # float32 noise (0.10000000149) would make tables unreadable.
-    return float(f"{float(keras.ops.convert_to_numpy(value)):.7g}")
+def last_lr(lr_at, step):
+    """The LR the last update before `step` used (the update made at
+    iteration step − 1), as a short decimal. (The optimizer's own
+    `learning_rate` is the next update's.)"""
+    return float(f"{float(lr_at(step - 1)):.7g}")
 
 
 class Summaries:
@@ -94,11 +94,13 @@ class TrainSummaries(keras.callbacks.Callback):
     Args:
         logdir: the folder for the events (`<run>/logs/train`).
         every: steps between two summaries.
+        lr_at: the LR of the update made at an iteration.
     """
 
-    def __init__(self, logdir, every):
+    def __init__(self, logdir, every, lr_at):
         super().__init__()
         self.every = every
+        self.lr_at = lr_at
         self.summaries = Summaries(logdir)
         self.step = 0
 
@@ -113,7 +115,7 @@ class TrainSummaries(keras.callbacks.Callback):
 
         with self.summaries.writer.as_default():
             tf.summary.scalar("loss", float(logs["loss"]), step=self.step)
-            tf.summary.scalar("learning_rate", last_lr(self.model, self.step),
+            tf.summary.scalar("learning_rate", last_lr(self.lr_at, self.step),
                               step=self.step)
 
     def on_train_end(self, logs=None):

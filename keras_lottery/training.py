@@ -101,6 +101,7 @@ class Plan:
         val_split: test images held out for validation.
         summary_every: steps between TensorBoard training summaries.
         exclude: layers left out of the density.
+        lr_at: the LR of the update made at an iteration (for the logs).
     """
 
     start: int
@@ -113,6 +114,7 @@ class Plan:
     val_split: int = 0
     summary_every: int = 100
     exclude: tuple = ()
+    lr_at: object = None
 
     def __post_init__(self):
         every = self.save_every
@@ -170,9 +172,10 @@ def plan_for(spec, run, save_every):
     # Training loss and LR every 100 steps at the paper's length, as the
     # original's summaries; scaled like every step quantity.
     every = max(1, round(100 * recipe.steps / recipe_lib.BASE_STEPS))
+    lr_at = recipe.lr_at if spec.lr is None else (lambda step: spec.lr)
     return Plan(start, end, spec.seed, recipe.batch_size, tuple(iters),
                 tuple(recipe.eval_steps(start, end)), save_every, spec.val_split,
-                every, spec.exclude)
+                every, spec.exclude, lr_at)
 
 
 def open_run(found, model, *, facts, model_json, verbose, bounds, prepare=None):
@@ -222,7 +225,7 @@ def fit(run, model, data, plan, *, position=None, verbose=1, callbacks=()):
     log = _EvaluationLog(run, model, data, plan, verbose, user)
     guard = _NanGuard(stops)
     summaries = evaluation.TrainSummaries(run.path / runs.LOGS_DIR / "train",
-                                          plan.summary_every)
+                                          plan.summary_every, plan.lr_at)
     callbacks = [guard, checkpoint, summaries, user] + (
         [log.progress] if log.progress else [])
     try:
@@ -278,7 +281,7 @@ class _EvaluationLog:
 
     def __init__(self, run, model, data, plan, verbose, user):
         self.run, self.model, self.verbose, self.user = run, model, verbose, user
-        self.exclude = plan.exclude
+        self.exclude, self.lr_at = plan.exclude, plan.lr_at
         self.sets = evaluation.evaluation_sets(data, plan.val_split, plan.batch_size)
         self.summaries = evaluation.Summaries(run.path / runs.LOGS_DIR / "eval")
         # A progress bar in a terminal; in a log file, a line per evaluation.
@@ -291,7 +294,7 @@ class _EvaluationLog:
 
     def __call__(self, step):
         row = evaluation.evaluate(self.model, self.sets, step, time.time() - self.began,
-                                  exclude=self.exclude)
+                                  self.lr_at, exclude=self.exclude)
         self.run.append_metrics(row)
         self.summaries.write(row)
         self.user.evaluated(row)

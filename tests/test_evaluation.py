@@ -46,8 +46,6 @@ def test_training_loss_and_lr_every_summary_step(digits_family):
         assert all(0 < loss < 10 for loss in scalars["loss"].values())
 
 
-@pytest.mark.xfail(strict=True, reason="evaluation.last_lr reads optimizer.learning_rate, "
-                   "the LR at the current iteration (the next update's), not the schedule")
 def test_the_lr_logged_at_a_step_is_the_one_its_last_update_used(digits_family):
     # README: "`lr` is the learning rate the last update used": at step s
     # that is the update made at iteration s - 1, lr_at(s - 1).
