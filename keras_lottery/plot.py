@@ -94,10 +94,18 @@ def accuracy_vs_density(runs, path=None, select="final", title=None, ax=None):
             label=f"{r['arch']} {r['method']} (unpruned)",
         )
 
-    percents = sorted({100 * r["density"] for r in pruned})
+    density_axis(ax, [100 * r["density"] for r in pruned])
+    ax.set_ylabel(TOP1_LABEL)
+    return _finish(fig, ax, path, title)
+
+
+def density_axis(ax, percents):
+    """The paper's x axis: percent of weights remaining on a log scale,
+    dense on the left, ticked at the densities present."""
+    percents = sorted(set(percents))
     ax.set_xscale("log")
-    # The paper's axis: dense on the left, sparser to the right. Setting the
-    # limits high-to-low inverts it; the margin keeps end points off the edge.
+    # Setting the limits high-to-low inverts the axis; the margin keeps end
+    # points off the edge.
     ax.set_xlim(percents[-1] * 1.08, percents[0] / 1.08)
     ax.xaxis.set_major_locator(ticker.FixedLocator(percents))
     ax.xaxis.set_major_formatter(ticker.FuncFormatter(lambda v, _: f"{v:.4g}"))
@@ -107,8 +115,6 @@ def accuracy_vs_density(runs, path=None, select="final", title=None, ax=None):
         # only fit slanted.
         ax.tick_params(axis="x", labelrotation=45)
     ax.set_xlabel(DENSITY_LABEL)
-    ax.set_ylabel(TOP1_LABEL)
-    return _finish(fig, ax, path, title)
 
 
 def accuracy_vs_step(runs, path=None, title=None, ax=None):

@@ -1,17 +1,9 @@
-"""The paper's procedures, each a short composition of shared parts.
-
-| procedure | masks from | weights, BN stats, momentum from | starts at | LR | steps |
-|---|---|---|---|---|---|
-| train | all ones | fresh init | 0 | schedule | T |
-| rewind | magnitude of parent's final | parent's iteration k | k | schedule | T − k |
-| rewind_lr | same | parent's final | k | schedule replayed from k | T − k |
-| finetune | same | parent's final | parent's end | constant (0.001) | T − k |
-
-the controls, and `branch` (a copy of the parent from k, unpruned, for
-instability analysis); see `keras_lottery.methods` for the whole table. A call
-is a request (`RunSpec`); the resolver finds the run it already made, so
-calling again resumes an interrupted run or returns a finished one. Each
-writes a run directory (`keras_lottery.runs`) through `training.fit`.
+"""The paper's procedures — train, rewind, rewind_lr, finetune — the
+controls, `branch` and `iterate`, each a short composition of shared parts
+(`keras_lottery.methods` has the table of what each restores). A call is a
+request (`RunSpec`); the resolver finds the run it already made, so calling
+again resumes an interrupted run or returns a finished one. Each writes a
+run directory (`keras_lottery.runs`) through `training.fit`.
 """
 
 import keras

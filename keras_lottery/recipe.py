@@ -20,6 +20,7 @@ import difflib
 import math
 import pathlib
 
+from keras_lottery import tomlfiles
 from keras_lottery.errors import LotteryError
 
 BASE_STEPS = 71108
@@ -302,14 +303,9 @@ def load_file(path):
         lr = 3e-4
         steps = 2000
     """
-    try:
-        import tomllib
-    except ImportError:  # Python 3.10
-        import tomli as tomllib
     path = pathlib.Path(path)
     try:
-        with open(path, "rb") as f:
-            config = tomllib.load(f)
+        config = tomlfiles.read(path)
     except FileNotFoundError:
         raise LotteryError("no such recipe file", param="recipe", value=str(path)) from None
     except (OSError, ValueError) as e:

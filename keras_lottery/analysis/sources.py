@@ -15,6 +15,7 @@ import os
 import pathlib
 
 from keras_lottery import runs as runs_lib
+from keras_lottery import tomlfiles
 from keras_lottery.errors import LotteryError
 
 # The file of a stability analysis's folder (`keras_lottery.analysis.instability`).
@@ -60,14 +61,9 @@ def expand(items, *, param="runs"):
 
 def study_root(path, param="runs"):
     """The root folder a study file names in `[study] root = "..."`."""
-    try:
-        import tomllib
-    except ImportError:  # Python 3.10
-        import tomli as tomllib
     path = pathlib.Path(path)
     try:
-        with open(path, "rb") as f:
-            config = tomllib.load(f)
+        config = tomlfiles.read(path)
     except (OSError, ValueError) as e:
         raise LotteryError(
             f"cannot be read as a study file ({str(e).splitlines()[0]}); fix "

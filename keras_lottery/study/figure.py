@@ -9,10 +9,10 @@ canvas, without pyplot (as `keras_lottery.plot`).
 
 import pathlib
 
-from matplotlib import ticker
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from keras_lottery import plot
 from keras_lottery.errors import LotteryError
 
 
@@ -40,15 +40,7 @@ def accuracy_vs_density(rows, path=None, title=None):
     for row in (r for r in rows if r["density"] >= 1):
         ax.axhline(100 * row["top1_median"], color="black", linewidth=1, linestyle="--",
                    label=f"{row['arch']} unpruned")
-    percents = sorted({100 * r["density"] for r in pruned})
-    ax.set_xscale("log")
-    ax.set_xlim(percents[-1] * 1.08, percents[0] / 1.08)
-    ax.xaxis.set_major_locator(ticker.FixedLocator(percents))
-    ax.xaxis.set_major_formatter(ticker.FuncFormatter(lambda v, _: f"{v:.4g}"))
-    ax.xaxis.set_minor_locator(ticker.NullLocator())
-    if len(percents) > 8:
-        ax.tick_params(axis="x", labelrotation=45)
-    ax.set_xlabel("Percent of weights remaining")
+    plot.density_axis(ax, [100 * r["density"] for r in pruned])
     ax.set_ylabel("Top-1 test accuracy (%), k chosen on validation")
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize="small")

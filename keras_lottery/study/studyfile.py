@@ -39,6 +39,7 @@ import math
 import numbers
 import pathlib
 
+from keras_lottery import tomlfiles
 from keras_lottery import methods
 from keras_lottery import recipe as recipe_lib
 from keras_lottery.errors import LotteryError
@@ -150,11 +151,7 @@ def load(path):
     except OSError as e:
         raise LotteryError(f"{label}: cannot be read ({e.strerror})") from None
     try:
-        import tomllib
-    except ImportError:  # Python 3.10
-        import tomli as tomllib
-    try:
-        config = tomllib.loads(raw.decode("utf-8"))
+        config = tomlfiles.parse(raw.decode("utf-8"))
     except (ValueError, UnicodeDecodeError) as e:
         raise LotteryError(f"{label}: is not valid TOML ({e})") from None
     reader = _Reader(label, path.resolve().parent)
