@@ -300,7 +300,13 @@ BAD = [
      "checkpoints: 0, 3, 7, 11, 16, 20, 25, 29, 33, 38"),
     ("[base]\nseeds = [1]\narch = 'lenet300'\ndataset = 'digits'\nsteps = -4\n",
      "[base] steps -4: expected a positive integer"),
-    ("[base]\nseeds = [1]\n[slurm]\npartition = 'gpu'\n", "[slurm] is for an engine"),
+    ("[base]\nseeds = [1]\n[slurm]\npartiton = 'gpu'\n",
+     "[slurm] unknown key 'partiton' (did you mean partition?)"),
+    ("[base]\nseeds = [1]\n[slurm]\ntime = '4h'\n",
+     "[slurm] time: expected minutes or \"HH:MM:SS\", got '4h'"),
+    ("[base]\nseeds = [1]\n[slurm]\nsbatch = ['--dependency=afterok:1']\n",
+     "[slurm] sbatch: '--dependency=afterok:1': the engine sets dependency itself"),
+    ("[base]\nseeds = [1]\n[ray]\naddress = 'auto'\n", "unknown section [ray]"),
     ("[base\nseeds = [1]\n", "is not valid TOML"),
 ]
 

@@ -27,6 +27,7 @@ def study():
       lottery study run FILE       run it; re-run to resume
       lottery study status FILE    finished / running / ... / pending
       lottery study results FILE   the paper's selection of k, and study.csv
+      lottery study cancel FILE    cancel its Slurm jobs
       lottery study calibrate      runs per device worth packing
     """
 
@@ -94,45 +95,56 @@ def _counts_text(statuses):
     return ", ".join(f"{values.count(s)} {s}" for s in state.STATUSES)
 
 
+ENGINES = ("local", "ray", "slurm")
+
+
 @study.command()
 @FILE
 @click.option("--workers", type=click.IntRange(min=1), help="Runs at once "
               "[default: devices x runs_per_device of the file; more are "
-              "spread evenly over the devices].")
+              "spread evenly over the devices]. Local engine only.")
 @click.option("--retry-failed", is_flag=True, help="Start failed runs (a NaN "
               "loss, say) again instead of leaving them and their dependents.")
-@click.option("--engine", type=click.Choice(["local"]), default="local",
-              show_default=True, help="What starts the runs: local runs each "
-              "as a process on this machine.")
+@click.option("--engine", type=click.Choice(ENGINES), default="local",
+              show_default=True, help="What starts the runs: local, each a process "
+              "on this machine's devices; ray, each a task on a Ray cluster "
+              "(pip install 'keras-lottery[ray]'); slurm, Slurm jobs through "
+              "submitit, submitted and left to the queue (pip install "
+              "'keras-lottery[slurm]'; the file's [slurm] section).")
+@click.option("--address", help="The Ray cluster: auto (the one this machine "
+              "belongs to), HOST:PORT of its head, or ray://HOST:PORT [default: "
+              "RAY_ADDRESS, else a Ray instance started on this machine].")
 @options.friendly_errors
-def run(file, workers, retry_failed, engine):
+def run(file, workers, retry_failed, engine, address):
     """Run FILE's study: every run in dependency order, longest chain
     first, each its own process on its device. Re-run the same command to
     resume after any interruption; two drivers on one study never train a
-    run twice."""
-    from keras_lottery.study import devices
-    from keras_lottery.study import engines
+    run twice. With --engine slurm the command submits the jobs and
+    returns; lottery study status FILE follows them."""
     from keras_lottery.study import state
-    from keras_lottery.study.progress import Progress
-    from keras_lottery.study.scheduler import Scheduler
 
+    if address is not None and engine != "ray":
+        raise click.UsageError("--address is for --engine ray")
+    if workers is not None and engine != "local":
+        raise click.UsageError("--workers is for --engine local (Ray and Slurm "
+                               "pack runs by the file's runs_per_device)")
     found = _plan(file)
     state.check_disk(found)
-    names = devices.resolve(found.study.devices)
-    state.write(found)
+    if engine == "slurm":
+        return _submit_slurm(file, found, retry_failed)
     tty = sys.stdout.isatty()
 
     def progress(*args):
+        from keras_lottery.study.progress import Progress
+
         return Progress(*args, echo=click.echo, tty=tty)
 
-    scheduler = Scheduler(found, engines.ENGINES[engine](), names,
-                          found.study.runs_per_device, workers, retry_failed, progress)
-    click.echo(f"study {file}: {len(found.nodes)} runs under {found.study.root}; "
-               f"{_counts_text(scheduler.found)}; devices {', '.join(names)}, "
-               f"{scheduler.workers} at once")
     previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
-        counts = scheduler.run()
+        if engine == "ray":
+            counts = _run_ray(file, found, address, retry_failed, progress)
+        else:
+            counts = _run_local(file, found, workers, retry_failed, progress)
     finally:
         signal.signal(signal.SIGTERM, previous)
     click.echo(f"done: {counts['finished']} of {len(found.nodes)} runs finished"
@@ -144,6 +156,66 @@ def run(file, workers, retry_failed, engine):
             f"{len(found.nodes) - counts['finished']} runs did not finish; see "
             f"lottery study status {file} and the logs under "
             f"{found.study.root / state.LOGS_DIR}; --retry-failed starts failed runs again")
+
+
+def _run_local(file, found, workers, retry_failed, progress):
+    from keras_lottery.study import devices
+    from keras_lottery.study import engines
+    from keras_lottery.study import state
+    from keras_lottery.study.scheduler import Scheduler
+
+    names = devices.resolve(found.study.devices)
+    state.write(found)
+    scheduler = Scheduler(found, engines.LocalEngine(), names,
+                          found.study.runs_per_device, workers, retry_failed, progress)
+    click.echo(f"study {file}: {len(found.nodes)} runs under {found.study.root}; "
+               f"{_counts_text(scheduler.found)}; devices {', '.join(names)}, "
+               f"{scheduler.workers} at once")
+    return scheduler.run()
+
+
+def _run_ray(file, found, address, retry_failed, progress):
+    from keras_lottery.study import rayengine
+    from keras_lottery.study import state
+
+    engine = rayengine.RayEngine(address)
+    ray, started = engine.connect()
+    try:
+        state.write(found)
+        options = engine.resources(ray, found.study.runs_per_device)
+        what = (f"{options['num_gpus']:g} GPU each" if "num_gpus" in options
+                else "1 CPU each")
+        resources = ray.cluster_resources()
+        click.echo(f"study {file}: {len(found.nodes)} runs under {found.study.root}; "
+                   f"{_counts_text(state.statuses(found))}; Ray cluster of "
+                   f"{resources.get('GPU', 0):g} GPUs, {resources.get('CPU', 0):g} "
+                   f"CPUs; runs ask {what}")
+        return engine.run(found, found.study.runs_per_device, retry_failed, progress)
+    finally:
+        if started:
+            ray.shutdown()
+
+
+def _submit_slurm(file, found, retry_failed):
+    from keras_lottery.study import slurmengine
+
+    submitted = slurmengine.SlurmEngine().submit(found, retry_failed)
+    if not submitted.records:
+        click.echo(f"study {file}: nothing to submit ({_counts_text(submitted.found)})")
+        return
+    runs_count = sum(len(r["nodes"]) for r in submitted.records)
+    jobs = sum(len(r["jobs"]) for r in submitted.records)
+    click.echo(f"study {file}: submitted {runs_count} runs in {jobs} Slurm jobs, "
+               f"{len(submitted.records)} waves:")
+    for record in submitted.records:
+        after = f", after {record['after']}" if record.get("after") else ""
+        click.echo(f"  wave {record['wave']}: array {record['id']}, "
+                   f"{len(record['jobs'])} jobs, {len(record['nodes'])} runs{after}")
+    if submitted.left_out:
+        click.echo(f"left out {submitted.left_out}: held by another process, or "
+                   "after one that is; run this again once it ends")
+    click.echo(f"follow them with lottery study status {file}; cancel them with "
+               f"lottery study cancel {file}; logs under {submitted.folder}")
 
 
 def _interrupt(signum, frame):  # a SIGTERM (a cluster's preemption) as Ctrl-C
@@ -173,6 +245,33 @@ def status(file, images_per_second):
     if saved is not None and saved.get("file_sha256") != found.study.sha256:
         click.echo("the file changed since study.json was written; lottery study run "
                    "adds its new runs")
+    if saved is not None and saved.get(state.JOBS):
+        from keras_lottery.study import slurmengine
+
+        for line in slurmengine.describe(found.study.root):
+            click.echo(line)
+
+
+@study.command()
+@FILE
+@options.friendly_errors
+def cancel(file):
+    """Cancel FILE's Slurm jobs that are still queued or running (those
+    lottery study run --engine slurm submitted). Their runs stop and
+    resume when the study is run again."""
+    from keras_lottery.study import slurmengine
+    from keras_lottery.study import state
+
+    found = _plan(file)
+    if not state.jobs(found.study.root):
+        raise click.ClickException(f"no Slurm jobs recorded for {file} under "
+                                   f"{found.study.root}; nothing to cancel")
+    ids = slurmengine.cancel(found.study.root)
+    if not ids:
+        click.echo(f"study {file}: none of its Slurm jobs is still in the queue")
+        return
+    click.echo(f"study {file}: cancelled {', '.join(ids)}; lottery study run "
+               f"{file} --engine slurm submits what is left")
 
 
 @study.command()

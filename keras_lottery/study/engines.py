@@ -6,10 +6,11 @@ given and reports when it ends. Every node is an idempotent command whose
 state is on disk, so an engine keeps no state of its own: after any
 failure, re-running the driver re-plans from disk.
 
-`local` (the single-machine pool) runs each node as a child process of the
-driver, in the driver's process group (so killing the group stops them
-all), its output appended to the node's log. Other engines (Ray, Slurm)
-implement the same three methods.
+`local` (the single-machine pool, also what runs a Slurm job's bundle)
+runs each node as a child process of the driver, in the driver's process
+group (so killing the group stops them all), its output appended to the
+node's log. The cluster engines take the whole plan instead and leave the
+scheduling to Ray (`rayengine`) or Slurm (`slurmengine`).
 """
 
 import dataclasses
@@ -39,13 +40,16 @@ class LocalEngine:
     Args:
         python: the interpreter that runs `-m keras_lottery.cli`.
         environ: the environment runs start from (default: this process's).
+        preexec: called in each run's process before it starts (a Slurm
+            job's runs ignore the signal submitit handles).
     """
 
     name = "local"
 
-    def __init__(self, python=None, environ=None):
+    def __init__(self, python=None, environ=None, preexec=None):
         self.python = python or sys.executable
         self.environ = environ
+        self.preexec = preexec
 
     def start(self, node, device, log_path):
         """Starts `node`'s command on `device`; returns its `Job`."""
@@ -57,6 +61,7 @@ class LocalEngine:
                 [self.python, "-m", "keras_lottery.cli", *node.argv],
                 stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                 env=devices_lib.environment(device, self.environ),
+                preexec_fn=self.preexec,
             )
         return Job(node, device, time.monotonic(), handle)
 
@@ -87,5 +92,3 @@ class LocalEngine:
                 job.handle.kill()
                 job.handle.wait()
 
-
-ENGINES = {LocalEngine.name: LocalEngine}

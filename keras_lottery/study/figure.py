@@ -4,13 +4,10 @@ One line per (arch, method, one-shot or iterative) through the selected
 k's median test top-1 at each density, with a band from min to max; the
 unpruned bases as dashed lines; the x axis the percent of weights
 remaining, on a log scale, dense on the left. Drawn with matplotlib's Agg
-canvas, without pyplot (as `keras_lottery.plot`).
+canvas, without pyplot (as `keras_lottery.plot`), imported on first draw.
 """
 
 import pathlib
-
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
 
 from keras_lottery import plot
 from keras_lottery.errors import LotteryError
@@ -22,6 +19,10 @@ def accuracy_vs_density(rows, path=None, title=None):
     pruned = [r for r in rows if r["density"] < 1]
     if not pruned:
         raise LotteryError("no finished pruned run in the study yet; run it first")
+    # matplotlib loads here, not with the study package (`lottery study` stays fast).
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
     fig = Figure(figsize=(7, 4.5))
     FigureCanvasAgg(fig)
     ax = fig.add_subplot()

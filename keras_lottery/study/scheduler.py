@@ -39,11 +39,13 @@ class Scheduler:
         progress: a `Progress`-like reporter factory, called as
             `progress(total, finished, total_steps, remaining_steps)`.
         poll: seconds between checks of the running processes.
+        tidy: clear dead claims, locks and temporary files under the root
+            at the end (not where other hosts write: a cluster job).
     """
 
     def __init__(self, plan, engine, devices, runs_per_device=1, workers=None,
-                 retry_failed=False, progress=Progress, poll=0.5):
-        self.plan, self.engine = plan, engine
+                 retry_failed=False, progress=Progress, poll=0.5, tidy=True):
+        self.plan, self.engine, self.tidy = plan, engine, tidy
         self.devices = list(devices)
         self.workers = workers or len(self.devices) * runs_per_device
         self.per_device = max(runs_per_device, math.ceil(self.workers / len(self.devices)))
@@ -95,26 +97,13 @@ class Scheduler:
         finally:
             self.report.close()
         final = self.final_statuses()
-        state.tidy_root(self.plan, final)
-        counts = {s: 0 for s in state.STATUSES}
-        for status in final.values():
-            counts[status] += 1
-        return counts
+        if self.tidy:
+            state.tidy_root(self.plan, final)
+        return state.count(final)
 
     def final_statuses(self):
-        """The nodes' statuses on disk, where a node this driver gave up on
-        counts as failed and its descendants as blocked."""
-        found = {}
-        for node in self.plan.nodes:
-            status = state.node_status(self.plan, node)
-            if status != state.FINISHED:
-                if node.id in self.given_up:
-                    status = state.FAILED
-                elif node.parent is not None and found[node.parent] in (
-                        state.FAILED, state.BLOCKED):
-                    status = state.BLOCKED
-            found[node.id] = status
-        return found
+        """The nodes' statuses on disk (`state.final_statuses`)."""
+        return state.final_statuses(self.plan, self.given_up)
 
     def _loop(self):
         last_check = time.monotonic()

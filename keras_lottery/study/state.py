@@ -33,6 +33,7 @@ from keras_lottery.study import planner
 
 SCHEMA = 1
 STUDY_JSON = "study.json"
+JOBS = "jobs"
 RUN_LOCK = "run.lock"
 LOGS_DIR = "study-logs"
 FINISHED, RUNNING, RESUMABLE = "finished", "running", "resumable"
@@ -44,7 +45,12 @@ INTERRUPTED = ("KeyboardInterrupt",)
 
 def log_path(plan, node):
     """Where a node's output goes."""
-    return plan.study.root / LOGS_DIR / f"{node.id}.log"
+    return log_in(plan.study.root, node)
+
+
+def log_in(root, node):
+    """Where a node's output goes, under the study root `root`."""
+    return pathlib.Path(root) / LOGS_DIR / f"{node.id}.log"
 
 
 def read_config(path):
@@ -64,12 +70,18 @@ def _lock_alive(path):
 def node_status(plan, node, claimed=False):
     """The status of one node, blocked aside (see `statuses`); `claimed`:
     the caller holds the node's claim (so only the run's lock counts)."""
-    path = plan.path(node)
+    return status_in(plan.study.root, node, claimed)
+
+
+def status_in(root, node, claimed=False):
+    """`node_status` of a node under the study root `root` (what an
+    engine's worker has, without the plan)."""
+    path = pathlib.Path(root) / node.id
     config = read_config(path / runs.RUN_JSON)
     if config is not None and config.get("status") == runs.FINISHED:
         return FINISHED
     if _lock_alive(path / RUN_LOCK) or (
-            not claimed and claims.alive(plan.study.root, node.id)):
+            not claimed and claims.alive(root, node.id)):
         return RUNNING
     if config is None:
         return PENDING
@@ -89,6 +101,29 @@ def statuses(plan):
             status = BLOCKED
         found[node.id] = status
     return found
+
+
+def final_statuses(plan, given_up=()):
+    """The nodes' statuses on disk after a driver's work, where a node it
+    gave up on counts as failed and its descendants as blocked."""
+    found = {}
+    for node in plan.nodes:
+        status = node_status(plan, node)
+        if status != FINISHED:
+            if node.id in given_up:
+                status = FAILED
+            elif node.parent is not None and found[node.parent] in (FAILED, BLOCKED):
+                status = BLOCKED
+        found[node.id] = status
+    return found
+
+
+def count(found):
+    """{status: number of nodes} for every status of {node id: status}."""
+    counts = {s: 0 for s in STATUSES}
+    for status in found.values():
+        counts[status] += 1
+    return counts
 
 
 def remaining_steps(plan, node, status):
@@ -114,11 +149,13 @@ def failure(plan, node):
 
 
 def write(plan):
-    """Writes study.json and the recipe file of inline fields (atomically)."""
+    """Writes study.json and the recipe file of inline fields (atomically),
+    keeping the cluster jobs it records (`write_jobs`)."""
     study = plan.study
     study.root.mkdir(parents=True, exist_ok=True)
     if study.recipe_fields:
         files.write_atomic(study.root / planner.RECIPE_FILE, recipe_text(study))
+    saved = read(study.root) or {}
     runs.write_json(study.root / STUDY_JSON, {
         "schema": SCHEMA,
         "file": str(pathlib.Path(study.path).resolve()),
@@ -127,7 +164,22 @@ def write(plan):
         "counts": plan.counts(),
         "total_steps": plan.total_steps,
         "nodes": [node.to_dict() for node in plan.nodes],
+        JOBS: saved.get(JOBS, []),
     })
+
+
+def jobs(root):
+    """The cluster jobs study.json records: a list of dicts with at least
+    "engine", "id" (a Slurm job or array id) and "nodes"."""
+    return list((read(root) or {}).get(JOBS, []))
+
+
+def write_jobs(root, records):
+    """Replaces the cluster jobs study.json records (it must exist)."""
+    saved = read(root)
+    if saved is None:
+        raise LotteryError(f"no study.json under {root}; the study was never run")
+    runs.write_json(pathlib.Path(root) / STUDY_JSON, dict(saved, **{JOBS: list(records)}))
 
 
 def read(root):
@@ -250,9 +302,15 @@ def tidy_before_start(plan, node):
     start: a run directory (or iterative study) that holds no run.json
     (iterate.json) yet, only a dead temporary file or lock, would be
     refused as "not empty" by the command."""
-    folders = [(plan.path(node), runs.RUN_JSON)]
+    tidy_in(plan.study.root, node)
+
+
+def tidy_in(root, node):
+    """`tidy_before_start` under the study root `root`."""
+    root = pathlib.Path(root)
+    folders = [(root / node.id, runs.RUN_JSON)]
     if node.chain is not None:
-        folders.append((plan.study.root / node.chain, runs.STUDY_JSON))
+        folders.append((root / node.chain, runs.STUDY_JSON))
     for folder, marker in folders:
         if not folder.is_dir() or (folder / marker).exists():
             continue

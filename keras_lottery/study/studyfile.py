@@ -24,6 +24,8 @@
     [resources]
     devices = "auto"            # "cpu", or GPU indices [0, 1]
     runs_per_device = 1
+    [slurm]                     # for the slurm engine (`slurmconfig`)
+    partition = "gpu"
 
 Relative paths in the file (root, data_dir, a recipe file) are relative to
 the file's own folder, so one file names one study wherever the command
@@ -43,6 +45,7 @@ from keras_lottery import tomlfiles
 from keras_lottery import methods
 from keras_lottery import recipe as recipe_lib
 from keras_lottery.errors import LotteryError
+from keras_lottery.study import slurmconfig
 
 CONTROLS = {"reinit": ("densities",), "random": ("iters", "densities"),
             "lowlr-rewind": ("iters", "densities")}
@@ -55,9 +58,8 @@ SECTIONS = {
     "iterative": ("methods", "iters", "rate", "rounds"),
     "controls": tuple(CONTROLS),
     "resources": ("devices", "runs_per_device"),
+    slurmconfig.SECTION: slurmconfig.KEYS,
 }
-# Sections of engines that are planned but not part of this version.
-FUTURE_SECTIONS = ("slurm", "ray")
 # Methods a sweep can name: the derived ones that take a rewind point k
 # (reinit takes none: it is a control).
 SWEEP_METHODS = tuple(m.command for m in methods.METHODS.values()
@@ -116,6 +118,7 @@ class StudyFile:
         sweeps: the `Sweep`s.
         devices: "auto", "cpu" or a tuple of GPU indices.
         runs_per_device: runs sharing one device.
+        slurm: the `slurmconfig.SlurmSettings` of the [slurm] section.
     """
 
     path: pathlib.Path
@@ -134,6 +137,7 @@ class StudyFile:
     sweeps: tuple
     devices: object
     runs_per_device: int
+    slurm: slurmconfig.SlurmSettings = slurmconfig.SlurmSettings()
 
 
 def load(path):
@@ -212,13 +216,12 @@ class _Reader:
             sweeps=tuple(sweeps), devices=self.devices(resources.get("devices", "auto")),
             runs_per_device=self.count("[resources] runs_per_device",
                                        resources.get("runs_per_device", 1), 1),
+            slurm=slurmconfig.read(self.table(config, slurmconfig.SECTION),
+                                   lambda key, message: self.fail(f"[slurm] {key}: ", message)),
         )
 
     def sections(self, config):
         for name, value in config.items():
-            if name in FUTURE_SECTIONS:
-                self.fail("", f"[{name}] is for an engine this version does not "
-                          "have yet (only the local one); remove the section")
             if name not in SECTIONS:
                 self.fail("", f"unknown section [{name}]{closest(name, SECTIONS)}; "
                           f"sections: {', '.join(SECTIONS)}")
