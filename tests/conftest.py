@@ -19,3 +19,13 @@ def digits_family(tmp_path_factory):
     child = kl.rewind(parent, iteration=3, density=0.5, seed=1, verbose=0,
                       out=root / "rewind")
     return parent, child
+
+
+@pytest.fixture(scope="session")
+def reference_study(tmp_path_factory):
+    """The tiny study (tests/tiny_study.py) run uninterrupted by the local
+    engine with 2 workers: (folder, output); what other runs of it (killed,
+    on Ray, on Slurm) must equal."""
+    from tiny_study import run_reference
+
+    return run_reference(tmp_path_factory)

@@ -112,8 +112,9 @@ ENGINES = ("local", "ray", "slurm")
               "submitit, submitted and left to the queue (pip install "
               "'keras-lottery[slurm]'; the file's [slurm] section).")
 @click.option("--address", help="The Ray cluster: auto (the one this machine "
-              "belongs to), HOST:PORT of its head, or ray://HOST:PORT [default: "
-              "RAY_ADDRESS, else a Ray instance started on this machine].")
+              "belongs to), HOST:PORT of its head, ray://HOST:PORT, or local (a new "
+              "Ray instance on this machine) [default: RAY_ADDRESS, else the cluster "
+              "last started on this machine, else a new local instance].")
 @options.friendly_errors
 def run(file, workers, retry_failed, engine, address):
     """Run FILE's study: every run in dependency order, longest chain
@@ -181,7 +182,6 @@ def _run_ray(file, found, address, retry_failed, progress):
     engine = rayengine.RayEngine(address)
     ray, started = engine.connect()
     try:
-        state.write(found)
         options = engine.resources(ray, found.study.runs_per_device)
         what = (f"{options['num_gpus']:g} GPU each" if "num_gpus" in options
                 else "1 CPU each")
@@ -205,8 +205,9 @@ def _submit_slurm(file, found, retry_failed):
         return
     runs_count = sum(len(r["nodes"]) for r in submitted.records)
     jobs = sum(len(r["jobs"]) for r in submitted.records)
+    waves = len({r["wave"] for r in submitted.records})
     click.echo(f"study {file}: submitted {runs_count} runs in {jobs} Slurm jobs, "
-               f"{len(submitted.records)} waves:")
+               f"{waves} waves:")
     for record in submitted.records:
         after = f", after {record['after']}" if record.get("after") else ""
         click.echo(f"  wave {record['wave']}: array {record['id']}, "

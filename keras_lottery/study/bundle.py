@@ -2,10 +2,11 @@
 the job's GPUs (`runs_per_device` on each), by the single-machine pool.
 
 A submitit callable. Its `checkpoint` (called by submitit when Slurm
-signals the time limit or a preemption) stops the runs as Ctrl-C would,
-so each saves and marks itself resumable, and resubmits the same bundle:
-on requeue each run resumes. The runs ignore the signal submitit listens
-for, so they stop only when told.
+signals the time limit, or a preemption where the cluster sends that
+signal) stops the runs as Ctrl-C would, so each marks itself resumable,
+and resubmits the same bundle: on requeue each run resumes from its latest
+saved state. The runs ignore the signal submitit listens for, so they stop
+only when told.
 """
 
 import os
@@ -62,6 +63,7 @@ class Bundle:
             counts = self.scheduler.run()
         finally:
             self.scheduler = None
+        state.tidy_nodes(study.root, [plan.by_id[i] for i in node_ids])
         final = state.statuses(plan)
         unfinished = [i for i in node_ids if final[i] != state.FINISHED]
         if unfinished:
@@ -71,8 +73,8 @@ class Bundle:
                 "devices": names}
 
     def checkpoint(self, *args, **kwargs):
-        """submitit's hook before a requeue: the runs save, then the same
-        bundle is submitted again."""
+        """submitit's hook before a requeue: the runs stop as Ctrl-C stops
+        them, then the same bundle is submitted again."""
         import submitit
 
         scheduler, self.scheduler = self.scheduler, None

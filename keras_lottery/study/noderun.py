@@ -5,7 +5,8 @@ node (waiting while another driver's process holds it), reads its status
 again, tidies what a killed attempt left, and runs the node's `lottery`
 command as a child process, its output appended to the node's log. The
 child is polled, so an interruption (a cancelled task) reaches it as
-Ctrl-C and the run marks itself resumable.
+Ctrl-C and the run marks itself resumable (it resumes from its latest
+saved state).
 """
 
 import os
@@ -21,7 +22,7 @@ from keras_lottery.study import state
 
 # Seconds between looks at a node another process holds.
 WAIT_SECONDS = 5.0
-# Seconds an interrupted run has to save its state before it is killed.
+# Seconds an interrupted run has to mark itself resumable before it is killed.
 GRACE_SECONDS = 60.0
 
 

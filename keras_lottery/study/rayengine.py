@@ -26,6 +26,7 @@ from keras_lottery.study import state
 
 EXTRA = "pip install 'keras-lottery[ray]'"
 RETRIES = 3
+# Addresses Ray resolves itself (no HOST:PORT to check first).
 LOCAL_ADDRESSES = (None, "", "local", "auto")
 
 
@@ -65,7 +66,8 @@ def _task(root, node, python, *parents):
     return node.id, status, seconds
 
 
-def _probe(files, folders):
+def probe(files, folders):
+    """What one node sees: the text of `files`, and which `folders` exist."""
     found = noderun.visible(files)
     found["folders"] = {f: os.path.isdir(f) for f in folders}
     return found
@@ -76,8 +78,8 @@ class RayEngine:
 
     Args:
         address: a running cluster ("auto", "HOST:PORT", "ray://...");
-            None starts a Ray instance on this machine. Ignored when Ray is
-            initialized already (a notebook, a test).
+            None starts a Ray instance on this machine. When Ray is
+            initialized already (a notebook, a test), that instance is used.
         python: the interpreter of each run (default: the worker's own).
     """
 
@@ -90,11 +92,11 @@ class RayEngine:
     def connect(self):
         """Ray, initialized; whether this engine started it."""
         ray = import_ray()
+        check_address(self.address)
         if ray.is_initialized():
             return ray, False
-        check_address(self.address)
         try:
-            ray.init(address=None if self.address in ("", "local") else self.address,
+            ray.init(address=self.address or None,
                      include_dashboard=False, logging_level=logging.ERROR,
                      log_to_driver=False)
         except ConnectionError as e:
@@ -120,9 +122,9 @@ class RayEngine:
         marker = root / f".visible-{token}"
         marker.write_text(token)
         folders = [plan.study.data_dir] if plan.study.data_dir else []
-        probe = ray.remote(num_cpus=0, max_retries=0)(_probe)
+        remote = ray.remote(num_cpus=0, max_retries=0)(probe)
         try:
-            refs = [probe.options(scheduling_strategy=NodeAffinitySchedulingStrategy(
+            refs = [remote.options(scheduling_strategy=NodeAffinitySchedulingStrategy(
                         node["NodeID"], soft=False)).remote([str(marker)], folders)
                     for node in ray.nodes() if node.get("Alive")]
             seen = ray.get(refs, timeout=120)
@@ -136,6 +138,7 @@ class RayEngine:
         """Runs the plan to its end; returns {status: count} of the nodes."""
         ray, started = self.connect()
         try:
+            state.write(plan)
             self.check_visible(ray, plan)
             return self._run(ray, plan, runs_per_device, retry_failed, progress)
         finally:
@@ -175,8 +178,8 @@ def submit(plan, found, retry_failed, start):
     refs = {}
     for node in plan.nodes:
         status = found[node.id]
-        if status in (state.FINISHED, state.BLOCKED) or (
-                status == state.FAILED and not retry_failed):
+        if status == state.FINISHED or (
+                status in (state.FAILED, state.BLOCKED) and not retry_failed):
             continue
         if node.parent is None or found[node.parent] == state.FINISHED:
             parents = []
@@ -242,8 +245,8 @@ def _failure(error, node_id):
 
 
 def _cancel(ray, refs):
-    """Cancels every task as Ctrl-C: a running run saves and marks itself
-    resumable (noderun) before its worker ends."""
+    """Cancels every task as Ctrl-C: a running run marks itself resumable
+    (noderun) before its worker ends."""
     for ref in refs.values():
         ray.cancel(ref)
     ray.wait(list(refs.values()), num_returns=len(refs),

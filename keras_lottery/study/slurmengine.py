@@ -5,12 +5,13 @@ Wave 0 holds the runs whose parent is finished on disk (or that have
 none); wave i + 1 the runs whose parent is in wave i. Each wave's runs are
 bundled `runs_per_device x gpus_per_job` to a job (`bundle.Bundle`, run on
 the job's GPUs by the single-machine pool), and submitted as one array
-throttled by `array_parallelism`, `afterok` on the previous wave's array:
+throttled by `array_parallelism` (split in arrays of `MAX_ARRAY_JOBS`),
+`afterok` on the previous wave's arrays:
 only on jobs of this invocation, since a finished parent needs none (and
 Slurm refuses `afterok` on a job that has ended). A job that reaches its
 time limit or is preempted is requeued by submitit (the bundle is
 checkpointable: each run resumes from its saved state). The arrays' ids
-go to study.json, so `lottery study status` shows them and `lottery study
+go to study.json as each is submitted, so `lottery study status` shows them and `lottery study
 cancel` cancels them. Running the command again while they are queued is
 refused; once they end, it submits what is left.
 """
@@ -26,6 +27,8 @@ from keras_lottery.study import state
 EXTRA = "pip install 'keras-lottery[slurm]'"
 JOBS_DIR = "slurm-jobs"
 ENGINE = "slurm"
+# Jobs per array: Slurm's default MaxArraySize (1001) allows indices 0-1000.
+MAX_ARRAY_JOBS = 1000
 # Folders that are local to each node of a cluster.
 NODE_LOCAL = ("/tmp", "/var/tmp", "/dev/shm")
 ACTIVE = ("PENDING", "RUNNING", "REQUEUED", "RESIZING", "SUSPENDED", "CONFIGURING",
@@ -68,8 +71,8 @@ def waves(plan, found, retry_failed, size):
     wave, left_out = {}, 0
     for node in plan.nodes:
         status = found[node.id]
-        if status in (state.FINISHED, state.BLOCKED) or (
-                status == state.FAILED and not retry_failed):
+        if status == state.FINISHED or (
+                status in (state.FAILED, state.BLOCKED) and not retry_failed):
             continue
         if status == state.RUNNING:
             left_out += 1
@@ -174,33 +177,52 @@ class SlurmEngine:
         state.write(plan)
         stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
         folder = root / JOBS_DIR / stamp
-        records, jobs, previous = [], [], None
+        records, jobs, previous = [], [], []
         for index, bundles in enumerate(planned):
-            executor = self.executor(submitit, folder / f"wave-{index}", plan, previous)
-            wave_jobs = self._submit_wave(executor, plan, bundles, retry_failed)
-            array = str(wave_jobs[0].job_id)
-            array = array.split("_")[0] if self.cluster == ENGINE else array
-            records.append({"engine": ENGINE, "id": array, "wave": index,
-                            "after": previous, "jobs": [str(j.job_id) for j in wave_jobs],
-                            "nodes": [i for bundle in bundles for i in bundle],
-                            "folder": str(folder / f"wave-{index}"),
-                            "submitted": datetime.datetime.now().isoformat(timespec="seconds")})
-            jobs.append(wave_jobs)
-            previous = array
-        if records:
-            state.write_jobs(root, records)
+            arrays = []
+            for part, start in enumerate(range(0, len(bundles), MAX_ARRAY_JOBS)):
+                chunk = bundles[start:start + MAX_ARRAY_JOBS]
+                where = folder / (f"wave-{index}" + (f"-{part}" if part else ""))
+                array_jobs = self._submit_array(submitit, where, plan, chunk, previous,
+                                                retry_failed, index, records)
+                arrays.append(str(array_jobs[0].job_id).split("_")[0]
+                              if self.cluster == ENGINE else str(array_jobs[0].job_id))
+                records.append({"engine": ENGINE, "id": arrays[-1], "wave": index,
+                                "after": ":".join(previous) or None,
+                                "jobs": [str(j.job_id) for j in array_jobs],
+                                "nodes": [i for bundle in chunk for i in bundle],
+                                "bundles": chunk, "folder": str(where),
+                                "submitted": datetime.datetime.now().isoformat(
+                                    timespec="seconds")})
+                # On record at once: a later refusal leaves these cancellable.
+                state.write_jobs(root, records)
+                jobs.append(array_jobs)
+            previous = arrays
         return Submitted(records, jobs, found, left_out, folder)
 
-    def executor(self, submitit, folder, plan, after=None):
-        """A submitit executor for one wave's array (one per dependency:
-        submitit keeps parameters on the executor)."""
+    def _submit_array(self, submitit, where, plan, bundles, after, retry_failed, wave,
+                      records):
+        try:
+            executor = self.executor(submitit, where, plan, after)
+            return self._submit_wave(executor, plan, bundles, retry_failed)
+        except (OSError, RuntimeError) as e:  # submitit's errors are RuntimeErrors
+            before = (f"; the {len(records)} arrays submitted before it are in study.json "
+                      f"(lottery study cancel {plan.study.path} cancels them)" if records else "")
+            text = str(e).strip().splitlines()
+            raise LotteryError(f"Slurm refused wave {wave}: "
+                               f"{text[-1] if text else type(e).__name__}{before}") from None
+
+    def executor(self, submitit, folder, plan, after=()):
+        """A submitit executor for one array, `afterok` on the arrays
+        `after` (one executor per array: submitit keeps parameters on it)."""
         settings = plan.study.slurm
         executor = submitit.AutoExecutor(folder=folder, cluster=self.cluster,
                                          slurm_python=settings.interpreter,
                                          slurm_max_num_timeout=settings.max_requeues)
         extra = settings.options()
-        if after is not None:
-            extra.update({"dependency": f"afterok:{after}", "kill-on-invalid-dep": "yes"})
+        if after:
+            extra.update({"dependency": "afterok:" + ":".join(after),
+                          "kill-on-invalid-dep": "yes"})
         params = {"name": f"lottery-{plan.study.path.stem}", "nodes": 1,
                   "tasks_per_node": 1, "timeout_min": settings.time_min,
                   "slurm_array_parallelism": settings.array_parallelism,

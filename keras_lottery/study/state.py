@@ -319,6 +319,24 @@ def tidy_in(root, node):
                 path.unlink(missing_ok=True)
 
 
+def tidy_nodes(root, nodes):
+    """What a cluster job tidies after its runs: their dead locks once
+    finished, dead temporary files in their folders, dead claims; not the
+    whole root, where runs of other hosts write."""
+    root = pathlib.Path(root)
+    claims.remove_dead(root)
+    for node in nodes:
+        folder = root / node.id
+        if not folder.is_dir():
+            continue
+        lock = folder / RUN_LOCK
+        if status_in(root, node) == FINISHED and lock.exists() and not _lock_alive(lock):
+            lock.unlink(missing_ok=True)
+        for path in folder.rglob(f"{files.TEMPORARY_PREFIX}*"):
+            if path.is_file() and _dead_temporary(path):
+                path.unlink(missing_ok=True)
+
+
 def tidy_root(plan, found):
     """After a driver's work: removes dead claims, the dead locks of
     finished runs and dead temporary files anywhere under the root."""
