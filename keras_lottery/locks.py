@@ -53,7 +53,17 @@ def _pid_exists(pid):
         return False
     except PermissionError:  # another user's process
         return True
-    return True
+    return not _zombie(pid)
+
+
+def _zombie(pid):
+    # A process that has exited but whose parent has not reaped it yet (a
+    # killed run under a busy driver) holds nothing any more.
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except (OSError, IndexError):
+        return False
 
 
 class Lock:

@@ -42,6 +42,33 @@ def test_a_dead_holders_lock_is_reclaimed(tmp_path):
         assert json.loads(path.read_text())["pid"] == os.getpid()
 
 
+def test_the_lock_of_an_exited_process_not_yet_reaped_is_dead(tmp_path):
+    path = tmp_path / "run.lock"
+    child = subprocess.Popen([sys.executable, "-c", "pass"])  # not waited for: a zombie
+    deadline = time.time() + 30
+    while time.time() < deadline and not os.path.exists(f"/proc/{child.pid}/stat"):
+        time.sleep(0.05)
+    while time.time() < deadline:
+        with open(f"/proc/{child.pid}/stat") as f:
+            if f.read().rsplit(")", 1)[1].split()[0] == "Z":
+                break
+        time.sleep(0.05)
+    path.write_text(json.dumps({"host": socket.gethostname(), "pid": child.pid,
+                                "started": time.time()}))
+    try:
+        assert not locks.holder(path)["alive"]
+    finally:
+        child.wait()
+    live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        path.write_text(json.dumps({"host": socket.gethostname(), "pid": live.pid,
+                                    "started": time.time()}))
+        assert locks.holder(path)["alive"]
+    finally:
+        live.kill()
+        live.wait()
+
+
 def test_another_hosts_lock_is_alive_until_its_heartbeat_is_stale(tmp_path):
     path = tmp_path / "run.lock"
     path.write_text(json.dumps({"host": "elsewhere", "pid": 1, "started": 0}))

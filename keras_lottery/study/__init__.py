@@ -18,7 +18,12 @@ Modules, one concern each:
 - `devices`: the devices runs go to, and each run's environment;
 - `scheduler`: runs a plan in dependency order, longest remaining chain
   first, through an engine that only dispatches;
-- `engines`: the engines (`local`, one process per run on this machine);
+- `engines`: the local engine (one process per run on this machine);
+- `rayengine`: the plan as Ray tasks, parents' tasks as dependencies;
+- `slurmengine`: the plan as Slurm job arrays, one per dependency wave,
+  through submitit; `bundle`: what one such job runs; `slurmconfig`: the
+  file's [slurm] section;
+- `noderun`: one node's run where a cluster engine placed it;
 - `progress`: the progress bar and the line per finished run;
 - `estimates`: throughput estimates and device-hours;
 - `selection`: the paper's selection protocol, and study.csv;
