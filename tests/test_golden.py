@@ -1,29 +1,27 @@
-"""The paper's recipe is bit-identical to what keras_lottery computed
-before recipes had presets: the checkpoints (every tensor) and metrics of a
-train run and its rewind, rewind-lr and finetune children, compared with
-sha256 digests recorded by the code at da2bbfd (tests/data/README.md says
-how they were made)."""
+"""The paper's recipe computes what keras_lottery computed before recipes
+had presets: the checkpoints (every tensor) and metrics of a train run and
+its rewind, rewind-lr and finetune children, compared with fingerprints
+recorded by the code at da2bbfd (tests/data/README.md says how they were
+made). Compared within float noise, not bit for bit: the last bits differ
+between CPUs (on one machine today's code and da2bbfd's agree bit for
+bit)."""
 
-import hashlib
 import json
 import pathlib
 
-import h5py
 import pytest
 
 import keras_lottery as kl
+from golden_fingerprint import differences
+from golden_fingerprint import fingerprints
 
 GOLDEN = pathlib.Path(__file__).parent / "data" / "golden-renda2020.json"
 SMALL = dict(dataset="digits", steps=24, batch_size=32, eval_every=8, verbose=0)
 
 
-def _digests(path):
-    found = {}
-    with h5py.File(path, "r") as f:
-        f.visititems(lambda name, item: found.__setitem__(
-            name, hashlib.sha256(item[()].tobytes()).hexdigest())
-            if isinstance(item, h5py.Dataset) else None)
-    return found
+def _approx(row):
+    return {k: pytest.approx(v, rel=1e-4, abs=1e-3) if isinstance(v, float) else v
+            for k, v in row.items()}
 
 
 @pytest.fixture(scope="module")
@@ -45,6 +43,7 @@ def test_renda2020_checkpoints_and_metrics_are_todays(made, name):
     keys = sorted(k.split("/", 1)[1] for k in golden if k.startswith(f"{name}/"))
     assert sorted([str(k) for k in run.checkpoints] + ["metrics"]) == keys
     for key, path in run.checkpoints.items():
-        assert _digests(path) == golden[f"{name}/{key}"], f"{name} checkpoint {key}"
+        wrong = differences(fingerprints(path), golden[f"{name}/{key}"])
+        assert wrong == [], f"{name} checkpoint {key}: " + "; ".join(wrong)
     rows = [{k: v for k, v in r.items() if k != "elapsed"} for r in run.metrics]
-    assert rows == golden[f"{name}/metrics"]
+    assert rows == [_approx(r) for r in golden[f"{name}/metrics"]]

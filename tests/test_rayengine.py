@@ -22,6 +22,8 @@ from click.testing import CliRunner
 from keras_lottery import runs
 from keras_lottery.cli import main
 from keras_lottery.errors import LotteryError
+from keras_lottery.study import claims
+from keras_lottery.study import noderun
 from keras_lottery.study import planner
 from keras_lottery.study import rayengine
 from keras_lottery.study import state
@@ -148,6 +150,29 @@ def test_a_task_whose_process_or_worker_is_killed_is_retried(cluster, tmp_path, 
     counts = rayengine.RayEngine(python=python).run(plan)
     assert counts[state.FINISHED] == 1
     assert [kind for kind, *_ in _events(events)] == ["start", "start", "end"]
+
+
+def test_a_run_another_driver_holds_is_waited_for_not_started_twice(
+        cluster, tmp_path):
+    # As after a dead driver: the same command again, while a run of the
+    # old one still holds its claim.
+    text = PACKED.replace("seeds = [0, 1, 2, 3, 4, 5]", "seeds = [0]")
+    plan = _plan(tmp_path, text[:text.index("[oneshot]")])
+    python, events = _fake(tmp_path, seconds=0.2)
+    node = plan.nodes[0]
+    claim = claims.take(plan.study.root, node.id)
+    result = {}
+    driver = threading.Thread(target=lambda: result.setdefault(
+        "counts", rayengine.RayEngine(python=python).run(plan)))
+    driver.start()
+    time.sleep(noderun.WAIT_SECONDS + 5)  # the task is waiting for the claim
+    assert not events.exists()
+    plan.path(node).mkdir(parents=True)
+    (plan.path(node) / "run.json").write_text(json.dumps({"status": "finished"}))
+    claim.release()
+    driver.join(120)
+    assert result["counts"][state.FINISHED] == 1
+    assert not events.exists()  # finished by the other one: never started here
 
 
 def test_a_failed_run_blocks_its_children_and_is_reported(cluster, tmp_path):

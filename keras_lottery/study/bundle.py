@@ -9,9 +9,11 @@ saved state. The runs ignore the signal submitit listens for, so they stop
 only when told.
 """
 
+import contextlib
 import os
 import signal
 import socket
+import time
 
 from keras_lottery.errors import LotteryError
 from keras_lottery.study import devices as devices_lib
@@ -22,6 +24,9 @@ from keras_lottery.study.scheduler import Scheduler
 
 # The signal submitit asks Slurm to send before the time limit.
 REQUEUE_SIGNAL = signal.SIGUSR2
+# Seconds the runs have to stop before the job is requeued (Slurm sends the
+# signal 90 s before the limit).
+STOP_SECONDS = 45
 
 
 class BundleFailed(RuntimeError):
@@ -74,12 +79,17 @@ class Bundle:
 
     def checkpoint(self, *args, **kwargs):
         """submitit's hook before a requeue: the runs stop as Ctrl-C stops
-        them, then the same bundle is submitted again."""
+        them, then the same bundle is submitted again.
+
+        It runs in a signal handler, maybe while the main thread is inside
+        a `Popen` method: so it signals the runs' processes by pid and
+        waits on their run locks, never on `Popen` (whose lock the
+        interrupted thread may hold)."""
         import submitit
 
         scheduler, self.scheduler = self.scheduler, None
         if scheduler is not None:
-            scheduler.engine.interrupt([job for job, _ in scheduler.jobs.values()], grace=45)
+            _stop_runs(scheduler)
         return submitit.helpers.DelayedSubmission(Bundle(), *args, **kwargs)
 
     def __getstate__(self):
@@ -87,3 +97,15 @@ class Bundle:
 
     def __setstate__(self, saved):
         self.scheduler = None
+
+
+def _stop_runs(scheduler, grace=STOP_SECONDS):
+    root = scheduler.plan.study.root
+    running = [job for job, _ in scheduler.jobs.values() if job.handle.returncode is None]
+    for job in running:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(job.handle.pid, signal.SIGINT)
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline and any(
+            state.status_in(root, job.node, claimed=True) == state.RUNNING for job in running):
+        time.sleep(0.5)

@@ -9,7 +9,6 @@ canvas, without pyplot (as `keras_lottery.plot`), imported on first draw.
 
 import pathlib
 
-from keras_lottery import plot
 from keras_lottery.errors import LotteryError
 
 
@@ -22,6 +21,8 @@ def accuracy_vs_density(rows, path=None, title=None):
     # matplotlib loads here, not with the study package (`lottery study` stays fast).
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
+
+    from keras_lottery import plot
 
     fig = Figure(figsize=(7, 4.5))
     FigureCanvasAgg(fig)
