@@ -10,7 +10,9 @@ seed, checkpoint and evaluation points) comes in as a `Plan`.
 import dataclasses
 import math
 import shutil
+import signal
 import sys
+import threading
 import time
 
 import keras
@@ -228,6 +230,7 @@ def fit(run, model, data, plan, *, position=None, verbose=1, callbacks=()):
                                           plan.summary_every, plan.lr_at)
     callbacks = [guard, checkpoint, summaries, user] + (
         [log.progress] if log.progress else [])
+    interrupts = _Interrupts()
     try:
         # A kill between writing a checkpoint and its evaluation row: redo
         # the evaluation (deterministic) instead of leaving a gap.
@@ -254,14 +257,43 @@ def fit(run, model, data, plan, *, position=None, verbose=1, callbacks=()):
         user.finish()
         shutil.rmtree(run.path / runs.RESUME_DIR, ignore_errors=True)
     except BaseException as e:
-        status = runs.INTERRUPTED if isinstance(e, KeyboardInterrupt) else runs.FAILED
-        try:
-            run.set_status(status, error=f"{type(e).__name__}: {e}",
-                           failed_at_step=max(position, guard.step))
-        except Exception:  # a full disk must not hide the first error
-            pass
+        _mark_stopped(run, e, interrupts.seen, max(position, guard.step))
         raise
+    finally:
+        interrupts.close()
     run.set_status(runs.FINISHED, error=None)
+
+
+def _mark_stopped(run, error, interrupted, step):
+    interrupted = interrupted or isinstance(error, KeyboardInterrupt)
+    try:
+        run.set_status(runs.INTERRUPTED if interrupted else runs.FAILED,
+                       error=f"{type(error).__name__}: {error}", failed_at_step=step)
+    except Exception:  # a full disk must not hide the first error
+        pass
+
+
+class _Interrupts:
+    """Notes a Ctrl-C during training: TensorFlow can turn the
+    KeyboardInterrupt raised while it traces a function into another error
+    (a TypeError from `Flatten`, seen here), and the run must still be
+    marked interrupted (resumable), not failed. Only replaces Python's own
+    handler, in the main thread."""
+
+    def __init__(self):
+        self.seen = False
+        self.installed = (threading.current_thread() is threading.main_thread()
+                          and signal.getsignal(signal.SIGINT) is signal.default_int_handler)
+        if self.installed:
+            signal.signal(signal.SIGINT, self._handle)
+
+    def _handle(self, signum, frame):
+        self.seen = True
+        signal.default_int_handler(signum, frame)
+
+    def close(self):
+        if self.installed:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def _keep_latest_state(run, model, stop, saves, checkpoint_iters):

@@ -1,8 +1,10 @@
 """The training loop as the user's callbacks, Ctrl-C and a log file see it
 (issues 15 and 17), on LeNet-300-100 and the bundled digits."""
 
+import os
 import signal
 import sys
+import time
 
 import keras
 import pytest
@@ -166,3 +168,26 @@ def test_a_progress_bar_only_in_a_terminal(tmp_path, monkeypatch, capsys, termin
     else:  # a log file: exactly one line per evaluation, nothing redrawn
         assert "\r" not in said and "\x1b" not in said
         assert said.splitlines() == evaluations
+
+
+class _ConvertsCtrlC(keras.callbacks.Callback):
+    """Gets a Ctrl-C at batch 2 and raises another error instead, as
+    TensorFlow does when the interrupt lands while it traces a function."""
+
+    def on_train_batch_end(self, batch, logs=None):
+        if batch == 2:
+            try:
+                os.kill(os.getpid(), signal.SIGINT)
+                time.sleep(5)
+            except KeyboardInterrupt:
+                raise TypeError("Failed to convert elements of (None, 64) to Tensor") from None
+
+
+def test_a_ctrl_c_turned_into_another_error_still_marks_the_run_interrupted(tmp_path):
+    with pytest.raises(TypeError):
+        kl.train("lenet300", dataset="digits", steps=8, batch_size=32, eval_every=8,
+                 seed=0, verbose=0, out=tmp_path / "run", callbacks=[_ConvertsCtrlC()])
+    run = kl.Run.open(tmp_path / "run")
+    assert run.status == runs.INTERRUPTED
+    assert run.config["error"].startswith("TypeError: Failed to convert")
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
