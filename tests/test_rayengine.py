@@ -28,6 +28,7 @@ from keras_lottery.study import planner
 from keras_lottery.study import rayengine
 from keras_lottery.study import state
 from keras_lottery.study import studyfile
+from error_messages import one_error_line
 from tiny_study import STUDY
 from tiny_study import assert_same_study
 from tiny_study import make_folder
@@ -253,12 +254,6 @@ def test_the_tiny_study_through_ray_equals_the_local_engine_one_run_killed(
     assert log.count("$ lottery ") == 2  # killed once, retried, resumed
 
 
-def _one_error_line(result):
-    errors = [line for line in result.output.splitlines() if line.startswith("Error")]
-    assert len(errors) == 1, result.output
-    return errors[0]
-
-
 def _free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -282,7 +277,7 @@ def test_bad_engine_input_is_one_line_and_submits_nothing(tmp_path, monkeypatch,
     result = CliRunner().invoke(main, ["study", "run", "study.toml",
                                        *[a.replace("{port}", port) for a in args]])
     assert result.exit_code in (1, 2), result.output
-    assert fragment.replace("{port}", port) in _one_error_line(result)
+    assert fragment.replace("{port}", port) in one_error_line(result)
     assert time.monotonic() - started < 10
     assert sorted(p.name for p in tmp_path.iterdir()) == ["study.toml"]
 
@@ -293,7 +288,7 @@ def test_without_ray_installed_the_error_names_the_extra(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "ray", None)
     result = CliRunner().invoke(main, ["study", "run", "study.toml", "--engine", "ray"])
     assert result.exit_code == 1
-    assert _one_error_line(result) == (
+    assert one_error_line(result) == (
         "Error: the ray engine needs Ray, which is not installed: "
         "pip install 'keras-lottery[ray]'")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["study.toml"]

@@ -23,6 +23,7 @@ from keras_lottery.study import planner
 from keras_lottery.study import slurmengine
 from keras_lottery.study import state
 from keras_lottery.study import studyfile
+from error_messages import one_error_line
 from slurm_cluster import start_cluster
 from tiny_study import RUNS
 from tiny_study import STUDY
@@ -215,19 +216,13 @@ def test_a_bundle_that_does_not_finish_fails_its_job(tmp_path_factory):
     assert str(error) == "1 of 1 runs did not finish: lenet300/train-s0 (failed)"
 
 
-def _one_error_line(result):
-    errors = [line for line in result.output.splitlines() if line.startswith("Error")]
-    assert len(errors) == 1, result.output
-    return errors[0]
-
-
 def test_without_submitit_the_error_names_the_extra(tmp_path, monkeypatch):
     (tmp_path / "study.toml").write_text(STUDY)
     monkeypatch.chdir(tmp_path)
     monkeypatch.setitem(sys.modules, "submitit", None)
     result = CliRunner().invoke(main, ["study", "run", "study.toml", "--engine", "slurm"])
     assert result.exit_code == 1
-    assert _one_error_line(result) == ("Error: the slurm engine needs submitit, which is "
+    assert one_error_line(result) == ("Error: the slurm engine needs submitit, which is "
                                        "not installed: pip install 'keras-lottery[slurm]'")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["study.toml"]
 
@@ -238,7 +233,7 @@ def test_cancel_without_jobs_and_a_node_local_root_are_one_line(tmp_path, monkey
     monkeypatch.chdir(tmp_path)
     result = CliRunner().invoke(main, ["study", "cancel", "study.toml"])
     assert result.exit_code == 1
-    assert _one_error_line(result).startswith("Error: no Slurm jobs recorded for study.toml")
+    assert one_error_line(result).startswith("Error: no Slurm jobs recorded for study.toml")
     (fake_slurm / "sinfo").write_text("#!/bin/sh\nprintf 'node1\\nnode2\\n'\n")
     plan = _plan(tmp_path, STUDY.replace('root = "runs/tiny"', 'root = "/tmp/kl-local"'))
     with pytest.raises(LotteryError, match="^/tmp/kl-local is local to each node of this "
@@ -316,7 +311,7 @@ def test_a_real_submission_is_refused_while_queued_then_cancelled(
     monkeypatch.chdir(folder)
     again = CliRunner().invoke(main, ["study", "run", "study.toml", "--engine", "slurm"])
     assert again.exit_code == 1
-    assert _one_error_line(again).startswith("Error: jobs of this study are still in the "
+    assert one_error_line(again).startswith("Error: jobs of this study are still in the "
                                              "queue")
     cancel = CliRunner().invoke(main, ["study", "cancel", "study.toml"])
     assert cancel.exit_code == 0 and "cancelled" in cancel.output, cancel.output
