@@ -81,6 +81,7 @@ runs_per_device = 2
 
 @pytest.fixture(scope="module")
 def cluster():
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # CI has no network to report to
     ray.init(num_cpus=2, num_gpus=2, include_dashboard=False, logging_level=logging.ERROR,
              log_to_driver=False)
     yield ray
