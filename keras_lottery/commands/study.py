@@ -261,10 +261,9 @@ def cancel(file):
     lottery study run --engine slurm submitted). Their runs stop and
     resume when the study is run again."""
     from keras_lottery.study import slurmengine
-    from keras_lottery.study import state
 
     found = _plan(file)
-    if not state.jobs(found.study.root):
+    if not slurmengine.records(found.study.root):
         raise click.ClickException(f"no Slurm jobs recorded for {file} under "
                                    f"{found.study.root}; nothing to cancel")
     ids = slurmengine.cancel(found.study.root)

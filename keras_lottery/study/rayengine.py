@@ -18,11 +18,11 @@ import logging
 import os
 import secrets
 import socket
-import time
 
 from keras_lottery.errors import LotteryError
 from keras_lottery.study import noderun
 from keras_lottery.study import state
+from keras_lottery.study.progress import Progress
 
 EXTRA = "pip install 'keras-lottery[ray]'"
 RETRIES = 3
@@ -134,8 +134,9 @@ class RayEngine:
         if problem:
             raise LotteryError(problem)
 
-    def run(self, plan, runs_per_device=1, retry_failed=False, progress=None):
-        """Runs the plan to its end; returns {status: count} of the nodes."""
+    def run(self, plan, runs_per_device=1, retry_failed=False, progress=Progress):
+        """Runs the plan to its end; returns {status: count} of the nodes.
+        `progress`: as the local `Scheduler`'s."""
         ray, started = self.connect()
         try:
             state.write(plan)
@@ -154,9 +155,8 @@ class RayEngine:
             name=node.id, **options).remote(str(plan.study.root), node, self.python,
                                             *parents))
         left = {n.id: state.remaining_steps(plan, n, found[n.id]) for n in plan.nodes}
-        report = (progress or _quiet)(len(plan.nodes),
-                                      list(found.values()).count(state.FINISHED),
-                                      plan.total_steps, sum(left.values()))
+        report = progress(len(plan.nodes), list(found.values()).count(state.FINISHED),
+                          plan.total_steps, sum(left.values()))
         given_up = set()
         parents = {n.id: n.parent for n in plan.nodes}
         try:
@@ -252,16 +252,3 @@ def _cancel(ray, refs):
     ray.wait(list(refs.values()), num_returns=len(refs),
              timeout=noderun.GRACE_SECONDS + 5)
 
-
-class _quiet:
-    def __init__(self, *args):
-        pass
-
-    def run_finished(self, *args):
-        pass
-
-    def run_failed(self, *args):
-        pass
-
-    def close(self):
-        time.sleep(0)

@@ -112,10 +112,14 @@ def queue_states(ids):
     return found
 
 
+def records(root):
+    """The Slurm arrays study.json records for the study under `root`."""
+    return [r for r in state.jobs(root) if r.get("engine") == ENGINE]
+
+
 def cancel(root):
     """Cancels the study's queued and running jobs; returns their ids."""
-    records = [r for r in state.jobs(root) if r.get("engine") == ENGINE]
-    active = queue_states({r["id"] for r in records})
+    active = queue_states({r["id"] for r in records(root)})
     if not active:
         return []
     ids = sorted(active)
@@ -164,8 +168,7 @@ class SlurmEngine:
         root = plan.study.root
         settings = plan.study.slurm
         if self.cluster == "slurm":
-            queued = queue_states({r["id"] for r in state.jobs(root)
-                                   if r.get("engine") == ENGINE})
+            queued = queue_states({r["id"] for r in records(root)})
             if queued:
                 raise LotteryError(
                     f"jobs of this study are still in the queue ({', '.join(sorted(queued))}); "
@@ -177,17 +180,17 @@ class SlurmEngine:
         state.write(plan)
         stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
         folder = root / JOBS_DIR / stamp
-        records, jobs, previous = [], [], []
+        submitted, jobs, previous = [], [], []
         for index, bundles in enumerate(planned):
             arrays = []
             for part, start in enumerate(range(0, len(bundles), MAX_ARRAY_JOBS)):
                 chunk = bundles[start:start + MAX_ARRAY_JOBS]
                 where = folder / (f"wave-{index}" + (f"-{part}" if part else ""))
                 array_jobs = self._submit_array(submitit, where, plan, chunk, previous,
-                                                retry_failed, index, records)
+                                                retry_failed, index, submitted)
                 arrays.append(str(array_jobs[0].job_id).split("_")[0]
                               if self.cluster == ENGINE else str(array_jobs[0].job_id))
-                records.append({"engine": ENGINE, "id": arrays[-1], "wave": index,
+                submitted.append({"engine": ENGINE, "id": arrays[-1], "wave": index,
                                 "after": ":".join(previous) or None,
                                 "jobs": [str(j.job_id) for j in array_jobs],
                                 "nodes": [i for bundle in chunk for i in bundle],
@@ -195,19 +198,19 @@ class SlurmEngine:
                                 "submitted": datetime.datetime.now().isoformat(
                                     timespec="seconds")})
                 # On record at once: a later refusal leaves these cancellable.
-                state.write_jobs(root, records)
+                state.write_jobs(root, submitted)
                 jobs.append(array_jobs)
             previous = arrays
-        return Submitted(records, jobs, found, left_out, folder)
+        return Submitted(submitted, jobs, found, left_out, folder)
 
     def _submit_array(self, submitit, where, plan, bundles, after, retry_failed, wave,
-                      records):
+                      submitted):
         try:
             executor = self.executor(submitit, where, plan, after)
             return self._submit_wave(executor, plan, bundles, retry_failed)
         except (OSError, RuntimeError) as e:  # submitit's errors are RuntimeErrors
-            before = (f"; the {len(records)} arrays submitted before it are in study.json "
-                      f"(lottery study cancel {plan.study.path} cancels them)" if records else "")
+            before = (f"; the {len(submitted)} arrays submitted before it are in study.json "
+                      f"(lottery study cancel {plan.study.path} cancels them)" if submitted else "")
             text = str(e).strip().splitlines()
             raise LotteryError(f"Slurm refused wave {wave}: "
                                f"{text[-1] if text else type(e).__name__}{before}") from None
@@ -259,17 +262,17 @@ def _with_parents(plan, ids):
 def describe(root):
     """Lines for `lottery study status`: each recorded array and its jobs'
     states in the queue."""
-    records = [r for r in state.jobs(root) if r.get("engine") == ENGINE]
-    if not records:
+    recorded = records(root)
+    if not recorded:
         return []
     try:
-        queued = queue_states({r["id"] for r in records})
+        queued = queue_states({r["id"] for r in recorded})
     except LotteryError as e:
         queued, note = {}, f" (queue not read: {e})"
     else:
         note = ""
-    lines = [f"Slurm jobs (submitted {records[0].get('submitted', '?')}){note}:"]
-    for record in records:
+    lines = [f"Slurm jobs (submitted {recorded[0].get('submitted', '?')}){note}:"]
+    for record in recorded:
         states = queued.get(record["id"], [])
         text = ", ".join(f"{states.count(s)} {s.lower()}" for s in sorted(set(states)))
         left = len(record["jobs"]) - len(states) if states or not note else 0
