@@ -94,7 +94,11 @@ def _parse_metrics(text, path):
         damaged("empty, not even a header")
     if not text.endswith("\n"):
         damaged("cut off in its last row")
-    lines = list(csv.reader(io.StringIO(text)))
+    reader, lines = csv.reader(io.StringIO(text)), []
+    try:
+        lines.extend(reader)
+    except csv.Error:  # a NUL byte before Python 3.11: a line nothing matches
+        lines.append(["\0"])
     header = tuple(lines[0])
     # Files written before a column existed (val_top1) lack it: read as None.
     if header not in (METRIC_COLUMNS, OLD_METRIC_COLUMNS):

@@ -211,6 +211,7 @@ ROW_10 = "10,0.5,0.9,1.5,0.1,1.0,,3.0\n"
     (HEADER + ROW_10 + "20,0.6,0.9,1.4,0.1,1.0,,6", "cut off in its last row"),
     ("", "empty, not even a header"),
     ("\x00\x07garbage\xff\n", "its header is not step,top1"),
+    (HEADER + ROW_10 + "20,0.6,0.9,1.4,0.1,1.0,,\x00\n", "line 3"),
     (HEADER + ROW_10 + "x,y\n", "line 3 has 2 fields, not 8"),
     (HEADER + ROW_10 + "20,lots,0.9,1.4,0.1,1.0,,6\n", "line 3 holds something that is not a number"),
     (HEADER + ROW_10 + ROW_10, "line 3 is out of order"),
