@@ -9,6 +9,7 @@ preemption does, both equal to the single-machine engine's study."""
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -16,6 +17,7 @@ import time
 import pytest
 from click.testing import CliRunner
 
+from keras_lottery import locks
 from keras_lottery import runs
 from keras_lottery.cli import main
 from keras_lottery.errors import LotteryError
@@ -276,6 +278,19 @@ def _wait_training(path, timeout=300):
     raise AssertionError(f"{path} never trained")
 
 
+def _wait_pending(pid, signum, timeout=120):
+    """Waits until `signum` is pending at the (stopped) process `pid`."""
+    bit = 1 << (signum - 1)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with open(f"/proc/{pid}/status") as f:
+            fields = dict(line.split(":", 1) for line in f if ":" in line)
+        if (int(fields["ShdPnd"], 16) | int(fields["SigPnd"], 16)) & bit:
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"process {pid} never got signal {signum}")
+
+
 def test_the_tiny_study_on_a_real_slurm_one_job_preempted(cluster, tmp_path_factory,
                                                           reference_study):
     folder = make_folder(tmp_path_factory, "real", STUDY + CPU_SECTION)
@@ -286,8 +301,16 @@ def test_the_tiny_study_on_a_real_slurm_one_job_preempted(cluster, tmp_path_fact
     records = state.jobs(root)
     victim, job = records[1]["bundles"][0][0], records[1]["jobs"][0]
     _wait_training(root / victim)
-    # What a preemption does: the signal submitit waits for, then its requeue.
-    cluster.run("scancel", "--signal=USR2", job)
+    # The run is frozen while the preemption lands, so that it cannot end
+    # first (40 steps take well under a second): USR2, the signal submitit
+    # waits for, then the bundle's SIGINT to the run, then the requeue.
+    pid = locks.holder(root / victim / runs.LOCK)["pid"]
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        cluster.run("scancel", "--signal=USR2", job)
+        _wait_pending(pid, signal.SIGINT)
+    finally:
+        os.kill(pid, signal.SIGCONT)
     for record in records:
         for each in record["jobs"]:
             assert cluster.wait(each, timeout=600) == "COMPLETED", cluster.show_job(each)
