@@ -4,6 +4,8 @@ import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+# Two test workers share a GPU where there is one: neither takes it all.
+os.environ.setdefault("TF_FORCE_GPU_ALLOW_GROWTH", "true")
 
 @pytest.fixture(scope="session")
 def digits_family(tmp_path_factory):
