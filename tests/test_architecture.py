@@ -95,7 +95,9 @@ def test_modules_and_functions_stay_small():
     big = []
     for path in _python_files(PACKAGE):
         text = path.read_text()
-        if len(text.splitlines()) > 500:
+        # procedures.py held eight concerns in 999 lines once: it composes.
+        limit = 400 if path.name == "procedures.py" and path.parent == PACKAGE else 500
+        if len(text.splitlines()) > limit:
             big.append(f"{path}: {len(text.splitlines())} lines")
         for node in ast.walk(ast.parse(text)):
             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):

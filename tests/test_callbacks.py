@@ -335,3 +335,39 @@ def test_gradient_accumulation_is_not_mistaken_for_skipped_updates(tmp_path):
     model.fit(x, y, batch_size=BATCH, epochs=1, shuffle=False, verbose=0,
               callbacks=[IterationCheckpoint(tmp_path / "c", [4], save_final=False)])
     assert _files(tmp_path / "c") == ["checkpoint_iter_4.weights.h5"]
+
+
+def test_a_resumed_fit_finds_its_own_files_and_keeps_them(tmp_path):
+    # Resuming at a checkpoint iteration (3) must not write that file again;
+    # a file of another pattern in the folder is not one of its own.
+    directory = tmp_path / "c"
+    directory.mkdir()
+    (directory / "checkpoint_iter_7.weights.h5").write_bytes(b"not ours")
+    x, y = _data()
+    model = _model(_initial())
+    model.fit(x[:3 * BATCH], y[:3 * BATCH], batch_size=BATCH, epochs=1, shuffle=False,
+              verbose=0, callbacks=[IterationCheckpoint(
+                  directory, [0, 3, 7], filename="state-{iteration}.weights.h5")])
+    first = {name: os.stat(directory / name).st_ino
+             for name in ("state-0.weights.h5", "state-3.weights.h5")}
+
+    again = IterationCheckpoint(directory, [0, 3, 7], filename="state-{iteration}.weights.h5")
+    assert again.on_disk() == [0, 3]
+    model.fit(x, y, batch_size=BATCH, epochs=1, shuffle=False, verbose=0, callbacks=[again])
+    assert int(model.optimizer.iterations) == 8
+    # save_state replaces a file atomically, so a rewritten one is a new inode.
+    assert {name: os.stat(directory / name).st_ino for name in first} == first
+    assert again.written == [0, 3, 7, "final"]
+    assert _files(directory) == ["checkpoint_iter_7.weights.h5", "state-0.weights.h5",
+                                 "state-3.weights.h5", "state-7.weights.h5",
+                                 "state-final.weights.h5"]
+    assert (directory / "checkpoint_iter_7.weights.h5").read_bytes() == b"not ours"
+
+
+@pytest.mark.parametrize("filename", ["state.weights.h5", "state-{iteration}.h5"])
+def test_a_file_name_pattern_without_iteration_or_weights_suffix_is_refused(tmp_path, filename):
+    with pytest.raises(ValueError, match=r"`filename` must contain \{iteration\} and end in "
+                                         r"\.weights\.h5 .*got '" + filename.replace(".", r"\.")
+                                         .replace("{", r"\{").replace("}", r"\}") + "'"):
+        IterationCheckpoint(tmp_path / "ck", [0], filename=filename)
+    assert not (tmp_path / "ck").exists()
