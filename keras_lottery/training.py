@@ -82,6 +82,8 @@ def _computes_in_float16(model):
     return any(layer.dtype_policy.compute_dtype == "float16" for layer in layers)
 
 
+# Registered, so a compiled model saved as .keras loads again.
+@keras.saving.register_keras_serializable(package="keras_lottery", name="top5")
 def _top5(y_true, y_pred):
     return keras.metrics.sparse_top_k_categorical_accuracy(
         y_true, keras.ops.cast(y_pred, "float32"), k=5

@@ -7,6 +7,7 @@ import sys
 import time
 
 import keras
+import numpy as np
 import pytest
 from click.testing import CliRunner
 
@@ -191,3 +192,16 @@ def test_a_ctrl_c_turned_into_another_error_still_marks_the_run_interrupted(tmp_
     assert run.status == runs.INTERRUPTED
     assert run.config["error"].startswith("TypeError: Failed to convert")
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_a_model_compiled_as_runs_are_saves_and_loads_again(tmp_path):
+    # Its top-5 metric is a function of ours: unregistered, load_model fails.
+    x = np.linspace(-1, 1, 24, dtype="float32").reshape(6, 4)
+    y = np.arange(6) % 6
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(6)])
+    kl.compile_model(model, kl.recipe.make(steps=10, batch_size=2))
+    model.save(tmp_path / "m.keras")
+    loaded = keras.models.load_model(tmp_path / "m.keras")
+    assert isinstance(loaded.optimizer, kl.MomentumSGD)
+    assert (loaded.evaluate(x, y, verbose=0, return_dict=True)
+            == model.evaluate(x, y, verbose=0, return_dict=True))
