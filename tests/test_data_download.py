@@ -15,9 +15,11 @@ sys.path.insert(0, os.path.dirname(__file__))
 
 import cifar_fixtures as cf  # noqa: E402
 import idx_fixtures as ix  # noqa: E402
-from error_messages import single_line  # noqa: E402
+from error_messages import one_error_line, single_line  # noqa: E402
+from click.testing import CliRunner  # noqa: E402
 
 from keras_lottery import data  # noqa: E402
+from keras_lottery.cli import main  # noqa: E402
 from keras_lottery.errors import LotteryError  # noqa: E402
 
 
@@ -257,3 +259,33 @@ def test_cifar_hashes_are_kerases(name):
     text = open(source, encoding="utf-8").read()
     (remote,) = data.DOWNLOADS[name]
     assert remote.digest in text and remote.urls[0] in text
+
+
+def test_the_command_stages_a_dataset_and_says_how_runs_read_it(monkeypatch, tmp_path,
+                                                                 mnist_files):
+    sources, arrays = mnist_files
+    _serve(monkeypatch, "mnist", sources)
+    target = tmp_path / "staged"
+    result = CliRunner().invoke(main, ["data", "download", "--dataset", "mnist",
+                                       "--data-dir", str(target)])
+    assert result.exit_code == 0, result.output
+    assert result.output == (f"mnist: verified in {target}; train with --dataset mnist "
+                             f"--data-dir {target}\n")
+    np.testing.assert_array_equal(data.load("mnist", target).x_test[..., 0], arrays[2])
+
+
+@pytest.mark.parametrize("dataset, fragment", [
+    ("mnist", "could not fetch"),  # every mirror leads nowhere
+    ("digits", "digits"),          # ships with the package
+    ("imagenet", "imagenet"),
+])
+def test_the_command_on_bad_input_is_one_line_and_keeps_nothing(monkeypatch, tmp_path,
+                                                                mnist_files, dataset, fragment):
+    sources, _ = mnist_files
+    _serve(monkeypatch, "mnist", sources, urls=lambda p: ("file:///nowhere/x.gz",))
+    target = tmp_path / "staged"
+    result = CliRunner().invoke(main, ["data", "download", "--dataset", dataset,
+                                       "--data-dir", str(target)])
+    assert result.exit_code != 0 and isinstance(result.exception, SystemExit)
+    assert fragment in one_error_line(result)
+    assert not target.exists() or os.listdir(target) == []

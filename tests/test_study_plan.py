@@ -292,6 +292,8 @@ BAD = [
     ("[base]\nseeds = [1]\narch = 'lenet300'\ndataset = 'digits'\nsteps = 40\n"
      "[iterative]\nmethods = ['rewnd']\niters = [7]\nrounds = 2\n",
      "[iterative] methods: unknown method 'rewnd' (did you mean rewind?)"),
+    ("[base]\nseeds = [1]\narch = 'lenet300'\ndataset = 'mnist'\ndata_dir = 'nowhere'\n",
+     "[base] data_dir: 'nowhere' is not a folder ("),
     ("[base]\nseeds = [1]\narch = 'resnet21'\n",
      "[base] arch: unknown architecture 'resnet21' (did you mean resnet20?)"),
     ("[base]\nseeds = [1]\narch = 'lenet300'\ndataset = 'digits'\nsteps = 40\n"
@@ -515,6 +517,14 @@ def test_paths_in_a_study_file_are_relative_to_the_file_not_the_working_folder(
     assert study.recipe.steps == 40
     assert planner.expand(study).by_id["lenet300/train-s1"].argv[5:7] == (
         "--recipe", str(tmp_path / "project" / "short.toml"))
+    # data_dir too, and every run of the study reads that folder.
+    staged = studyfile.load(_write(tmp_path / "project", path.read_text().replace(
+        'dataset = "digits"', 'dataset = "digits"\ndata_dir = "data"'), "staged.toml"))
+    assert staged.data_dir == str(tmp_path / "project" / "data")
+    nodes = planner.expand(staged).nodes
+    assert {n.kind for n in nodes} == {"base", "oneshot", "control"}
+    for node in nodes:
+        assert node.argv[-3:] == ("--data-dir", staged.data_dir, "-q"), node.argv
     default = _write(tmp_path / "project", "[base]\nseeds = [0]\narch = 'lenet300'\n", "b.toml")
     assert studyfile.load(default).root == tmp_path / "project" / "runs" / "b"
 

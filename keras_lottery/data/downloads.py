@@ -117,8 +117,8 @@ def download(name, data_dir):
     """
     if name in _NO_DOWNLOAD:
         raise LotteryError(
-            f"needs no download: it {_NO_DOWNLOAD[name]}; load({name!r}) without "
-            "data_dir", param="name", value=name,
+            f"needs no download: it {_NO_DOWNLOAD[name]}; use it without a "
+            "data folder", param="name", value=name,
         )
     if name not in DOWNLOADS:
         raise LotteryError(
