@@ -1,9 +1,10 @@
 """The paper's recipe computes what keras_lottery computed before recipes
 had presets: the checkpoints (every tensor) and metrics of a train run and
 its rewind, rewind-lr and finetune children, compared with fingerprints
-recorded by the code at da2bbfd (tests/data/README.md says how they were
+recorded by the code at da2bbfd (before the redesign of issue 11, too) (tests/data/README.md says how they were
 made). Compared within float noise, since the last bits differ between CPUs;
-and bit for bit with da2bbfd's own code run on the same machine."""
+and bit for bit with da2bbfd's own code run on the same machine, the
+controls (lowlr-rewind, random, reinit) included."""
 
 import hashlib
 import json
@@ -32,7 +33,14 @@ kw = dict(dataset="digits", steps=24, batch_size=32, eval_every=8, verbose=0)
 base = kl.train("lenet300", seed=3, out=sys.argv[2] + "/train", **kw)
 for name, f in [("rewind", kl.rewind), ("rewind_lr", kl.rewind_lr), ("finetune", kl.finetune)]:
     f(base.path, iteration=7, density=0.5, seed=4, out=sys.argv[2] + "/" + name, verbose=0)
+# The controls, compared bit for bit only (no recorded fingerprints).
+for name, k in CONTROLS:
+    getattr(kl, name)(base.path, density=0.5, seed=4, out=sys.argv[2] + "/" + name,
+                      verbose=0, **({} if k is None else {"iteration": k}))
 """
+# (procedure, rewind point): reinit trains from step 0.
+CONTROLS = [("lowlr_rewind", 7), ("random_prune", 7), ("reinit", None)]
+BEFORE_SCRIPT = BEFORE_SCRIPT.replace("CONTROLS", repr(CONTROLS))
 SMALL = dict(dataset="digits", steps=24, batch_size=32, eval_every=8, verbose=0)
 
 
@@ -50,6 +58,9 @@ def made(tmp_path_factory):
                             ("finetune", kl.finetune)]:
         runs[name] = procedure(base.path, iteration=7, density=0.5, seed=4,
                                out=root / name, verbose=0)
+    for name, k in CONTROLS:
+        runs[name] = getattr(kl, name)(base.path, density=0.5, seed=4, out=root / name,
+                                       verbose=0, **({} if k is None else {"iteration": k}))
     return runs
 
 
