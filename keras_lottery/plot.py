@@ -32,9 +32,11 @@ def accuracy_vs_density(runs, path=None, select="final", title=None, ax=None):
     """Final top-1 against the percent of weights remaining, as the paper.
 
     One line per (arch, method) through the median over seeds of each
-    density, with a shaded band from min to max (`report.group` computes
-    them; only finished runs count). An (arch, method) with several
-    rewinding points k gets one line per k. The x axis is the percent of
+    density (and per dataset and number of steps: runs that are not
+    comparable never share a line, and the legend then names both), with
+    a shaded band from min to max (`report.group` computes them; only
+    finished runs count). An (arch, method) with several rewinding points
+    k gets one line per k. The x axis is the percent of
     weights remaining on a log scale, decreasing to the right, ticked at
     the densities present. Unpruned groups (density 1, e.g. the train
     runs) are not points but dashed horizontal lines at their median.
@@ -87,11 +89,12 @@ def accuracy_vs_density(runs, path=None, select="final", title=None, ax=None):
             [100 * r["top1_max"] for r in points],
             color=line.get_color(), alpha=0.2, linewidth=0,
         )
+    settings = _settings_differ(rows)
     for i, r in enumerate(unpruned):
         ax.axhline(
             100 * r["top1_median"], color="black", linewidth=1,
             linestyle=_REFERENCE_STYLES[i % len(_REFERENCE_STYLES)],
-            label=f"{r['arch']} {r['method']} (unpruned)",
+            label=f"{_label(_line_key(r), settings)} (unpruned)",
         )
 
     density_axis(ax, [100 * r["density"] for r in pruned])
@@ -173,17 +176,33 @@ def _figure(ax=None):
 
 
 def _series(rows):
-    """(label, rows sorted dense to sparse) per (arch, method), split by k
-    only where an (arch, method) holds several k."""
+    """(label, rows sorted dense to sparse) per (arch, method, dataset,
+    steps), split by k only where such a line holds several k: runs that
+    are not comparable never share a line."""
     lines = {}
     for r in rows:
-        lines.setdefault((r["arch"], r["method"]), {}).setdefault(r["k"], []).append(r)
-    for (arch, method), by_k in lines.items():
+        lines.setdefault(_line_key(r), {}).setdefault(r["k"], []).append(r)
+    settings = _settings_differ(rows)
+    for key, by_k in lines.items():
         for k, points in by_k.items():
-            label = f"{arch} {method}"
+            label = _label(key, settings)
             if len(by_k) > 1:
                 label += f" k={k}"
             yield label, sorted(points, key=lambda r: -r["density"])
+
+
+def _line_key(row):
+    return row["arch"], row["method"], row["dataset"], row["T"]
+
+
+def _settings_differ(rows):
+    return len({_line_key(r)[2:] for r in rows}) > 1
+
+
+def _label(key, settings_differ):
+    """`arch method`, and the dataset and steps where the figure holds several."""
+    arch, method, dataset, steps = key
+    return f"{arch} {method}" + (f" ({dataset}, T={steps})" if settings_differ else "")
 
 
 def _short_names(paths):

@@ -16,17 +16,17 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
 def _write_run(root, name, mode="rewind", arch="resnet8", seed=0, iteration=3,
-               density=0.8, top1=(0.5,), status="finished", steps=None):
+               density=0.8, top1=(0.5,), status="finished", steps=None, length=100):
     """A run directory written by hand: run.json and metrics.csv."""
     path = root / name
     path.mkdir(parents=True)
     train = mode == "train"
-    spec = RunSpec(mode, arch, "synthetic", recipe.make(steps=100), seed=seed,
+    spec = RunSpec(mode, arch, "synthetic", recipe.make(steps=length), seed=seed,
                    parent=None if train else "/runs/base",
                    iteration=None if train or mode == "reinit" else iteration,
                    target_density=None if train else density,
                    lr=0.001 if mode in ("finetune", "lowlr_rewind") else None)
-    config = dict(spec.to_config(path), start_step=0, end_step=100, status=status,
+    config = dict(spec.to_config(path), start_step=0, end_step=length, status=status,
                   density=1.0 if train else density)
     (path / "run.json").write_text(json.dumps(config))
     steps = steps or [10 * (i + 1) for i in range(len(top1))]
@@ -99,6 +99,20 @@ def test_accuracy_vs_density_series(tmp_path):
     assert ax.get_xlabel() == "Percent of weights remaining"
     legend = [t.get_text() for t in ax.get_legend().get_texts()]
     assert sorted(legend) == sorted(lines)
+
+
+def test_runs_of_other_lengths_never_share_a_line(tmp_path):
+    root = tmp_path / "runs"
+    runs = [_write_run(root, "long80", top1=(0.70,)), _write_run(root, "long51", density=0.512,
+                                                                  top1=(0.50,)),
+            _write_run(root, "short80", top1=(0.30,), length=40),
+            _write_run(root, "t-short", mode="train", density=1.0, top1=(0.6,), length=40)]
+    lines = _lines(plot.accuracy_vs_density(runs).axes[0])
+    assert set(lines) == {"resnet8 rewind (synthetic, T=100)", "resnet8 rewind (synthetic, T=40)",
+                          "resnet8 train (synthetic, T=40) (unpruned)"}
+    assert list(lines["resnet8 rewind (synthetic, T=100)"].get_ydata()) == pytest.approx(
+        [70.0, 50.0])
+    assert list(lines["resnet8 rewind (synthetic, T=40)"].get_ydata()) == pytest.approx([30.0])
 
 
 def test_accuracy_vs_density_min_max_band(tmp_path):

@@ -42,8 +42,9 @@ def open_runs(run_dirs):
 @click.command()
 @click.argument("run_dirs", nargs=-1, type=options.PATH)
 @click.option("--group", is_flag=True, help="One row per (arch, method, k, "
-              "density): median, min and max over seeds, and n, as the "
-              "paper's figures.")
+              "density) among comparable runs (every setting but the "
+              "seed: dataset, recipe, split, precision, scope): median, min "
+              "and max over seeds, and n, as the paper's figures.")
 @click.option("--select", type=click.Choice(["final", "best_val"]),
               default="final", show_default=True, help="With --group: the "
               "test accuracy at the final evaluation, or at the evaluation "
