@@ -123,6 +123,14 @@ LENET = ["--arch", "lenet300", "--dataset", "digits", "--steps", "6", "--batch-s
 
 BAD_INPUT = [
     # (case, args, exit status, message fragment)
+    ("npz missing a key", ["train", "--arch", "lenet300", "--dataset", "npz:data/nokey.npz"],
+     1, "keys missing y_test; it must hold exactly x_train, y_train, x_test, y_test"),
+    ("IDX file with a wrong magic number", ["train", "--arch", "lenet300", "--dataset", "mnist",
+                                            "--data-dir", "data/mnist"],
+     1, "not an IDX image file (magic number 2049, expected 2051)"),
+    ("own network's outputs are not the classes", ["train", "--arch", "three.keras",
+                                                   "--dataset", "digits"],
+     1, "the model has 3 outputs but the data has 10 classes; give the model one logit per class"),
     ("density 0", ["rewind", "--from", "runs/parent", "--iter", "4", "--density", "0"],
      2, "is not a percent in (0, 100]"),
     ("density above 100", ["rewind", "--from", "runs/parent", "--iter", "4", "--density", "101"],
@@ -346,6 +354,16 @@ def bad_input_folder(tmp_path_factory):
     payload = (b"cos\nsystem\n(S'touch " + str(marker).encode() + b"'\ntR.")
     with open(os.path.join(bad, "data_batch_1"), "wb") as f:
         f.write(payload)
+    # Own data and networks: an npz without y_test, MNIST files of the wrong
+    # kind (a labels magic where images belong), a network with 3 outputs.
+    x = np.zeros((4, 8, 8, 1), "float32")
+    np.savez(data / "nokey.npz", x_train=x, y_train=np.zeros(4, "int64"), x_test=x)
+    (data / "mnist").mkdir()
+    for name in ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
+                 "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"):
+        (data / "mnist" / name).write_bytes(b"\0\0\x08\x01" + b"\0" * 8)
+    keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Flatten(),
+                      keras.layers.Dense(3)]).save(folder / "three.keras")
     return folder
 
 

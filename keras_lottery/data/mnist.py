@@ -47,7 +47,7 @@ def read_mnist(data_dir, name="mnist"):
             value=name,
         )
     paths = find_files(data_dir, name)
-    fix = f"re-download {name} (data.download({name!r}, data_dir))"
+    fix = f"re-download {name} (lottery data download, or data.download in Python)"
     magics = (idx.IMAGES_MAGIC, idx.LABELS_MAGIC) * 2  # in `FILES` order
     x_train, y_train, x_test, y_test = (
         idx.read_idx(p, magic, fix) for p, magic in zip(paths, magics)
