@@ -3,6 +3,7 @@
 import numbers
 import pathlib
 import re
+import warnings
 
 import keras
 
@@ -84,7 +85,9 @@ class IterationCheckpoint(StepCounter):
             integers >= 0).
         filename: the file name pattern, with `{iteration}` standing for
             the iteration or "final"; it must end in `.weights.h5`.
-        save_final: also write the `final` file at the end of `fit`.
+        save_final: also write the `final` file at the end of `fit`; the
+            fit is then taken as the end of training, and requested
+            iterations it never reached are named in a warning.
     """
 
     def __init__(self, directory, iterations, *, filename=DEFAULT_FILENAME,
@@ -161,6 +164,17 @@ class IterationCheckpoint(StepCounter):
     def on_train_end(self, logs=None):
         if self.save_final:
             self.save("final")
+            # save_final says this fit ends the training: an iteration it
+            # never reached would otherwise just be missing, unnoticed.
+            unreached = [i for i in self.iterations if i > self.step]
+            if unreached:
+                warnings.warn(
+                    f"IterationCheckpoint: iterations {unreached} lie past the "
+                    f"end of this fit (iteration {self.step}) and were not "
+                    "written; a later fit that continues the training writes "
+                    "them, or ask only for iterations up to the end of training",
+                    stacklevel=2,
+                )
 
     def _maybe_save(self, step):
         if step in self.iterations and step not in self.written:

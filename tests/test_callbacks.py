@@ -345,9 +345,10 @@ def test_a_resumed_fit_finds_its_own_files_and_keeps_them(tmp_path):
     (directory / "checkpoint_iter_7.weights.h5").write_bytes(b"not ours")
     x, y = _data()
     model = _model(_initial())
-    model.fit(x[:3 * BATCH], y[:3 * BATCH], batch_size=BATCH, epochs=1, shuffle=False,
-              verbose=0, callbacks=[IterationCheckpoint(
-                  directory, [0, 3, 7], filename="state-{iteration}.weights.h5")])
+    with pytest.warns(UserWarning, match=r"iterations \[7\] lie past the end of this fit"):
+        model.fit(x[:3 * BATCH], y[:3 * BATCH], batch_size=BATCH, epochs=1, shuffle=False,
+                  verbose=0, callbacks=[IterationCheckpoint(
+                      directory, [0, 3, 7], filename="state-{iteration}.weights.h5")])
     first = {name: os.stat(directory / name).st_ino
              for name in ("state-0.weights.h5", "state-3.weights.h5")}
 
@@ -371,3 +372,34 @@ def test_a_file_name_pattern_without_iteration_or_weights_suffix_is_refused(tmp_
                                          .replace("{", r"\{").replace("}", r"\}") + "'"):
         IterationCheckpoint(tmp_path / "ck", [0], filename=filename)
     assert not (tmp_path / "ck").exists()
+
+
+def test_an_iteration_past_the_end_of_training_is_named_not_silently_missing(tmp_path):
+    x, y = _data()
+    model = _model(_initial())
+    with pytest.warns(UserWarning) as caught:
+        model.fit(x, y, batch_size=BATCH, epochs=1, shuffle=False, verbose=0,
+                  callbacks=[IterationCheckpoint(tmp_path / "c", [2, 50, 9])])
+    messages = [str(w.message) for w in caught if "IterationCheckpoint" in str(w.message)]
+    assert messages == [
+        "IterationCheckpoint: iterations [9, 50] lie past the end of this fit (iteration 5) "
+        "and were not written; a later fit that continues the training writes them, or ask "
+        "only for iterations up to the end of training"]
+    assert _files(tmp_path / "c") == ["checkpoint_iter_2.weights.h5",
+                                      "checkpoint_iter_final.weights.h5"]
+
+
+def test_a_fit_that_reaches_every_iteration_or_does_not_end_training_warns_nothing(tmp_path):
+    import warnings
+    x, y = _data()
+    model = _model(_initial())
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message="IterationCheckpoint")
+        model.fit(x, y, batch_size=BATCH, epochs=1, shuffle=False, verbose=0,
+                  callbacks=[IterationCheckpoint(tmp_path / "a", [0, 5])])
+        # save_final=False: the caller fits in segments, as the procedures do.
+        model.fit(x, y, batch_size=BATCH, epochs=1, shuffle=False, verbose=0,
+                  callbacks=[IterationCheckpoint(tmp_path / "b", [12], save_final=False)])
+    assert _files(tmp_path / "a") == ["checkpoint_iter_0.weights.h5",
+                                      "checkpoint_iter_5.weights.h5",
+                                      "checkpoint_iter_final.weights.h5"]
