@@ -292,3 +292,18 @@ def test_mirrored_strategy_on_two_cpu_devices_keeps_run_semantics(tmp_path):
                                  _masks_and_kernels(_resnet8(child.checkpoints["final"]))):
         np.testing.assert_array_equal(m1, m2)
         assert (k1[m1 == 0] == 0).all()
+
+
+def test_mirrored_on_one_device_says_so_in_one_line_and_trains(tmp_path):
+    # A real process: the strategy is made once per process, and this one
+    # sees a single CPU (no logical devices set up, unlike the test above).
+    done = subprocess.run(
+        [sys.executable, "-m", "keras_lottery.cli", "train", "--arch", "lenet300",
+         "--dataset", "digits", "--steps", "2", "--batch-size", "32", "-q",
+         "--strategy", "mirrored", "--seed", "1", "--out", str(tmp_path / "r")],
+        capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    said = [line for line in done.stderr.splitlines() if "single device" in line]
+    assert said == ["Warning: strategy='mirrored' sees a single device (no second GPU is "
+                    "visible), so the run trains as on one device"], done.stderr[-2000:]
+    assert kl.Run.open(tmp_path / "r").status == "finished"
