@@ -107,6 +107,21 @@ def test_layer_density_bars_are_the_sparsity_report(made, tmp_path):
     assert (tmp_path / "cli.png").stat().st_size > 0
 
 
+def test_layer_densities_of_a_study_file_are_a_bar_per_run_of_its_root(made, root, tmp_path):
+    base, r20, r05 = made
+    study = tmp_path / "study.toml"
+    study.write_text(f'[study]\nname = "s"\nroot = "{root}"\n')
+    fig = figures.layer_densities(study, path=tmp_path / "study.png")
+    # The groups are layers; each holds one bar per run, the runs in path order.
+    ordered = sorted([base, r20, r05], key=lambda r: str(r.path))
+    reports = [pruning.sparsity_report(r.load_model()) for r in ordered]
+    assert [p.get_height() for p in fig.axes[0].patches] == pytest.approx(
+        [100 * row.density for report in reports for row in report])
+    done = CliRunner().invoke(main, ["plot", "--layers", str(study), "-o", str(tmp_path / "c.png")])
+    assert done.exit_code == 0, done.output
+    assert (tmp_path / "c.png").stat().st_size > 0
+
+
 def test_cli_masks_table_json_and_heatmap(made, tmp_path):
     base, r20, r05 = made
     heatmap = tmp_path / "overlap.png"

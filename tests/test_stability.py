@@ -3,6 +3,7 @@
 on the bundled digits, and resnet8 (batch norm) on synthetic data."""
 
 import json
+import shutil
 
 import keras
 import numpy as np
@@ -147,6 +148,32 @@ def test_calling_again_returns_the_stored_analysis_and_extends_it(base, pruned, 
     # a drawn seed is found again by the same call
     drawn = kl.stability(base, iteration=K, points=2, verbose=0)
     assert kl.stability(base, iteration=K, points=2, verbose=0).path == drawn.path
+
+
+def test_a_study_is_analysed_run_by_run_skipping_runs_that_cannot_be(
+        base, pruned, root, monkeypatch, capsys):
+    # A folder of runs, named by a study file: the base is analysed (the
+    # analysis already made is found again, nothing trained or evaluated),
+    # a run sparser than the density asked is skipped with its reason, and
+    # the copies inside analysis folders are not taken for runs of the study.
+    sparse = kl.rewind(base, iteration=K, density=0.1, seed=3, verbose=0,
+                       out=base.path.parent / "rewind-d10")
+    study = root / "study.toml"
+    study.write_text(f'[study]\nname = "s"\nroot = "{base.path.parent}"\n')
+    calls = []
+    monkeypatch.setattr(connectivity, "evaluate_pairs", lambda *a: calls.append(a))
+    found = kl.stability(study, iteration=K, density=0.2, seed=1, points=5, verbose=1)
+    assert calls == []
+    assert [r.path for r in found] == [pruned.path]
+    assert found[0].barriers == pruned.barriers
+    assert f"skipping {sparse.path}: its density 0.1 is below 0.2" in capsys.readouterr().out
+    done = CliRunner().invoke(main, ["stability", "--from", str(study), "--iter", str(K),
+                                     "--density", "20", "--seed", "1", "--points", "5"])
+    assert done.exit_code == 0, done.output
+    rows = [line.split() for line in done.output.splitlines() if line.startswith(str(base.path))]
+    assert [(row[1], row[3]) for row in rows] == [(str(K), "0-1")]
+    assert f"skipping {sparse.path}" in done.output
+    shutil.rmtree(sparse.path)  # the other tests' folder as it was
 
 
 def test_reestimated_statistics_are_the_average_batch_moments():
