@@ -158,6 +158,9 @@ def test_a_study_is_analysed_run_by_run_skipping_runs_that_cannot_be(
     # the copies inside analysis folders are not taken for runs of the study.
     sparse = kl.rewind(base, iteration=K, density=0.1, seed=3, verbose=0,
                        out=base.path.parent / "rewind-d10")
+    # The first test's run (made again, or found, when this one runs alone).
+    equal = kl.rewind(base, iteration=K, density=0.2, seed=2, verbose=0,
+                      out=base.path.parent / "rewind-alone")
     study = root / "study.toml"
     study.write_text(f'[study]\nname = "s"\nroot = "{base.path.parent}"\n')
     calls = []
@@ -166,7 +169,10 @@ def test_a_study_is_analysed_run_by_run_skipping_runs_that_cannot_be(
     assert calls == []
     assert [r.path for r in found] == [pruned.path]
     assert found[0].barriers == pruned.barriers
-    assert f"skipping {sparse.path}: its density 0.1 is below 0.2" in capsys.readouterr().out
+    said = capsys.readouterr().out
+    assert f"skipping {sparse.path}: its density 0.1 is not above 0.2" in said
+    # A run at exactly the density asked can't be pruned to it either.
+    assert f"skipping {equal.path}: its density 0.2 is not above 0.2" in said
     done = CliRunner().invoke(main, ["stability", "--from", str(study), "--iter", str(K),
                                      "--density", "20", "--seed", "1", "--points", "5"])
     assert done.exit_code == 0, done.output
