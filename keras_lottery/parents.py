@@ -87,6 +87,18 @@ def check_inherited(inherited, args):
             )
 
 
+def density_limit(parent):
+    """The density a run pruned from `parent` must stay below: the parent's
+    requested one (1 for a dense run)."""
+    target = parent.spec.target_density
+    return target if target is not None else 1.0
+
+
+def can_prune_to(parent, density):
+    """Whether `density` (a fraction) lies below `parent`'s own."""
+    return density < density_limit(parent) - 1e-12
+
+
 def child_spec(method, parent, args, precision):
     """The request (`RunSpec`) of a derived call of `method` from `parent`:
     what it inherits, checked against what `args` asks."""
@@ -106,8 +118,8 @@ def child_spec(method, parent, args, precision):
         val_split=inherited.val_split, precision=precision,
         model=inherited.model, data_fingerprint=inherited.data_fingerprint,
     )
-    theirs = inherited.target_density if inherited.target_density is not None else 1.0
-    if method.prunes and spec.target_density >= theirs - 1e-12:
+    theirs = density_limit(parent)
+    if method.prunes and not can_prune_to(parent, spec.target_density):
         raise LotteryError(
             f"is at or above the density of {parent.path} ({theirs:g}); density "
             "is absolute (the fraction of all prunable weights kept, not of the "

@@ -1,4 +1,5 @@
 import os
+import warnings
 
 import keras
 import numpy as np
@@ -390,7 +391,6 @@ def test_an_iteration_past_the_end_of_training_is_named_not_silently_missing(tmp
 
 
 def test_a_fit_that_reaches_every_iteration_or_does_not_end_training_warns_nothing(tmp_path):
-    import warnings
     x, y = _data()
     model = _model(_initial())
     with warnings.catch_warnings():

@@ -210,9 +210,9 @@ def _applies(run, k, density, verbose):
     why = None
     if k not in run.checkpoints:
         why = f"no checkpoint at iteration {k}"
-    elif density is not None and _is_fraction(density) and density >= run.density - 1e-9:
-        # As for one run: pruning needs a density below the run's own.
-        why = f"its density {run.density:.4g} is not above {density:g}"
+    elif density is not None and _is_fraction(density) and not parents.can_prune_to(run, density):
+        # The rule `rewind` applies, so no run left in refuses the analysis.
+        why = f"its density {parents.density_limit(run):.4g} is not above {density:g}"
     if why and verbose:
         print(f"skipping {run.path}: {why}")
     return why is None
