@@ -1,15 +1,15 @@
 """Swapping batch-norm kinds in a model, for the benchmark's comparisons.
 
 The fused batch norm this benchmark proposed is now the library's
-(`keras_lottery.layers.FusedBatchNormalization`, tested against Keras's layer
+(`keras_lottery.sparse.layers.FusedBatchNormalization`, tested against Keras's layer
 in `tests/test_layers.py`); throughput.py uses these helpers to measure a
 network with it (`masked_fusedbn`) and without it (`masked_kerasbn`).
 """
 
 import keras
 
-from keras_lottery.layers import FusedBatchNormalization
-from keras_lottery.pruning import iter_layers
+from keras_lottery.sparse.layers import FusedBatchNormalization
+from keras_lottery.sparse.pruning import iter_layers
 
 
 def uses_fused_batch_norm(model):

@@ -6,7 +6,7 @@ images/s of:
 
 - the masked network (density 1.0: the reference), pruned to density 0.2,
   and the same network with plain Keras Conv2D/Dense (`keras_lottery.strip`),
-  all built and compiled as `lottery train` does (`keras_lottery.execution.
+  all built and compiled as `lottery train` does (`keras_lottery.spec.execution.
   Execution` and `training.compile_model`: MomentumSGD, the paper's LR
   schedule, sparse cross-entropy, top-1/top-5 metrics, batch 128);
 - variants of the masked network through the same execution settings as
@@ -62,10 +62,10 @@ import numpy as np  # noqa: E402
 
 import keras_lottery  # noqa: E402
 from keras_lottery import data as data_lib  # noqa: E402
-from keras_lottery import execution as execution_lib  # noqa: E402
-from keras_lottery import training  # noqa: E402
-from keras_lottery import recipe as recipe_lib  # noqa: E402
-from keras_lottery.execution import Execution  # noqa: E402
+from keras_lottery.spec import execution as execution_lib  # noqa: E402
+from keras_lottery.training import compile as training  # noqa: E402
+from keras_lottery.spec import recipe as recipe_lib  # noqa: E402
+from keras_lottery.spec.execution import Execution  # noqa: E402
 
 TARGETS = {
     "plain": ("masked / plain", 0.97),

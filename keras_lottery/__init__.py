@@ -5,8 +5,9 @@ The public API:
 - layers: `MaskedConv1D`/`2D`/`3D`, their `...Transpose` twins,
   `MaskedDepthwiseConv1D`/`2D`, `MaskedSeparableConv1D`/`2D`,
   `MaskedEinsumDense`, `MaskedDense`;
-- pruning: `prune`, `density`, `get_masks`, `set_masks`, `sparsity_report`,
-  and the pure `magnitude_masks` and `random_masks`;
+- pruning: `prune`, `density`, `get_masks`, `get_kernels`, `set_masks`,
+  `sparsity_report`, the pure `magnitude_masks` and `random_masks`, and
+  `register_pruner` (a pruning criterion of your own);
 - your own models: `masked`, `strip`;
 - optimizers: `MomentumSGD` (TF1 momentum update) and `LossScaleOptimizer`
   (float16 loss scaling in which a skipped step still counts);
@@ -15,7 +16,7 @@ The public API:
   `lowlr_rewind`, `random_prune`, `reinit`, `branch` (a copy from k,
   unpruned), each returning a `Run`, and `iterate` (rounds of any that
   prunes); `Run.open(path)` and its typed
-  `RunSpec`; the `IterationCheckpoint` callback; `compile_model` (how every
+  `RunSpec` and `RunRecord` (run.json, typed); the `IterationCheckpoint` callback; `compile_model` (how every
   run compiles); `save_state`/`load_state` (full training state, momentum
   included, checked); `recipe.make`;
 - results: `keras_lottery.report` (tables) and `keras_lottery.plot`
@@ -34,49 +35,55 @@ from keras_lottery.version import __version__  # noqa: F401  (the package attrib
 
 # Public name -> the module that defines it.
 _PUBLIC = {
-    "IterationCheckpoint": "callbacks",
-    "LossScaleOptimizer": "optimizer",
+    "IterationCheckpoint": "training.callbacks",
+    "LossScaleOptimizer": "training.optimizer",
     "LotteryError": "errors",
-    "MaskedConv1D": "layers",
-    "MaskedConv2D": "layers",
-    "MaskedConv3D": "layers",
-    "MaskedConv1DTranspose": "layers",
-    "MaskedConv2DTranspose": "layers",
-    "MaskedConv3DTranspose": "layers",
-    "MaskedDepthwiseConv1D": "layers",
-    "MaskedDepthwiseConv2D": "layers",
-    "MaskedSeparableConv1D": "layers",
-    "MaskedSeparableConv2D": "layers",
-    "MaskedEinsumDense": "layers",
-    "MaskedDense": "layers",
-    "MomentumSGD": "optimizer",
-    "Run": "runs",
-    "RunSpec": "spec",
+    "MaskedConv1D": "sparse.layers",
+    "MaskedConv2D": "sparse.layers",
+    "MaskedConv3D": "sparse.layers",
+    "MaskedConv1DTranspose": "sparse.layers",
+    "MaskedConv2DTranspose": "sparse.layers",
+    "MaskedConv3DTranspose": "sparse.layers",
+    "MaskedDepthwiseConv1D": "sparse.layers",
+    "MaskedDepthwiseConv2D": "sparse.layers",
+    "MaskedSeparableConv1D": "sparse.layers",
+    "MaskedSeparableConv2D": "sparse.layers",
+    "MaskedEinsumDense": "sparse.layers",
+    "MaskedDense": "sparse.layers",
+    "MomentumSGD": "training.optimizer",
+    "Run": "runs.run",
+    "RunRecord": "spec.record",
+    "RunSpec": "spec.runspec",
     "branch": "procedures",
-    "compile_model": "training",
-    "density": "pruning",
+    "compile_model": "training.compile",
+    "density": "sparse.pruning",
     "finetune": "procedures",
-    "get_masks": "pruning",
+    "get_kernels": "sparse.pruning",
+    "get_masks": "sparse.pruning",
     "iterate": "procedures",
-    "load_state": "state",
+    "load_state": "training.state",
     "lowlr_rewind": "procedures",
-    "magnitude_masks": "pruning",
+    "magnitude_masks": "sparse.ranking",
     "mask_overlap": "analysis",
-    "masked": "conversion",
-    "prune": "pruning",
-    "random_masks": "pruning",
+    "masked": "sparse.conversion",
+    "prune": "sparse.pruners",
+    "random_masks": "sparse.ranking",
     "random_prune": "procedures",
+    "register_pruner": "sparse.pruners",
     "reinit": "procedures",
     "rewind": "procedures",
     "rewind_lr": "procedures",
-    "save_state": "state",
-    "set_masks": "pruning",
-    "sparsity_report": "pruning",
+    "save_state": "training.state",
+    "set_masks": "sparse.pruning",
+    "sparsity_report": "sparse.report",
     "stability": "analysis",
-    "strip": "conversion",
+    "strip": "sparse.conversion",
     "train": "procedures",
 }
-_SUBMODULES = ("analysis", "data", "models", "plot", "recipe", "report")
+# Public submodule name -> the module it is.
+_SUBMODULES = {"analysis": "analysis", "data": "data", "models": "models",
+               "plot": "results.figures", "recipe": "spec.recipe",
+               "report": "results.tables"}
 
 __all__ = sorted([*_PUBLIC, *_SUBMODULES])
 
@@ -85,7 +92,7 @@ def __getattr__(name):
     if name in _PUBLIC:
         value = getattr(_import(_PUBLIC[name]), name)
     elif name in _SUBMODULES:
-        value = _import(name)
+        value = _import(_SUBMODULES[name])
     else:
         raise AttributeError(f"module 'keras_lottery' has no attribute {name!r}")
     globals()[name] = value  # later lookups skip this function

@@ -7,6 +7,7 @@ ending (`.weights.h5`, `.json`), which Keras and readers check.
 """
 
 import contextlib
+import json
 import os
 import pathlib
 
@@ -48,6 +49,11 @@ def write_atomic(path, text):
             f.write(text)
             f.flush()
             os.fsync(f.fileno())
+
+
+def write_json(path, value):
+    """Writes a JSON file atomically, as every run file is written."""
+    write_atomic(path, json.dumps(value, indent=2) + "\n")
 
 
 def remove_temporary_files(*folders):

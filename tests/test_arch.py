@@ -15,8 +15,8 @@ from cifar_fixtures import make_cifar100
 from cifar_fixtures import write_cifar100_binary
 from idx_fixtures import make_mnist
 from idx_fixtures import write_mnist
-from keras_lottery import arch
-from keras_lottery import runs
+from keras_lottery.models import network as arch
+from keras_lottery.runs import layout
 from keras_lottery.cli import main
 
 SMALL = dict(dataset="digits", steps=4, batch_size=32, eval_every=4,
@@ -55,7 +55,7 @@ def test_the_same_network_built_again_is_the_same_run(tmp_path, capsys):
     found = kl.train(second, root=tmp_path, **dict(SMALL, verbose=1))
     assert found.path == run.path
     assert "already finished; nothing to do" in capsys.readouterr().out
-    assert runs.find_runs(tmp_path) == [run.path]
+    assert layout.find_runs(tmp_path) == [run.path]
 
 
 @pytest.mark.parametrize("model, message", [
@@ -79,7 +79,7 @@ def test_a_saved_keras_file_trains_and_derives(tmp_path, monkeypatch):
     _invoke("train", "--arch", "net.keras", *DIGITS, "--out", "runs/mine")
     run = kl.Run.open("runs/mine")
     assert run.spec.arch == f"net-{arch.resolve(model).fingerprint[:8]}"
-    assert (run.path / runs.MODEL_JSON).exists()
+    assert (run.path / layout.MODEL_JSON).exists()
     _invoke("rewind", "--from", "runs/mine", *CHILD, "--out", "runs/child")
     child = kl.Run.open("runs/child")
     assert child.spec.arch == run.spec.arch and child.density == 0.5

@@ -28,7 +28,7 @@ KEPT = [
 # inside the filter; then one line after it.
 SCRIPT = textwrap.dedent('''
     import json, os, sys
-    from keras_lottery.commands import chatter
+    from keras_lottery.cli import chatter
     lines = json.loads(sys.argv[1])
     with chatter.filtered():
         for line in lines:

@@ -12,6 +12,7 @@ import pytest
 from click.testing import CliRunner
 
 import keras_lottery
+from keras_lottery.spec.record import RunRecord
 from keras_lottery.cli import main
 from snapshots import snapshot
 
@@ -452,7 +453,7 @@ LENET_WEIGHTS = {"fc_1": 19_200, "fc_2": 30_000, "fc_3": 1_000}
 
 def _kept(run):
     """{layer: weights kept} of a run's final masks."""
-    return {k: int(m.sum()) for k, m in keras_lottery.pruning.get_masks(run.load_model()).items()}
+    return {k: int(m.sum()) for k, m in keras_lottery.sparse.pruning.get_masks(run.load_model()).items()}
 
 
 def _error_line(result):
@@ -558,9 +559,9 @@ def test_iterate_takes_rewind_lr_in_either_spelling(bad_input_folder, tmp_path, 
 def _hand_run(path, *, dataset="synthetic", steps=10, seed=0, top1=(0.5,)):
     """A finished rewind run written by hand: run.json and metrics.csv."""
     spec = keras_lottery.RunSpec(
-        "rewind", "resnet8", dataset, keras_lottery.recipe.make(steps=steps), seed=seed,
+        "rewind", "resnet8", dataset, keras_lottery.spec.recipe.make(steps=steps), seed=seed,
         parent="/runs/base", iteration=3, target_density=0.8)
-    run = keras_lottery.Run.create(path, spec, start_step=3, end_step=steps, density=0.8)
+    run = keras_lottery.Run.create(path, spec, RunRecord("running", start_step=3, end_step=steps, density=0.8))
     for i, value in enumerate(top1):
         run.append_metrics({"step": 4 + i, "top1": value, "top5": 0.9, "loss": 1.0,
                             "lr": 0.1, "density": 0.8, "elapsed": 1.0})

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 import keras_lottery as kl
+from keras_lottery.sparse import pruning
 from keras_lottery import MaskedConv2D
 from keras_lottery import MaskedDense
 
@@ -25,7 +26,7 @@ def _np(x):
 
 
 def _layers(model):
-    return list(kl.pruning.iter_layers(model))
+    return list(pruning.iter_layers(model))
 
 
 def _leaf_layers(model):
@@ -319,7 +320,7 @@ def test_strip_after_prune():
     # branch_a, branch_b, inner_conv, inner_dense, head (3x3x3 -> 4).
     assert total == 3 * 3 * 3 * 4 + 3 * 4 + 3 * 3 * 4 * 5 + 5 * 3 + 27 * 4
     assert kl.density(pruned) == round(0.5 * total) / total
-    masked_layers = {l.name: l for l in kl.pruning.masked_layers(pruned)}
+    masked_layers = {l.name: l for l in pruning.masked_layers(pruned)}
     x = _inputs(pruned)
 
     stripped = kl.strip(pruned)

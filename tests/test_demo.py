@@ -7,8 +7,8 @@ import pathlib
 
 from click.testing import CliRunner
 
-from keras_lottery import demo
-from keras_lottery import runs
+from keras_lottery.procedures import demo
+from keras_lottery.runs import layout
 from keras_lottery.cli import main
 from snapshots import snapshot
 
@@ -24,7 +24,7 @@ def test_quick_demo_shows_rewinding_retaining_accuracy(tmp_path, monkeypatch):
     assert "top1_median" in result.output
     png = out / "accuracy.png"
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    made = runs.find_runs(out)
+    made = layout.find_runs(out)
     plan = demo.QUICK
     assert len(made) == len(plan.seeds) * (1 + len(demo.METHODS) * len(plan.densities))
 
@@ -51,4 +51,4 @@ def test_the_demos_default_root_is_its_own():
     (option,) = [p for p in main.commands["demo"].params if p.name == "out"]
     assert str(option.default) == demo.DEFAULT_OUT == "lottery-demo"
     assert inspect.signature(demo.run).parameters["out"].default == demo.DEFAULT_OUT
-    assert runs.DEFAULT_ROOT not in pathlib.Path(demo.DEFAULT_OUT).parts
+    assert layout.DEFAULT_ROOT not in pathlib.Path(demo.DEFAULT_OUT).parts

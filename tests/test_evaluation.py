@@ -8,10 +8,8 @@ import pytest
 import tensorflow as tf
 from tensorboard.plugins.hparams import plugin_data_pb2
 
-from keras_lottery import evaluation
-from keras_lottery import runs
-
-
+from keras_lottery.training import evaluation
+from keras_lottery.runs import layout
 def _events(logdir):
     """[(step, tag, value or summary metadata)] of every event file in `logdir`."""
     found = []
@@ -34,7 +32,7 @@ def _scalars(logdir):
 def test_training_loss_and_lr_every_summary_step(digits_family):
     parent, child = digits_family
     for run in (parent, child):
-        scalars = _scalars(run.path / runs.LOGS_DIR / "train")
+        scalars = _scalars(run.path / layout.LOGS_DIR / "train")
         # 12 steps are far below the paper's 71,108: a summary every step.
         steps = list(range(run.start_step + 1, run.end_step + 1))
         assert sorted(scalars) == ["learning_rate", "loss"]
@@ -51,7 +49,7 @@ def test_the_lr_logged_at_a_step_is_the_one_its_last_update_used(digits_family):
     # that is the update made at iteration s - 1, lr_at(s - 1).
     parent, _ = digits_family
     recipe = parent.spec.recipe
-    logged = _scalars(parent.path / runs.LOGS_DIR / "train")["learning_rate"]
+    logged = _scalars(parent.path / layout.LOGS_DIR / "train")["learning_rate"]
     assert logged == pytest.approx({s: recipe.lr_at(s - 1) for s in logged})
     assert {m["step"]: m["lr"] for m in parent.metrics} == pytest.approx(
         {m["step"]: recipe.lr_at(m["step"] - 1) for m in parent.metrics})
@@ -59,7 +57,7 @@ def test_the_lr_logged_at_a_step_is_the_one_its_last_update_used(digits_family):
 
 def test_evaluations_are_scalars_at_their_steps(digits_family):
     _, child = digits_family
-    scalars = _scalars(child.path / runs.LOGS_DIR / "eval")
+    scalars = _scalars(child.path / layout.LOGS_DIR / "eval")
     assert sorted(scalars) == ["accuracy", "accuracy_top_5", "density", "learning_rate", "loss"]
     for tag, column in [("accuracy", "top1"), ("accuracy_top_5", "top5"), ("loss", "loss"),
                         ("density", "density")]:
@@ -70,7 +68,7 @@ def test_hparams_summary_names_method_density_k_and_seed(digits_family):
     parent, child = digits_family
     for run, method, density, k, seed in [(parent, "train", 1.0, -1, 0),
                                           (child, "rewind", 0.5, 3, 1)]:
-        (summary,) = [v for _, v in _events(run.path / runs.LOGS_DIR / "hparams")
+        (summary,) = [v for _, v in _events(run.path / layout.LOGS_DIR / "hparams")
                       if v.metadata.plugin_data.plugin_name == "hparams"]
         data = plugin_data_pb2.HParamsPluginData.FromString(
             summary.metadata.plugin_data.content)

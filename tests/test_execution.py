@@ -13,11 +13,12 @@ import numpy as np
 import pytest
 
 import keras_lottery as kl
-from keras_lottery import execution as execution_lib
-from keras_lottery import training
-from keras_lottery import recipe as recipe_lib
+from keras_lottery.sparse import pruning
+from keras_lottery.spec import execution as execution_lib
+from keras_lottery.training import compile as training
+from keras_lottery.spec import recipe as recipe_lib
 from keras_lottery.errors import LotteryError
-from keras_lottery.execution import Execution
+from keras_lottery.spec.execution import Execution
 from snapshots import tensors
 
 SMALL = dict(steps=12, batch_size=16, eval_every=6, verbose=0)
@@ -38,7 +39,7 @@ def _masks_and_kernels(model):
     """[(mask, stored kernel)] of every masked layer."""
     return [
         (np.asarray(layer.mask.numpy()), np.asarray(layer.raw_kernel.numpy()))
-        for layer in kl.pruning.masked_layers(model)
+        for layer in pruning.masked_layers(model)
     ]
 
 
@@ -55,7 +56,7 @@ def test_settings_are_validated_and_mapped():
             Execution(**bad)
         assert error.value.param == param
     with pytest.raises(LotteryError, match="mixed_precision='fp16': needs a GPU"):
-        Execution(precision="fp16")  # this machine has none
+        Execution(precision="fp16").check_devices()  # this machine has none
 
 
 def test_bf16_keeps_masks_exact_and_pruned_weights_zero(tmp_path):
@@ -150,7 +151,7 @@ def test_fp16_rewind_lr_zeroes_restored_momentum_of_pruned_weights(tmp_path, mon
     final = _resnet8(parent.checkpoints["final"], 12, fp16)
     assert float(final.optimizer.dynamic_scale.numpy()) == 2.0**8  # none skipped
     inner = final.optimizer.inner_optimizer
-    for layer in kl.pruning.masked_layers(final):
+    for layer in pruning.masked_layers(final):
         assert np.abs(inner.slot(layer.raw_kernel).numpy()).min() > 0, layer.name
     child = kl.rewind_lr(parent.path, iteration=2, density=0.3, seed=2,
                          out=tmp_path / "c", mixed_precision="fp16", verbose=0)
@@ -158,7 +159,7 @@ def test_fp16_rewind_lr_zeroes_restored_momentum_of_pruned_weights(tmp_path, mon
     for key, path in child.checkpoints.items():
         model = _resnet8(path, None, fp16)
         inner = model.optimizer.inner_optimizer
-        for layer, (mask, kernel) in zip(kl.pruning.masked_layers(model),
+        for layer, (mask, kernel) in zip(pruning.masked_layers(model),
                                          _masks_and_kernels(model)):
             momentum = inner.slot(layer.raw_kernel).numpy()
             assert (kernel[mask == 0] == 0).all(), (key, layer.name)
@@ -209,7 +210,7 @@ MIRRORED = textwrap.dedent('''
     tf.config.set_logical_device_configuration(
         cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
     import keras_lottery as kl
-    from keras_lottery.execution import Execution
+    from keras_lottery.spec.execution import Execution
     out = sys.argv[1]
     small = dict(steps=12, batch_size=16, eval_every=6, verbose=0)
     parent = kl.train("resnet8", dataset="synthetic", seed=5, out=out + "/p",
@@ -218,7 +219,8 @@ MIRRORED = textwrap.dedent('''
                       out=out + "/c", strategy="mirrored", verbose=0)
     # fp16 (faked GPU): skipped steps count across replicas too.
     import functools
-    from keras_lottery import execution, training
+    from keras_lottery.spec import execution
+    from keras_lottery.training import compile as training
     execution.has_gpu = lambda: True
     training.LossScaleOptimizer = functools.partial(
         kl.LossScaleOptimizer, initial_scale=2.0**20)

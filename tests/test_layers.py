@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 import keras_lottery as kl
+from keras_lottery.sparse import layers
 from keras_lottery import MaskedConv2D
 from keras_lottery import MaskedDense
 
@@ -145,7 +146,7 @@ def test_kernel_is_raw_kernel_times_mask_and_raw_kernel_the_variable(layer, shap
 
 def test_masked_layers_run_keras_own_call():
     # No call of our own: the forward pass is Keras's, reading `kernel`.
-    for cls in kl.layers.MASKED_LAYERS:
+    for cls in layers.MASKED_LAYERS:
         assert "call" not in vars(cls), cls.__name__
         assert all("call" not in vars(base) for base in cls.__mro__
                    if base.__module__.startswith("keras_lottery")), cls.__name__
@@ -240,6 +241,7 @@ def test_mixed_bfloat16_keeps_mask_exact():
 JAX_SCRIPT = textwrap.dedent(
     """
     import keras, numpy as np, keras_lottery as kl
+    from keras_lottery.sparse import pruning
     assert keras.backend.backend() == "jax"
     model = kl.models.build("resnet8")
     kl.prune(model, 0.5)
@@ -248,7 +250,7 @@ JAX_SCRIPT = textwrap.dedent(
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     x = np.random.default_rng(0).normal(size=(8, 32, 32, 3)).astype("float32")
     model.fit(x, np.arange(8) % 10, batch_size=4, epochs=1, verbose=0)
-    for layer in kl.pruning.masked_layers(model):
+    for layer in pruning.masked_layers(model):
         kernel = keras.ops.convert_to_numpy(layer.raw_kernel)
         assert (kernel[masks[layer.name] == 0] == 0).all(), layer.name
     model.save_weights({path!r})
@@ -274,7 +276,7 @@ def test_layers_train_and_save_under_jax(tmp_path):
 def test_fused_batch_norm_matches_keras_batch_norm():
     import tensorflow as tf
 
-    from keras_lottery.layers import FusedBatchNormalization
+    from keras_lottery.sparse.layers import FusedBatchNormalization
 
     rng = np.random.default_rng(0)
     x = rng.normal(2.0, 3.0, (16, 6, 6, 5)).astype("float32")
@@ -307,7 +309,7 @@ def test_fused_batch_norm_matches_keras_batch_norm():
 
 
 def test_models_use_fused_batch_norm_and_strip_returns_plain_keras(tmp_path):
-    from keras_lottery.layers import FusedBatchNormalization
+    from keras_lottery.sparse.layers import FusedBatchNormalization
 
     model = kl.models.build("resnet8")
     bns = [l for l in model.layers if isinstance(l, keras.layers.BatchNormalization)]

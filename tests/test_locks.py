@@ -10,8 +10,10 @@ import time
 
 import pytest
 
-from keras_lottery import locks
-from keras_lottery import runs
+from keras_lottery.runs import locks
+from keras_lottery.runs import layout
+from keras_lottery.spec import record
+from keras_lottery.runs.run import Run
 from keras_lottery.errors import LotteryError
 from snapshots import snapshot
 
@@ -188,10 +190,10 @@ def test_the_first_process_finishes_the_run_alone(contended):
     assert contended["first"].returncode == 0, (contended["folder"] / "first.err").read_text()
     assert "step " not in contended["second"].stdout  # the second trained nothing
     out = contended["out"]
-    run = runs.Run.open(out)
-    assert run.status == runs.FINISHED
+    run = Run.open(out)
+    assert run.status == record.FINISHED
     assert [m["step"] for m in run.metrics] == [4, 8, 12]  # each evaluation once
-    assert not (out / runs.LOCK).exists()
+    assert not (out / layout.LOCK).exists()
 
 
 def test_a_log_file_gets_one_line_per_evaluation_and_no_start_up_chatter(contended):
@@ -210,7 +212,7 @@ def test_a_lock_left_by_a_killed_process_does_not_block_the_re_run(tmp_path):
     killed = subprocess.run([sys.executable, "child.py", "die", str(tmp_path / "never"), *args],
                             cwd=tmp_path, env=_env(), capture_output=True, timeout=300)
     assert killed.returncode == -signal.SIGKILL
-    left = locks.holder(out / runs.LOCK)
+    left = locks.holder(out / layout.LOCK)
     assert left is not None and not left["alive"]  # its holder is gone
     from click.testing import CliRunner
 
@@ -218,6 +220,6 @@ def test_a_lock_left_by_a_killed_process_does_not_block_the_re_run(tmp_path):
 
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output
-    assert runs.Run.open(out).status == runs.FINISHED
-    assert [m["step"] for m in runs.Run.open(out).metrics] == [4, 8, 12]
-    assert not (out / runs.LOCK).exists()
+    assert Run.open(out).status == record.FINISHED
+    assert [m["step"] for m in Run.open(out).metrics] == [4, 8, 12]
+    assert not (out / layout.LOCK).exists()

@@ -10,7 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 import keras_lottery as kl
-from keras_lottery import pruning
+from keras_lottery.sparse import pruning
 from keras_lottery.analysis import figures
 from keras_lottery.analysis import masks as masks_lib
 from keras_lottery.analysis import overlap
@@ -97,7 +97,7 @@ def test_layer_density_bars_are_the_sparsity_report(made, tmp_path):
     base, r20, r05 = made
     fig = figures.layer_densities([r20, r05], path=tmp_path / "layers.png")
     bars = [p.get_height() for p in fig.axes[0].patches]
-    reports = [pruning.sparsity_report(r.load_model()) for r in (r20, r05)]
+    reports = [kl.sparsity_report(r.load_model()) for r in (r20, r05)]
     want = [100 * row.density for report in reports for row in report]
     assert bars == pytest.approx(want)
     assert [r.density for r in masks_lib.layer_densities([r20])[0]] == [r.density for r in reports[0]]
@@ -114,7 +114,7 @@ def test_layer_densities_of_a_study_file_are_a_bar_per_run_of_its_root(made, roo
     fig = figures.layer_densities(study, path=tmp_path / "study.png")
     # The groups are layers; each holds one bar per run, the runs in path order.
     ordered = sorted([base, r20, r05], key=lambda r: str(r.path))
-    reports = [pruning.sparsity_report(r.load_model()) for r in ordered]
+    reports = [kl.sparsity_report(r.load_model()) for r in ordered]
     assert [p.get_height() for p in fig.axes[0].patches] == pytest.approx(
         [100 * row.density for report in reports for row in report])
     done = CliRunner().invoke(main, ["plot", "--layers", str(study), "-o", str(tmp_path / "c.png")])

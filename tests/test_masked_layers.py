@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 import keras_lottery as kl
-from keras_lottery.layers import MASKED_TWINS
+from keras_lottery.sparse import pruning
+from keras_lottery.sparse.layers import MASKED_TWINS
 
 L = keras.layers
 SEP = ("depthwise_kernel", "pointwise_kernel")
@@ -184,7 +185,7 @@ def test_separable_keys_in_set_masks_and_exclude():
     keys = ["k/depthwise_kernel", "k/pointwise_kernel", "head"]
     assert list(kl.get_masks(model)) == keys
     assert [r.name for r in kl.sparsity_report(model).rows] == keys
-    assert kl.pruning.mask_key(layer, "pointwise_kernel") == "k/pointwise_kernel"
+    assert pruning.mask_key(layer, "pointwise_kernel") == "k/pointwise_kernel"
     # A layer name excludes all its kernels; a key excludes one.
     new = kl.prune(model, 0.5, exclude="k")
     assert list(new) == ["head"]
@@ -219,7 +220,8 @@ def test_separable_set_mask_names_its_kernel():
 
 JAX_SCRIPT = """
 import keras, numpy as np, keras_lottery as kl
-from keras_lottery.slots import slot_variables
+from keras_lottery.sparse import pruning
+from keras_lottery.sparse.slots import slot_variables
 assert keras.backend.backend() == "jax"
 keras.utils.set_random_seed(0)
 inputs = keras.Input((8, 8, 2))
@@ -239,7 +241,7 @@ data = rng.normal(size=(8, 8, 8, 2)).astype("float32"), rng.normal(size=(8, 3)).
 model.fit(*data, batch_size=4, verbose=0)
 kl.prune(model, 0.4)
 masks = kl.get_masks(model)
-entries = kl.pruning.masked_kernels(model)
+entries = pruning.masked_kernels(model)
 for key, (_, kernel) in entries.items():
     (slot,) = slot_variables(model.optimizer, kernel.raw, model.variables)
     assert not np.asarray(slot)[masks[key] == 0].any(), key

@@ -1,6 +1,6 @@
 import pytest
 
-from keras_lottery import methods
+from keras_lottery.spec import methods
 from keras_lottery.errors import LotteryError
 
 

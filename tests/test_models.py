@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 import keras_lottery as kl
+from keras_lottery.sparse import pruning
 from keras_lottery import MaskedConv2D
 from keras_lottery import MaskedDense
 from keras_lottery import models
@@ -213,7 +214,7 @@ def test_resnet20_kernel_shapes_by_name():
 def test_resnet_layer_names_follow_original(name, projections):
     depth = int(name[len("resnet"):])
     model = _shared(name)
-    names = [layer.name for layer in kl.pruning.masked_layers(model)]
+    names = [layer.name for layer in pruning.masked_layers(model)]
     expected = {f"conv_{k}" for k in range(1, depth)} | set(projections) | {"dense"}
     assert len(names) == len(set(names))
     assert set(names) == expected
@@ -226,7 +227,7 @@ def test_resnet_layer_names_follow_original(name, projections):
     "name, fcs", [("vgg16_nofc", ["fc_14"]), ("vgg16", ["fc_14", "fc_15", "fc_16"])]
 )
 def test_vgg_layer_names_follow_original(name, fcs):
-    names = [layer.name for layer in kl.pruning.masked_layers(_shared(name))]
+    names = [layer.name for layer in pruning.masked_layers(_shared(name))]
     assert names == [f"conv_{k}" for k in range(1, 14)] + fcs
 
 
@@ -391,7 +392,7 @@ def test_vgg_structure(name):
 def test_every_conv_and_dense_is_masked(name):
     model = _shared(name)
     kernel_layers = [
-        layer for layer in kl.pruning.iter_layers(model)
+        layer for layer in pruning.iter_layers(model)
         if isinstance(layer, (keras.layers.Conv2D, keras.layers.Dense))
     ]
     assert kernel_layers
@@ -671,7 +672,7 @@ def test_lenet300_shape_names_and_counts(input_shape, num_classes):
     assert [layer.name for layer in model.layers] == [
         "image", "flatten", "fc_1", "fc_2", "fc_3"
     ]
-    names = [layer.name for layer in kl.pruning.masked_layers(model)]
+    names = [layer.name for layer in pruning.masked_layers(model)]
     assert names == ["fc_1", "fc_2", "fc_3"]
     shapes = {name: tuple(m.shape) for name, m in kl.get_masks(model).items()}
     assert shapes == {
@@ -705,7 +706,7 @@ def test_lenet300_layers():
 
 def test_lenet300_trains_on_digits():
     from keras_lottery import data
-    from keras_lottery.optimizer import MomentumSGD
+    from keras_lottery.training.optimizer import MomentumSGD
 
     ds = data.load("digits")
     model = _fresh("lenet300", input_shape=ds.image_shape, num_classes=ds.num_classes)

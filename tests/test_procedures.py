@@ -5,8 +5,11 @@ import numpy as np
 import pytest
 
 import keras_lottery as kl
-from keras_lottery import recipe as recipe_lib
-from keras_lottery import runs
+from keras_lottery.spec import requests
+from keras_lottery.spec import recipe as recipe_lib
+from keras_lottery.runs import layout
+from keras_lottery.spec import record
+from keras_lottery.runs import run as run_lib
 from snapshots import snapshot
 
 T = 24
@@ -57,7 +60,7 @@ def _masks(weights):
 
 def test_train_checkpoints_at_exact_iterations(parent):
     recipe = recipe_lib.make(**SMALL)
-    assert parent.status == runs.FINISHED
+    assert parent.status == record.FINISHED
     assert list(parent.checkpoints) == list(recipe.checkpoint_iters) + ["final"]
     for it in recipe.checkpoint_iters:
         assert _state(parent, it)[2] == it
@@ -82,7 +85,7 @@ def test_iteration_zero_is_the_initialization(parent):
 def test_train_metrics_cadence_and_columns(parent):
     rows = parent.metrics
     assert [r["step"] for r in rows] == [8, 16, 24]
-    assert list(rows[0]) == list(runs.METRIC_COLUMNS)
+    assert list(rows[0]) == list(run_lib.METRIC_COLUMNS)
     recipe = recipe_lib.make(**SMALL)
     assert [r["lr"] for r in rows] == pytest.approx([recipe.lr_at(s - 1) for s in (8, 16, 24)])
     for r in rows:
@@ -277,11 +280,11 @@ def test_random_pruning_is_random_exact_and_rewound(parent, derived):
     same = sum(int((masks[p] == magnitude[p]).sum()) for p in masks)
     assert same < 0.9 * 77_616  # not the magnitude mask (random: ~0.68 agree)
     # Reproducible from the seed, and nested when pruned again.
-    again = kl.pruning.random_masks(
+    again = kl.random_masks(
         {p: np.ones_like(m) for p, m in masks.items()}, 0.8, seed=4)
     for path in masks:
         np.testing.assert_array_equal(again[path], masks[path])
-    deeper = kl.pruning.random_masks(masks, 0.5, seed=9)
+    deeper = kl.random_masks(masks, 0.5, seed=9)
     assert all((deeper[p] <= masks[p]).all() for p in masks)
     assert sum(int(m.sum()) for m in deeper.values()) == round(0.5 * 77_616)
 
@@ -317,8 +320,8 @@ def test_iterate_rounds_exact_nested_and_idempotent(parent, root, capsys):
     assert made[0].spec.parent == str(parent.path.resolve())
     assert made[1].spec.parent == str(made[0].path.resolve())
     # Interrupt round 2 as a kill would: no final state, status running.
-    (made[1].path / runs.CHECKPOINT_DIR / runs.checkpoint_name("final")).unlink()
-    made[1].set_status(runs.RUNNING)
+    (made[1].path / layout.CHECKPOINT_DIR / layout.checkpoint_name("final")).unlink()
+    made[1].set_status(record.RUNNING)
     made = kl.iterate(parent.path, method="rewind", iteration=K, rounds=3,
                       seed=6, verbose=2, out=study)
     said = capsys.readouterr().out
@@ -328,7 +331,7 @@ def test_iterate_rounds_exact_nested_and_idempotent(parent, root, capsys):
     total = 77_616
     previous = None
     for run, density in zip(made, [0.8, 0.64, 0.512]):
-        assert run.status == runs.FINISHED
+        assert run.status == record.FINISHED
         assert run.config["target_density"] == density
         masks = _masks(_state(run, "final")[0])
         assert sum(int(m.sum()) for m in masks.values()) == round(density * total)
@@ -396,7 +399,7 @@ def test_your_own_arrays_train_and_derive_and_other_data_is_refused(tmp_path):
     child = kl.rewind(run, iteration=1, density=0.5, dataset=data, seed=0, verbose=0,
                       out=tmp_path / "child")
     # The child records the data too: children of other arrays never group together.
-    assert child.status == runs.FINISHED and child.spec.data_fingerprint == data.fingerprint
+    assert child.status == record.FINISHED and child.spec.data_fingerprint == data.fingerprint
     assert child.spec.comparable() != child.spec.replace(data_fingerprint="other").comparable()
     other = _digit_arrays(start=256)
     with pytest.raises(kl.LotteryError) as error:
@@ -437,8 +440,8 @@ def test_the_paper_validation_split_is_the_default_only_on_cifars_test_set(
     assert run.spec.val_split == expected
     (row,) = run.metrics
     assert (row["val_top1"] is None) == (expected == 0)
-    assert kl.procedures.PAPER_VAL_SPLIT == 2000
-    assert kl.procedures.CIFAR_TEST_IMAGES == 10_000
+    assert requests.PAPER_VAL_SPLIT == 2000
+    assert requests.CIFAR_TEST_IMAGES == 10_000
 
 
 def test_no_validation_split_by_default_on_other_data(digits_family):

@@ -25,7 +25,8 @@ from click.testing import CliRunner
 
 import keras_lottery as kl
 from keras_lottery import files
-from keras_lottery import runs
+from keras_lottery.runs import layout
+from keras_lottery.spec import record
 from keras_lottery.cli import main
 from snapshots import snapshot
 from snapshots import tensors
@@ -117,7 +118,7 @@ def assert_same_run(path, reference):
     """Same checkpoint files, metrics rows (timing aside) and tensors as an
     uninterrupted run; nothing left over from the interruption."""
     run, ref = kl.Run.open(path), kl.Run.open(reference)
-    assert run.status == runs.FINISHED
+    assert run.status == record.FINISHED
     assert list(run.checkpoints) == list(ref.checkpoints)
     assert _untimed(run) == _untimed(ref)
     steps = [row["step"] for row in run.metrics]
@@ -129,7 +130,7 @@ def assert_same_run(path, reference):
             np.testing.assert_array_equal(mine[name], theirs[name], err_msg=f"{key} {name}")
     leftovers = [p.name for p in path.rglob("*") if p.name.startswith(files.TEMPORARY_PREFIX)]
     assert leftovers == []
-    assert not (path / runs.RESUME_DIR).exists()
+    assert not (path / layout.RESUME_DIR).exists()
 
 
 @pytest.fixture(scope="module")
@@ -164,7 +165,7 @@ def test_kill_9_at_every_kind_of_moment_then_same_command_finishes_identically(
         found = re.search(r"resuming run from step (\d+)", killed.stdout)
         resumed_from.append(int(found[1]) if found else None)
         interrupted = kl.Run.open(tmp_path / "run")
-        assert interrupted.status == runs.RUNNING
+        assert interrupted.status == record.RUNNING
         assert "final" not in interrupted.checkpoints
     assert resumed_from == [None, 5, 7, 7, 9]
     assert [r["step"] for r in kl.Run.open(tmp_path / "run").metrics] == [8]
@@ -184,13 +185,13 @@ def test_kill_9_from_outside_at_an_arbitrary_moment(tmp_path, reference, monkeyp
         [sys.executable, str(script), "none", "0", *args], cwd=tmp_path,
         env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
-    target = tmp_path / "run" / runs.CHECKPOINT_DIR / runs.checkpoint_name(9)
+    target = tmp_path / "run" / layout.CHECKPOINT_DIR / layout.checkpoint_name(9)
     deadline = time.time() + 240
     while not target.exists() and child.poll() is None and time.time() < deadline:
         time.sleep(0.01)
     child.send_signal(signal.SIGKILL)
     assert child.wait() == -signal.SIGKILL  # it was still running
-    assert kl.Run.open(tmp_path / "run").status == runs.RUNNING
+    assert kl.Run.open(tmp_path / "run").status == record.RUNNING
 
     monkeypatch.chdir(tmp_path)
     result = _invoke(*args)
@@ -217,13 +218,13 @@ def test_drawn_seed_is_recorded_resumed_and_reusable(tmp_path, reference, monkey
     args = ["train", *RECIPE]
     killed = _child(tmp_path, "step", 10, args)
     assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
-    (made,) = runs.find_runs(tmp_path / "runs")
+    (made,) = layout.find_runs(tmp_path / "runs")
     seed = kl.Run.open(made).config["seed"]
     assert made.name == f"train-s{seed}"
     monkeypatch.chdir(tmp_path)
     result = _invoke(*args)
     assert result.exit_code == 0, result.output
-    assert runs.find_runs(tmp_path / "runs") == [made]
+    assert layout.find_runs(tmp_path / "runs") == [made]
     # Finished: the same command is a no-op that says so.
     before = snapshot(tmp_path / "runs")
     result = _invoke(*args)
@@ -268,7 +269,7 @@ def test_failed_write_keeps_previous_checkpoint_and_metrics(tmp_path, monkeypatc
         kl.train("resnet8", dataset="synthetic", seed=7, verbose=0, out=out, **SMALL)
     monkeypatch.undo()
     run = kl.Run.open(out)
-    assert run.status == runs.FAILED and "No space left" in run.config["error"]
+    assert run.status == record.FAILED and "No space left" in run.config["error"]
     assert list(run.checkpoints) == [0, 2]
     for file in run.checkpoints.values():
         tensors(file)  # readable
@@ -276,7 +277,7 @@ def test_failed_write_keeps_previous_checkpoint_and_metrics(tmp_path, monkeypatc
 
     # metrics.csv: the write of a new row fails at fsync; the old rows stay.
     kl.train("resnet8", dataset="synthetic", seed=7, verbose=0, out=out, **SMALL)
-    rows = (out / runs.METRICS_CSV).read_bytes()
+    rows = (out / layout.METRICS_CSV).read_bytes()
     real_fsync = os.fsync
 
     def failing_fsync(fd):
@@ -286,7 +287,7 @@ def test_failed_write_keeps_previous_checkpoint_and_metrics(tmp_path, monkeypatc
     with pytest.raises(OSError):
         kl.Run.open(out).append_metrics(dict(kl.Run.open(out).metrics[-1], step=99))
     monkeypatch.setattr(files.os, "fsync", real_fsync)
-    assert (out / runs.METRICS_CSV).read_bytes() == rows
+    assert (out / layout.METRICS_CSV).read_bytes() == rows
     assert not [p for p in out.rglob(f"{files.TEMPORARY_PREFIX}*")]
 
 
@@ -306,7 +307,7 @@ def test_nan_loss_stops_marks_failed_and_keeps_good_checkpoints(tmp_path, monkey
     with pytest.raises(kl.LotteryError, match=r"became (nan|non-finite) .*at step 1[12]"):
         kl.train("resnet8", dataset="synthetic", seed=7, verbose=0, out=out, **SMALL)
     run = kl.Run.open(out)
-    assert run.status == runs.FAILED and "nan" in run.config["error"]
+    assert run.status == record.FAILED and "nan" in run.config["error"]
     assert list(run.checkpoints) == [0, 2, 4, 7, 9]
     assert "final" not in run.checkpoints
     for file in run.checkpoints.values():

@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 
 import keras_lottery as kl
-from keras_lottery.pruning import magnitude_masks
-from keras_lottery.slots import slot_variables
+from keras_lottery.sparse import pruning
+from keras_lottery.sparse.ranking import magnitude_masks
+from keras_lottery.sparse.slots import slot_variables
 
 
 @pytest.fixture(scope="module")
@@ -25,7 +26,7 @@ def _fresh(model):
 def _scores(model):
     return np.concatenate([
         np.abs(keras.ops.convert_to_numpy(l.kernel) * m).ravel()
-        for l, m in zip(kl.pruning.masked_layers(model), kl.get_masks(model).values())
+        for l, m in zip(pruning.masked_layers(model), kl.get_masks(model).values())
     ])
 
 
@@ -129,7 +130,7 @@ def test_prune_resnet20_global_exact_count_and_order(resnet20):
     assert sum(int(m.sum()) for m in kl.get_masks(model).values()) == round(0.8 * total)
     assert kl.density(model) == round(0.8 * total) / total
     masks = kl.get_masks(model)
-    raw = [keras.ops.convert_to_numpy(l.raw_kernel) for l in kl.pruning.masked_layers(model)]
+    raw = [keras.ops.convert_to_numpy(l.raw_kernel) for l in pruning.masked_layers(model)]
     kept = np.concatenate([np.abs(w)[m == 1] for w, m in zip(raw, masks.values())])
     pruned = np.concatenate([w[m == 0] for w, m in zip(raw, masks.values())])
     # Stored kernels are zeroed where pruned, so compare against the
@@ -193,7 +194,7 @@ def test_prune_exclude_leaves_layer_untouched_and_uncounted():
 def test_get_set_masks_round_trip_and_validation():
     model = kl.models.build("resnet8")
     masks = kl.get_masks(model)
-    assert list(masks) == [l.name for l in kl.pruning.masked_layers(model)]
+    assert list(masks) == [l.name for l in pruning.masked_layers(model)]
     masks["dense"][:, 0] = 0
     kl.set_masks(model, {"dense": masks["dense"]})
     np.testing.assert_array_equal(kl.get_masks(model)["dense"], masks["dense"])

@@ -19,13 +19,15 @@ import time
 import pytest
 from click.testing import CliRunner
 
-from keras_lottery import runs
+from keras_lottery.spec import record
+
+from keras_lottery.runs.run import Run
 from keras_lottery.cli import main
 from keras_lottery.errors import LotteryError
 from keras_lottery.study import claims
-from keras_lottery.study import noderun
+from keras_lottery.study.engines import noderun
 from keras_lottery.study import planner
-from keras_lottery.study import rayengine
+from keras_lottery.study.engines import ray as rayengine
 from keras_lottery.study import state
 from keras_lottery.study import studyfile
 from error_messages import one_error_line
@@ -36,12 +38,13 @@ from tiny_study import make_folder
 ray = pytest.importorskip("ray", reason="Ray is not installed: pip install '.[ray]'")
 
 # A stand-in for the interpreter a run's task starts: `-m keras_lottery.cli
-# ARGV`. It appends "start"/"end" events, may kill itself or its worker on
-# a first attempt, and leaves a finished run.json in --out.
+# run-request REQUEST`. It appends "start"/"end" events, may kill itself or
+# its worker on a first attempt, and leaves a finished run.json in the
+# request's out.
 FAKE = """#!{python}
 import json, os, signal, sys, time
 argv = sys.argv[3:]
-out = argv[argv.index("--out") + 1]
+out = json.loads(argv[1])["out"]
 os.makedirs(out, exist_ok=True)
 events = {events!r}
 def event(kind):
@@ -223,9 +226,9 @@ def _kill_when_training(root, name, killed, stop):
     path = root / name
     while not stop.is_set():
         try:
-            if runs.Run.open(path).status == runs.RUNNING and (path / "run.lock").exists():
+            if Run.open(path).status == record.RUNNING and (path / "run.lock").exists():
                 holder = json.loads((path / "run.lock").read_text())
-                if runs.Run.open(path).checkpoints:
+                if Run.open(path).checkpoints:
                     os.kill(holder["pid"], signal.SIGKILL)
                     killed.append(holder["pid"])
                     return

@@ -4,11 +4,12 @@ import json
 
 import pytest
 
-from keras_lottery import recipe
-from keras_lottery import report
+from keras_lottery.spec import recipe
+from keras_lottery.spec.record import RunRecord
+from keras_lottery.results import tables as report
 from keras_lottery.errors import LotteryError
-from keras_lottery.runs import Run
-from keras_lottery.spec import RunSpec
+from keras_lottery.runs.run import Run
+from keras_lottery.spec.runspec import RunSpec
 
 TOP1 = [0.31, 0.6543219, 0.52]  # best is not the last
 
@@ -30,8 +31,8 @@ def _spec(mode="rewind", arch="resnet8", seed=0, iteration=3, density=0.8,
 
 
 def _rewind_run(tmp_path):
-    run = Run.create(tmp_path / "rewind-k3-d80-s0", _spec(), start_step=3,
-                     end_step=33, density=0.8)
+    run = Run.create(tmp_path / "rewind-k3-d80-s0", _spec(), RunRecord("running", start_step=3,
+                     end_step=33, density=0.8))
     for step, top1 in zip([13, 23, 33], TOP1):
         run.append_metrics(_row(step, top1))
     return Run.open(run.path)
@@ -39,8 +40,8 @@ def _rewind_run(tmp_path):
 
 def _train_run(tmp_path):
     # A train run: no iteration/target density, no metrics yet.
-    return Run.create(tmp_path / "train-s0", _spec("train", steps=30), start_step=0,
-                      end_step=30, density=1.0)
+    return Run.create(tmp_path / "train-s0", _spec("train", steps=30), RunRecord("running", start_step=0,
+                      end_step=30, density=1.0))
 
 
 def test_summary_fields(tmp_path):
@@ -148,8 +149,8 @@ def _write_run(root, name, mode="rewind", arch="resnet8", seed=0, iteration=3,
                steps=10, **fields):
     """A run directory written by hand: run.json and metrics.csv."""
     spec = _spec(mode, arch, seed, iteration, density, steps=steps, **fields)
-    run = Run.create(root / name, spec, start_step=0, end_step=steps,
-                     density=1.0 if mode == "train" else density)
+    run = Run.create(root / name, spec, RunRecord("running", start_step=0, end_step=steps,
+                     density=1.0 if mode == "train" else density))
     run.set_status(status)
     for i, acc in enumerate(top1):
         run.append_metrics({"step": i + 1, "top1": acc, "top5": 0.9, "loss": 1.5,

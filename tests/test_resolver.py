@@ -9,12 +9,16 @@ import textwrap
 
 import pytest
 
-from keras_lottery import recipe
-from keras_lottery import resolver
-from keras_lottery import runs
+from keras_lottery.spec import recipe
+from keras_lottery.spec.record import RunRecord
+from keras_lottery.runs import resolver
+from keras_lottery.runs import layout
+from keras_lottery.spec import record
+from keras_lottery.runs.run import Run
+from keras_lottery import files
 from keras_lottery.errors import LotteryError
-from keras_lottery.spec import IterateSpec
-from keras_lottery.spec import RunSpec
+from keras_lottery.spec.runspec import IterateSpec
+from keras_lottery.spec.runspec import RunSpec
 
 STATE = dict(start_step=0, end_step=10, density=1.0)
 
@@ -46,7 +50,7 @@ def test_new_request_gets_a_drawn_seed_and_default_directory(tmp_path):
 
 def test_a_drawn_seed_run_is_found_again_by_the_same_request(tmp_path):
     first = resolver.resolve(_request(), root=tmp_path)
-    runs.Run.create(first.path, first.spec, seed_drawn=True, **STATE)
+    Run.create(first.path, first.spec, RunRecord("running", seed_drawn=True, **STATE))
     again = resolver.resolve(_request(), root=tmp_path)
     assert again.run.path == first.path and again.spec == first.spec
     # A different request (another recipe) is another run.
@@ -56,7 +60,7 @@ def test_a_drawn_seed_run_is_found_again_by_the_same_request(tmp_path):
 
 def test_given_seed_names_its_directory_and_a_different_run_there_is_refused(tmp_path):
     out = tmp_path / "r"
-    runs.Run.create(out, _request(seed=0), seed_drawn=False, **STATE)
+    Run.create(out, _request(seed=0), RunRecord("running", seed_drawn=False, **STATE))
     assert resolver.resolve(_request(seed=0), out=out).run.path == out
     message = _one_line_error(resolver.resolve, _request(seed=99), out=out)
     assert "holds a different running run (seed 0 != 99)" in message
@@ -74,7 +78,7 @@ def test_out_holding_other_files_is_refused(tmp_path):
 def test_several_unfinished_matches_ask_for_out(tmp_path):
     for seed in (1, 2):
         spec = _request(seed=seed)
-        runs.Run.create(runs.default_out(spec, tmp_path), spec, seed_drawn=True, **STATE)
+        Run.create(layout.default_out(spec, tmp_path), spec, RunRecord("running", seed_drawn=True, **STATE))
     message = _one_line_error(resolver.resolve, _request(), root=tmp_path)
     assert message.startswith("out=None: 2 unfinished runs match") and "name the one" in message
 
@@ -116,7 +120,7 @@ def test_study_is_found_again_and_a_different_one_refused(tmp_path):
     study = resolver.resolve_study(request, arch="resnet8", root=tmp_path)
     assert study.seed_drawn and study.path.name == f"iterate-rewind-k4-r80-s{study.spec.seed}"
     study.path.mkdir(parents=True)
-    runs.write_json(study.path / runs.STUDY_JSON,
+    files.write_json(study.path / layout.STUDY_JSON,
                     dict(study.spec.to_config(study.path), seed_drawn=True))
     again = resolver.resolve_study(request, arch="resnet8", root=tmp_path)
     assert again.path == study.path and again.spec == study.spec
@@ -188,8 +192,8 @@ def test_from_another_folder_with_absolute_paths_a_run_is_the_same_run(family, t
     assert f"{family / 'child'} is already finished; nothing to do" in said
     assert f"{family / 'study' / 'round-1'} is already finished; nothing to do" in said
     assert "different" not in done.stdout + done.stderr
-    round_2 = runs.Run.open(family / "study" / "round-2")
-    assert round_2.status == runs.FINISHED
+    round_2 = Run.open(family / "study" / "round-2")
+    assert round_2.status == record.FINISHED
     assert round_2.spec.parent == str((family / "study" / "round-1").resolve())
 
 
@@ -198,10 +202,10 @@ def test_a_moved_tree_of_runs_resumes_and_finds_its_parents(family, tmp_path, ca
 
     shutil.copytree(family, tmp_path / "before" / "runs")
     # Interrupted as a kill would leave it: no final state, status running.
-    child = runs.Run.open(tmp_path / "before" / "runs" / "child")
+    child = Run.open(tmp_path / "before" / "runs" / "child")
     for key in ("final", 6):
         child.checkpoints[key].unlink()
-    child.set_status(runs.RUNNING)
+    child.set_status(record.RUNNING)
     os.rename(tmp_path / "before", tmp_path / "after")
     moved = tmp_path / "after" / "runs"
     # The same call at the new place resumes it, under its parent there.
@@ -209,7 +213,7 @@ def test_a_moved_tree_of_runs_resumes_and_finds_its_parents(family, tmp_path, ca
     resumed = kl.rewind(moved / "base", iteration=1, density=0.5, seed=0, verbose=2,
                         out=moved / "child")
     assert f"resuming {moved / 'child'} from step 1" in capsys.readouterr().out
-    assert resumed.status == runs.FINISHED
+    assert resumed.status == record.FINISHED
     assert resumed.spec.parent == str((moved / "base").resolve())
     # The study's rounds find theirs too: extending it adds a round.
     made = kl.iterate(moved / "base", iteration=1, rounds=2, seed=0, verbose=0,

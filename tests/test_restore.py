@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 import keras_lottery as kl
+from keras_lottery.sparse import pruning
 from keras_lottery import data as data_lib
 
 
@@ -28,7 +29,7 @@ def test_load_model_is_the_checkpoint_and_reproduces_the_final_accuracy(digits_f
             np.testing.assert_array_equal(a, b)
     masks = kl.get_masks(model)
     assert sum(int(m.sum()) for m in masks.values()) == 25_100  # half of 50,200
-    assert kl.pruning.density(model) == child.density
+    assert pruning.density(model) == child.density
     data = data_lib.load("digits")
     test = data_lib.EvalBatches(data.x_test, data.y_test, 32, normalize=data.normalize)
     top1 = model.evaluate(test, verbose=0, return_dict=True)["top1"]
@@ -39,8 +40,8 @@ def test_load_model_at_an_iteration_and_a_bad_one(digits_family):
     parent, child = digits_family
     at_k = child.load_model(3)  # the child's start: k's weights under its masks
     assert int(keras.ops.convert_to_numpy(at_k.optimizer.iterations)) == 3
-    assert kl.pruning.density(at_k) == child.density
-    assert kl.pruning.density(parent.load_model(0)) == 1.0
+    assert pruning.density(at_k) == child.density
+    assert pruning.density(parent.load_model(0)) == 1.0
     with pytest.raises(kl.LotteryError) as error:
         child.load_model(5)
     assert str(error.value) == (f"iteration=5: is not a checkpoint of {child.path}; "

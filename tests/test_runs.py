@@ -4,11 +4,13 @@ import pathlib
 
 import pytest
 
-from keras_lottery import recipe
-from keras_lottery import runs
+from keras_lottery.spec import recipe
+from keras_lottery.spec.record import RunRecord
+from keras_lottery.runs import layout
+from keras_lottery.runs import run as run_lib
 from keras_lottery.errors import LotteryError
-from keras_lottery.runs import Run
-from keras_lottery.spec import RunSpec
+from keras_lottery.runs.run import Run
+from keras_lottery.spec.runspec import RunSpec
 
 COLUMNS = ("step", "top1", "top5", "loss", "lr", "density", "val_top1", "elapsed")
 STATE = dict(start_step=0, end_step=10, density=1.0, seed_drawn=False)
@@ -28,19 +30,19 @@ def _one_line_error(fn, *args):
 
 
 def test_checkpoint_names():
-    assert runs.checkpoint_name(4701) == "checkpoint_iter_4701.weights.h5"
-    assert runs.checkpoint_name("final") == "checkpoint_iter_final.weights.h5"
-    assert runs.checkpoint_path("runs/x", 0) == pathlib.Path(
+    assert layout.checkpoint_name(4701) == "checkpoint_iter_4701.weights.h5"
+    assert layout.checkpoint_name("final") == "checkpoint_iter_final.weights.h5"
+    assert layout.checkpoint_path("runs/x", 0) == pathlib.Path(
         "runs/x/checkpoints/checkpoint_iter_0.weights.h5"
     )
-    assert runs.checkpoint_path(pathlib.Path("a"), "final") == pathlib.Path(
+    assert layout.checkpoint_path(pathlib.Path("a"), "final") == pathlib.Path(
         "a/checkpoints/checkpoint_iter_final.weights.h5"
     )
 
 
 def test_create_writes_run_json_and_folders(tmp_path):
     out = tmp_path / "runs" / "resnet8" / "train-s0"
-    run = Run.create(out, _spec(seed=7), **STATE)
+    run = Run.create(out, _spec(seed=7), RunRecord("running", **STATE))
     assert (out / "checkpoints").is_dir()
     assert (out / "logs").is_dir()
     on_disk = json.loads((out / "run.json").read_text())
@@ -56,7 +58,7 @@ def test_create_writes_run_json_and_folders(tmp_path):
 
 
 def test_set_status_persists(tmp_path):
-    run = Run.create(tmp_path / "r", _spec(), **STATE)
+    run = Run.create(tmp_path / "r", _spec(), RunRecord("running", **STATE))
     run.set_status("finished", wall=1.5)
     opened = Run.open(tmp_path / "r")
     assert opened.status == "finished"
@@ -92,7 +94,7 @@ def test_open_json_without_valid_mode(tmp_path, content):
 
 
 def test_metrics_round_trip(tmp_path):
-    run = Run.create(tmp_path / "r", _spec(), **STATE)
+    run = Run.create(tmp_path / "r", _spec(), RunRecord("running", **STATE))
     assert run.metrics == []
     rows = [
         {"step": 10, "top1": 0.1234567890123, "top5": 0.5, "loss": 2.25,
@@ -115,7 +117,7 @@ def test_metrics_round_trip(tmp_path):
             assert have[k] == want[k]
     lines = (tmp_path / "r" / "metrics.csv").read_text().splitlines()
     assert lines[0].split(",") == list(COLUMNS)
-    assert tuple(runs.METRIC_COLUMNS) == COLUMNS
+    assert tuple(run_lib.METRIC_COLUMNS) == COLUMNS
     assert len(lines) == 4
     assert not [p for p in os.listdir(tmp_path / "r") if p.startswith(".tmp")]
     # Without a validation split the column is empty and reads back as None.
@@ -124,7 +126,7 @@ def test_metrics_round_trip(tmp_path):
 
 
 def test_checkpoints_mapping(tmp_path):
-    Run.create(tmp_path / "r", _spec(), **STATE)
+    Run.create(tmp_path / "r", _spec(), RunRecord("running", **STATE))
     ckpt = tmp_path / "r" / "checkpoints"
     for name in [100, "final", 2, 0, 10]:
         (ckpt / f"checkpoint_iter_{name}.weights.h5").write_bytes(b"")
@@ -136,11 +138,11 @@ def test_checkpoints_mapping(tmp_path):
     assert all(type(k) is int for k in list(found)[:-1])
     assert found[10] == ckpt / "checkpoint_iter_10.weights.h5"
     assert found["final"] == ckpt / "checkpoint_iter_final.weights.h5"
-    assert found[2] == runs.checkpoint_path(tmp_path / "r", 2)
+    assert found[2] == layout.checkpoint_path(tmp_path / "r", 2)
 
 
 def test_checkpoints_empty(tmp_path):
-    run = Run.create(tmp_path / "r", _spec(), **STATE)
+    run = Run.create(tmp_path / "r", _spec(), RunRecord("running", **STATE))
     assert run.checkpoints == {}
 
 
@@ -160,14 +162,14 @@ def _derived(mode, seed, iteration, density, **fields):
     ],
 )
 def test_default_out(spec, want):
-    assert runs.default_out(spec) == pathlib.Path(want)
+    assert layout.default_out(spec) == pathlib.Path(want)
 
 
 def test_default_out_root_and_distinct_names():
-    assert runs.default_out(_spec(), root="elsewhere") == pathlib.Path(
+    assert layout.default_out(_spec(), root="elsewhere") == pathlib.Path(
         "elsewhere/resnet8/train-s0"
     )
-    names = {runs.default_out(_derived("rewind", 0, 4, d)) for d in (0.8, 0.64, 0.512)}
+    names = {layout.default_out(_derived("rewind", 0, 4, d)) for d in (0.8, 0.64, 0.512)}
     assert len(names) == 3
 
 
@@ -176,7 +178,7 @@ def test_parent_is_stored_relative_and_found_after_a_move(tmp_path):
     base.mkdir(parents=True)
     child = tmp_path / "tree" / "resnet8" / "rewind-k4-d80-s0"
     spec = _spec("rewind", parent=str(base), iteration=4, target_density=0.8)
-    Run.create(child, spec, **STATE)
+    Run.create(child, spec, RunRecord("running", **STATE))
     on_disk = json.loads((child / "run.json").read_text())
     assert on_disk["parent"] == "../train-s0"
     assert on_disk["parent_absolute"] == str(base)
@@ -188,7 +190,7 @@ def test_parent_is_stored_relative_and_found_after_a_move(tmp_path):
 
 
 def test_check_names_the_field_of_a_damaged_run_json(tmp_path):
-    run = Run.create(tmp_path / "r", _spec(), **STATE)
+    run = Run.create(tmp_path / "r", _spec(), RunRecord("running", **STATE))
     for field, value, fragment in [
         ("end_step", -5, "end_step must be an integer above start_step"),
         ("seed", "x", "seed must be a non-negative integer"),
@@ -217,18 +219,18 @@ ROW_10 = "10,0.5,0.9,1.5,0.1,1.0,,3.0\n"
     (HEADER + ROW_10 + ROW_10, "line 3 is out of order"),
 ])
 def test_a_damaged_metrics_file_is_an_error_never_a_partial_result(tmp_path, text, fragment):
-    run = Run.create(tmp_path / "r", _spec(), **STATE)
-    (run.path / runs.METRICS_CSV).write_text(text)
+    run = Run.create(tmp_path / "r", _spec(), RunRecord("running", **STATE))
+    (run.path / layout.METRICS_CSV).write_text(text)
     message = _one_line_error(lambda: Run.open(run.path).metrics)
-    assert message.startswith(f"{run.path / runs.METRICS_CSV} is damaged (")
+    assert message.startswith(f"{run.path / layout.METRICS_CSV} is damaged (")
     assert fragment in message and "delete the run to train it again" in message
 
 
 def test_a_metrics_file_from_before_validation_splits_still_reads(tmp_path):
     # keras_lottery wrote no val_top1 column before validation splits existed.
-    run = Run.create(tmp_path / "r", _spec(), **STATE)
+    run = Run.create(tmp_path / "r", _spec(), RunRecord("running", **STATE))
     old = [c for c in COLUMNS if c != "val_top1"]
-    (run.path / runs.METRICS_CSV).write_text(
+    (run.path / layout.METRICS_CSV).write_text(
         ",".join(old) + "\n10,0.5,0.9,1.5,0.1,1.0,3.0\n")
     (row,) = Run.open(run.path).metrics
     assert tuple(row) == COLUMNS

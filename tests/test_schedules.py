@@ -4,8 +4,9 @@ import keras
 import numpy as np
 import pytest
 
-from keras_lottery import recipe
-from keras_lottery import schedules
+from keras_lottery.spec import recipe
+from keras_lottery.training import schedules
+from keras_lottery.training.compile import schedule_for
 
 
 def _lr(schedule, step):
@@ -43,4 +44,4 @@ def test_piecewise_without_drops_or_warmup_is_constant_and_warmup_serializes():
     assert [_lr(back, g) for g in (0, 4, 10, 11)] == pytest.approx(
         [0.04, 0.2, 0.2, 0.02], rel=1e-6)
     # The paper's recipe keeps Keras's own piecewise schedule (bit-identical).
-    assert type(recipe.Recipe().schedule()).__name__ == "PiecewiseConstantDecay"
+    assert type(schedule_for(recipe.Recipe())).__name__ == "PiecewiseConstantDecay"

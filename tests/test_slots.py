@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 
 import keras_lottery as kl
-from keras_lottery.slots import optimizers
-from keras_lottery.slots import slot_variables
+from keras_lottery.sparse import pruning
+from keras_lottery.sparse.slots import optimizers
+from keras_lottery.sparse.slots import slot_variables
 
 OPTIMIZERS = {
     "momentum_sgd": (lambda: kl.MomentumSGD(0.05, momentum=0.9), 1),
@@ -60,7 +61,7 @@ def _data(seed):
 
 def _raw(model):
     return {key: _np(kernel.raw)
-            for key, (_, kernel) in kl.pruning.masked_kernels(model).items()}
+            for key, (_, kernel) in pruning.masked_kernels(model).items()}
 
 
 def _check_slots_found(model, per_variable):
@@ -90,7 +91,7 @@ def test_set_masks_zeroes_every_slot_and_pruned_weights_stay_zero(name, wrapper,
     model.fit(x, y, batch_size=4, epochs=1, verbose=0, shuffle=False)
     assert int(model.optimizer.iterations) == 3
     _check_slots_found(model, per_variable)
-    entries = kl.pruning.masked_kernels(model)
+    entries = pruning.masked_kernels(model)
     slots = {key: slot_variables(model.optimizer, kernel.raw, model.variables)
              for key, (_, kernel) in entries.items()}
     for key, found in slots.items():

@@ -17,12 +17,14 @@ import time
 import pytest
 from click.testing import CliRunner
 
-from keras_lottery import locks
-from keras_lottery import runs
+from keras_lottery.runs import locks
+from keras_lottery.runs import layout
+from keras_lottery.spec import record
+from keras_lottery.runs.run import Run
 from keras_lottery.cli import main
 from keras_lottery.errors import LotteryError
 from keras_lottery.study import planner
-from keras_lottery.study import slurmengine
+from keras_lottery.study.engines import slurm as slurmengine
 from keras_lottery.study import state
 from keras_lottery.study import studyfile
 from error_messages import one_error_line
@@ -269,8 +271,8 @@ def _wait_training(path, timeout=300):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
-            run = runs.Run.open(path)
-            if run.status == runs.RUNNING and run.checkpoints:
+            run = Run.open(path)
+            if run.status == record.RUNNING and run.checkpoints:
                 return
         except (LotteryError, OSError, ValueError, KeyError):
             pass
@@ -304,15 +306,15 @@ def test_the_tiny_study_on_a_real_slurm_one_job_preempted(cluster, tmp_path_fact
     # The run is frozen while the preemption lands, so that it cannot end
     # first (40 steps take well under a second): USR2, the signal submitit
     # waits for, then the bundle's SIGINT to the run, then the requeue.
-    pid = locks.holder(root / victim / runs.LOCK)["pid"]
+    pid = locks.holder(root / victim / layout.LOCK)["pid"]
     os.kill(pid, signal.SIGSTOP)
     try:
         cluster.run("scancel", "--signal=USR2", job)
         _wait_pending(pid, signal.SIGINT)
     finally:
         os.kill(pid, signal.SIGCONT)
-    for record in records:
-        for each in record["jobs"]:
+    for submitted in records:
+        for each in submitted["jobs"]:
             assert cluster.wait(each, timeout=600) == "COMPLETED", cluster.show_job(each)
     assert cluster.show_job(job)["Restarts"] == "1"
     assert_same_study(folder, reference_study[0])

@@ -2,10 +2,10 @@ import json
 
 import pytest
 
-from keras_lottery import recipe
+from keras_lottery.spec import recipe
 from keras_lottery.errors import LotteryError
-from keras_lottery.spec import IterateSpec
-from keras_lottery.spec import RunSpec
+from keras_lottery.spec.runspec import IterateSpec
+from keras_lottery.spec.runspec import RunSpec
 
 RECIPE = recipe.make(steps=20)
 

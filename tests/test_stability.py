@@ -12,8 +12,8 @@ from click.testing import CliRunner
 
 import keras_lottery as kl
 from keras_lottery import data as data_lib
-from keras_lottery import evaluation
-from keras_lottery import pruning
+from keras_lottery.training import evaluation
+from keras_lottery.sparse import pruning
 from keras_lottery.analysis import connectivity
 from keras_lottery.analysis import instability
 from keras_lottery.analysis import interpolation

@@ -14,13 +14,21 @@ import time
 import pytest
 from click.testing import CliRunner
 
-from keras_lottery import runs
+from keras_lottery.runs import layout
+
+from keras_lottery.runs.run import Run
+
+from keras_lottery import files
 from keras_lottery.cli import main
-from keras_lottery.recipe import CHECKPOINT_ITERS
-from keras_lottery.spec import RunSpec
+from keras_lottery.spec.recipe import CHECKPOINT_ITERS
+from keras_lottery.spec.requests import DeriveRequest
+from keras_lottery.spec.requests import IterateRequest
+from keras_lottery.spec.requests import Request
+from keras_lottery.spec.requests import TrainRequest
+from keras_lottery.spec.runspec import RunSpec
 from keras_lottery.study import claims
 from keras_lottery.study import devices
-from keras_lottery.study import engines
+from keras_lottery.study.engines import local as engines
 from keras_lottery.study import planner
 from keras_lottery.study import selection
 from keras_lottery.study import state
@@ -93,22 +101,29 @@ def test_the_papers_grid_has_its_runs_edges_and_directories(paper):
     assert [n.to_dict() for n in again.nodes] == [n.to_dict() for n in paper.nodes]
 
 
-def test_nodes_are_the_single_commands(paper):
+def _request(node):
+    return Request.from_dict(node.request)
+
+
+def test_nodes_are_the_single_requests(paper):
     root = str(paper.study.root)
-    assert paper.by_id["resnet20/train-s1"].argv == (
-        "train", "--arch", "resnet20", "--dataset", "cifar10", "--recipe", "renda2020",
-        "--seed", "1", "--val-split", "2000", "--out", f"{root}/resnet20/train-s1", "-q")
-    assert paper.by_id["resnet20/rewind-lr-k4701-d32.77-s2"].argv == (
-        "rewind-lr", "--from", f"{root}/resnet20/train-s2", "--iter", "4701",
-        "--density", "32.77", "--seed", "2", "--out",
-        f"{root}/resnet20/rewind-lr-k4701-d32.77-s2", "-q")
-    assert paper.by_id["resnet20/reinit-d80-s3"].argv[:6] == (
-        "reinit", "--from", f"{root}/resnet20/train-s3", "--density", "80", "--seed")
+    assert _request(paper.by_id["resnet20/train-s1"]) == TrainRequest(
+        arch="resnet20", dataset="cifar10", recipe="renda2020", seed=1, val_split=2000,
+        out=f"{root}/resnet20/train-s1")
+    assert _request(paper.by_id["resnet20/rewind-lr-k4701-d32.77-s2"]) == DeriveRequest(
+        method="rewind_lr", parent=f"{root}/resnet20/train-s2", iteration=4701,
+        density=32.77 / 100, seed=2, out=f"{root}/resnet20/rewind-lr-k4701-d32.77-s2")
+    reinit = _request(paper.by_id["resnet20/reinit-d80-s3"])
+    assert (reinit.method, reinit.parent, reinit.density, reinit.iteration) == (
+        "reinit", f"{root}/resnet20/train-s3", 0.8, None)
     chain = "resnet20/iterate-rewind-k0-r80-s1"
-    assert paper.by_id[f"{chain}/round-4"].argv == (
-        "iterate", "--from", f"{root}/resnet20/train-s1", "--method", "rewind",
-        "--iter", "0", "--rounds", "4", "--rate", "0.8", "--seed", "1",
-        "--out", f"{root}/{chain}", "-q")
+    assert _request(paper.by_id[f"{chain}/round-4"]) == IterateRequest(
+        method="rewind", parent=f"{root}/resnet20/train-s1", iteration=0, rounds=4,
+        rate=0.8, seed=1, out=f"{root}/{chain}")
+    # A node runs as the hidden command that carries out its request.
+    argv = paper.by_id["resnet20/train-s1"].argv
+    assert argv[0] == "run-request" and json.loads(argv[1]) == paper.by_id[
+        "resnet20/train-s1"].request
 
 
 def test_longest_remaining_chain_comes_first(paper):
@@ -175,10 +190,10 @@ class FakeEngine:
 def _fake_run(plan, node, status, error=None, metrics=None):
     path = plan.path(node)
     path.mkdir(parents=True, exist_ok=True)
-    runs.write_json(path / runs.RUN_JSON, {"mode": node.method, "status": status,
+    files.write_json(path / layout.RUN_JSON, {"mode": node.method, "status": status,
                                            "error": error})
     if metrics:
-        run = runs.Run.open(path)
+        run = Run.open(path)
         for row in metrics:
             run.append_metrics(row)
 
@@ -339,7 +354,7 @@ def _base_on_disk(plan, node_id):
                    seed=node.seed, val_split=plan.study.val_split)
     path = plan.path(node)
     path.mkdir(parents=True)
-    runs.write_json(path / runs.RUN_JSON, dict(spec.to_config(path), status="finished",
+    files.write_json(path / layout.RUN_JSON, dict(spec.to_config(path), status="finished",
                                                density=1.0, start_step=0, end_step=40))
 
 
@@ -515,8 +530,8 @@ def test_paths_in_a_study_file_are_relative_to_the_file_not_the_working_folder(
     assert study.root == tmp_path / "project" / "out"
     assert study.recipe_source == str(tmp_path / "project" / "short.toml")
     assert study.recipe.steps == 40
-    assert planner.expand(study).by_id["lenet300/train-s1"].argv[5:7] == (
-        "--recipe", str(tmp_path / "project" / "short.toml"))
+    assert _request(planner.expand(study).by_id["lenet300/train-s1"]).recipe == str(
+        tmp_path / "project" / "short.toml")
     # data_dir too, and every run of the study reads that folder.
     staged = studyfile.load(_write(tmp_path / "project", path.read_text().replace(
         'dataset = "digits"', 'dataset = "digits"\ndata_dir = "data"'), "staged.toml"))
@@ -524,16 +539,12 @@ def test_paths_in_a_study_file_are_relative_to_the_file_not_the_working_folder(
     nodes = planner.expand(staged).nodes
     assert {n.kind for n in nodes} == {"base", "oneshot", "control"}
     for node in nodes:
-        assert node.argv[-3:] == ("--data-dir", staged.data_dir, "-q"), node.argv
+        assert _request(node).data_dir == staged.data_dir, node.request
     default = _write(tmp_path / "project", "[base]\nseeds = [0]\narch = 'lenet300'\n", "b.toml")
     assert studyfile.load(default).root == tmp_path / "project" / "runs" / "b"
 
 
 def test_the_default_validation_split_is_lottery_trains(tmp_path):
-    from keras_lottery import procedures
-
-    assert studyfile.PAPER_VAL_SPLIT == procedures.PAPER_VAL_SPLIT
-    assert studyfile.PAPER_DATASETS == procedures.PAPER_DATASETS
     cifar = _write(tmp_path, "[base]\nseeds = [1]\narch = 'resnet20'\n", "c.toml")
     digits = _write(tmp_path, "[base]\nseeds = [1]\narch = 'lenet300'\ndataset = 'digits'\n")
     assert (studyfile.load(cifar).val_split, studyfile.load(digits).val_split) == (2000, 0)

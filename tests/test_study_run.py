@@ -15,7 +15,9 @@ import time
 import pytest
 
 import keras_lottery as kl
-from keras_lottery import runs
+from keras_lottery.runs import layout
+from keras_lottery.spec import record
+from keras_lottery.runs.run import Run
 from snapshots import snapshot
 from tiny_study import RUNS
 from tiny_study import STUDY
@@ -66,15 +68,15 @@ def test_kill_9_of_the_driver_and_its_children_then_the_same_command(
     deadline = time.time() + 500
     while driver.poll() is None and time.time() < deadline:
         # Kill while a derived run is training (its run.json says running).
-        if any(runs.Run.open(p).status == runs.RUNNING for p in runs.find_runs(root)
+        if any(Run.open(p).status == record.RUNNING for p in layout.find_runs(root)
                if "train-s0" not in str(p)):
             break
         time.sleep(0.02)
     os.killpg(driver.pid, signal.SIGKILL)
     assert driver.wait() == -signal.SIGKILL  # it was still running
     _wait_until_gone(driver.pid)
-    finished = {p: snapshot(p) for p in runs.find_runs(root)
-                if kl.Run.open(p).status == runs.FINISHED}
+    finished = {p: snapshot(p) for p in layout.find_runs(root)
+                if kl.Run.open(p).status == record.FINISHED}
     assert 1 <= len(finished) < 5
     status = _in_process(folder, monkeypatch, "status", "study.toml")
     assert re.search(r"resumable +[1-9]", status.output), status.output

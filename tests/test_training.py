@@ -13,7 +13,8 @@ from click.testing import CliRunner
 
 import keras_lottery as kl
 from keras_lottery import data as data_lib
-from keras_lottery import runs
+from keras_lottery.runs import layout
+from keras_lottery.spec import record
 from keras_lottery.cli import main
 
 # 12 steps in segments ending at checkpoints (0, 3, 12), evaluations (4,
@@ -108,16 +109,16 @@ def test_ctrl_c_marks_the_run_interrupted_and_the_same_call_resumes_it(
     with pytest.raises(KeyboardInterrupt):
         kl.train("lenet300", seed=0, out=out, **RECIPE)
     run = kl.Run.open(out)
-    assert run.status == runs.INTERRUPTED
+    assert run.status == record.INTERRUPTED
     assert run.config["error"].startswith("KeyboardInterrupt")
-    assert not (out / runs.LOCK).exists()
+    assert not (out / layout.LOCK).exists()
     monkeypatch.setattr(data_lib.TrainBatches, "batch", batch)
     recorder = Recorder()
     capsys.readouterr()
     resumed = kl.train("lenet300", seed=0, out=out, callbacks=[recorder],
                        **dict(RECIPE, verbose=2))
     assert f"resuming {out} from step 5" in capsys.readouterr().out
-    assert resumed.status == runs.FINISHED
+    assert resumed.status == record.FINISHED
     # The resumed callbacks continue from the saved state's step.
     assert recorder.batches == list(range(5, 12))
     assert [logs["step"] for _, logs in recorder.epochs] == [8, 12]
@@ -135,7 +136,7 @@ def test_ctrl_c_on_the_command_line_is_one_line_and_exit_130(tmp_path, monkeypat
     lines = result.output.splitlines()
     assert [line for line in lines if line.strip() and not line.startswith("step ")] == [
         "Interrupted; re-run the same command to resume."]
-    assert kl.Run.open(tmp_path / "r").status == runs.INTERRUPTED
+    assert kl.Run.open(tmp_path / "r").status == record.INTERRUPTED
 
 
 def test_a_callback_stopping_training_ends_the_run_early(tmp_path):
@@ -148,7 +149,7 @@ def test_a_callback_stopping_training_ends_the_run_early(tmp_path):
     stopper = StopAfterSecondEvaluation()
     run = kl.train("lenet300", seed=0, out=tmp_path / "r", callbacks=[stopper], **RECIPE)
     run = kl.Run.open(run.path)
-    assert run.status == runs.FINISHED and run.config["stopped_early"] is True
+    assert run.status == record.FINISHED and run.config["stopped_early"] is True
     assert run.end_step == 8
     assert [m["step"] for m in run.metrics] == [4, 8]
     assert list(run.checkpoints) == [0, 3, "final"]
@@ -156,7 +157,7 @@ def test_a_callback_stopping_training_ends_the_run_early(tmp_path):
     assert int(keras.ops.convert_to_numpy(model.optimizer.iterations)) == 8
     assert (stopper.begins, stopper.ends) == (1, 1)
     assert stopper.batches == list(range(8))
-    assert not (run.path / runs.RESUME_DIR).exists()
+    assert not (run.path / layout.RESUME_DIR).exists()
 
 
 @pytest.mark.parametrize("terminal", [False, True])
@@ -192,7 +193,7 @@ def test_a_ctrl_c_turned_into_another_error_still_marks_the_run_interrupted(tmp_
         kl.train("lenet300", dataset="digits", steps=8, batch_size=32, eval_every=8,
                  seed=0, verbose=0, out=tmp_path / "run", callbacks=[_ConvertsCtrlC()])
     run = kl.Run.open(tmp_path / "run")
-    assert run.status == runs.INTERRUPTED
+    assert run.status == record.INTERRUPTED
     assert run.config["error"].startswith("TypeError: Failed to convert")
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
 

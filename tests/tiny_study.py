@@ -14,7 +14,8 @@ from click.testing import CliRunner
 
 import keras_lottery as kl
 from keras_lottery import files
-from keras_lottery import runs
+from keras_lottery.runs import layout
+from keras_lottery.spec import record
 from keras_lottery.cli import main
 from snapshots import tensors
 
@@ -104,10 +105,10 @@ def assert_same_study(folder, reference):
     """Every run finished, with the checkpoints, metrics (timing aside) and
     tensors of the reference study; nothing left behind."""
     root, ref_root = folder / "runs/tiny", reference / "runs/tiny"
-    assert [str(p.relative_to(root)) for p in runs.find_runs(root)] == sorted(RUNS)
+    assert [str(p.relative_to(root)) for p in layout.find_runs(root)] == sorted(RUNS)
     for name in RUNS:
         run, ref = kl.Run.open(root / name), kl.Run.open(ref_root / name)
-        assert run.status == runs.FINISHED
+        assert run.status == record.FINISHED
         assert list(run.checkpoints) == list(ref.checkpoints), name
         assert untimed(run) == untimed(ref), name
         for key, path in run.checkpoints.items():
@@ -118,7 +119,7 @@ def assert_same_study(folder, reference):
                                               err_msg=f"{name} {key} {tensor}")
     left = [str(p.relative_to(root)) for p in root.rglob("*")
             if p.name.startswith(files.TEMPORARY_PREFIX) or p.name in (
-                "run.lock", ".claims", runs.RESUME_DIR)]
+                "run.lock", ".claims", layout.RESUME_DIR)]
     assert left == []
 
 

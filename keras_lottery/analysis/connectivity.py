@@ -7,12 +7,10 @@ a validation split) at each point of each pair's path
 its largest error minus the mean of its two endpoints' errors.
 """
 
-import json
 
-from keras_lottery import evaluation
+from keras_lottery.training import evaluation
 from keras_lottery.analysis import interpolation
-from keras_lottery.errors import LotteryError
-from keras_lottery.state import load_state
+from keras_lottery.training.state import load_state
 
 INTERPOLATED = "interpolated"
 NO_BN = "none (no batch normalization)"
@@ -85,16 +83,3 @@ def evaluate_pairs(copies, pairs, points, data, val_split, bn_batches=None,
         found[f"{i}-{j}"] = {"errors": errors, "losses": losses,
                              "barrier": barrier(errors)}
     return {"alphas": alphas(points), "bn": bn, "pairs": found}
-
-
-def read(path):
-    """A stability.json, or a LotteryError naming the fix."""
-    try:
-        config = json.loads(path.read_text())
-    except (OSError, ValueError) as e:
-        raise LotteryError(f"{path} cannot be read ({e}); delete its folder to "
-                           "start the analysis over") from None
-    if not isinstance(config, dict):
-        raise LotteryError(f"{path} is not a stability analysis; delete its "
-                           "folder to start the analysis over")
-    return config

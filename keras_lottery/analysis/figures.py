@@ -1,9 +1,9 @@
 """Figures of the analyses: error along the path between copies, mask
 overlap heatmaps, per-layer density bars.
 
-As `keras_lottery.plot`: each function returns a `matplotlib.figure.Figure`
+As `keras_lottery.results.figures`: each function returns a `matplotlib.figure.Figure`
 drawn on the Agg canvas (no pyplot) and, given a path, saves it (the
-extension picks the format). matplotlib (and `keras_lottery.plot`) are
+extension picks the format). matplotlib (and `keras_lottery.results.figures`) are
 imported when a figure is drawn, not with this module.
 """
 
@@ -180,6 +180,6 @@ def _finish(fig, ax, path, title):
 
 
 def _save(fig, path):
-    from keras_lottery import plot
+    from keras_lottery.results import figures as plot
 
     plot.save(fig, path)

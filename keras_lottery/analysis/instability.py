@@ -27,24 +27,27 @@ The default folder lies beside the parent:
 
 import dataclasses
 import itertools
-import math
-import numbers
 import os
 import pathlib
 
+from keras_lottery import checks
 from keras_lottery import data as data_lib
-from keras_lottery import methods
-from keras_lottery import parents
-from keras_lottery import procedures
-from keras_lottery import resolver
-from keras_lottery import runs as runs_lib
-from keras_lottery import stages
+from keras_lottery import files
 from keras_lottery.analysis import connectivity
 from keras_lottery.analysis import sources
 from keras_lottery.errors import LotteryError
+from keras_lottery.procedures import derive as derive_lib
+from keras_lottery.procedures import lifecycle
+from keras_lottery.procedures import parents
+from keras_lottery.runs import layout
+from keras_lottery.runs import resolver
+from keras_lottery.spec import methods
+from keras_lottery.spec import record
+from keras_lottery.spec.execution import Execution
+from keras_lottery.spec.requests import DEFAULT_SAVE_EVERY
+from keras_lottery.spec.requests import DeriveRequest
 
 SCHEMA = 1
-COPY_DIR = "copy-{index}"
 # `reset_bn`: the batch-norm statistics of each point are re-estimated on
 # this many training batches (of the recipe's batch size) of the training
 # stream of this seed, with the training augmentation: steps 0, 1, ... of a
@@ -89,7 +92,7 @@ class StabilityResult:
     @property
     def figure(self):
         """The analysis's figure of error against alpha."""
-        return self.path / f"stability-{_evaluation_key(len(self.alphas), self.reset_bn)}.png"
+        return self.path / layout.stability_figure(len(self.alphas), self.reset_bn)
 
     def rows(self):
         """One table row per pair (`COLUMNS`, for `report.render`)."""
@@ -120,8 +123,8 @@ class _Plan:
 
 def stability(parent=None, *, iteration, density=None, copies=2, points=11,
               reset_bn=False, seed=None, out=None, dataset=None, data_dir=None,
-              save_every=procedures.DEFAULT_SAVE_EVERY, verbose=1,
-              root=runs_lib.DEFAULT_ROOT):
+              save_every=DEFAULT_SAVE_EVERY, verbose=1,
+              root=layout.DEFAULT_ROOT):
     """Instability analysis of a run at iteration k (Frankle et al., 2020).
 
     Trains `copies` copies of the run from its state at `iteration` to the
@@ -201,7 +204,7 @@ def stability(parent=None, *, iteration, density=None, copies=2, points=11,
 def _targets(parent, root, many):
     if many:
         found = sources.expand(parent, param="parent")
-        return [run for run in found if run.status == runs_lib.FINISHED]
+        return [run for run in found if run.status == record.FINISHED]
     return [parents.open_parent(parent, root)]
 
 
@@ -210,7 +213,8 @@ def _applies(run, k, density, verbose):
     why = None
     if k not in run.checkpoints:
         why = f"no checkpoint at iteration {k}"
-    elif density is not None and _is_fraction(density) and not parents.can_prune_to(run, density):
+    elif (density is not None and checks.is_number(density) and 0 < density <= 1
+          and not parents.can_prune_to(run, density)):
         # The rule `rewind` applies, so no run left in refuses the analysis.
         why = f"its density {parents.density_limit(run):.4g} is not above {density:g}"
     if why and verbose:
@@ -223,36 +227,30 @@ def _data(run, dataset, data_dir, loaded):
     key = (run.spec.dataset, run.config.get("data_sha256"), str(data_dir))
     if key not in loaded:
         where = data_dir or run.config.get("data_dir")
-        loaded[key] = parents.load_data(run, dataset, where, stages.DATA_SEED)
+        loaded[key] = parents.load_data(run, dataset, where, lifecycle.DATA_SEED)
     return loaded[key]
 
 
 def _plan(run, k, density, copies, points, reset_bn, seed, out, many, data, options):
     """Validates one analysis and finds its folder; writes nothing."""
-    _check_count("copies", copies, 2, "two copies make one pair")
-    _check_count("points", points, 2, "the path needs both ends")
+    checks.count(copies, "copies", 2, "expected an integer >= 2 (two copies make one pair)")
+    checks.count(points, "points", 2, "expected an integer >= 2 (the path needs both ends)")
     if not isinstance(reset_bn, bool):
         raise LotteryError("expected True or False", param="reset_bn", value=reset_bn)
     if density is not None:
-        if not _is_fraction(density):
-            raise LotteryError("expected a fraction in (0, 1] of the prunable "
-                               "weights kept (0.2 keeps 20 %)", param="density",
-                               value=density)
+        checks.fraction(density, "density", "expected a fraction in (0, 1] of the "
+                        "prunable weights kept (0.2 keeps 20 %)")
         if density > run.density + 1e-9:
             raise LotteryError(
                 f"is above the density of {run.path} ({run.density * 100:.4g} "
                 "%); choose one below it, or none for unpruned copies",
                 param="density", value=density)
         density = float(density)
-    method = methods.REWIND if density is not None else methods.BRANCH
     # The copies' request, validated as the procedure will (k saved, ...).
-    parents.child_spec(method, run, dict(
-        iteration=k, density=density, seed=0, dataset=None, steps=None,
-        epochs=None, batch_size=None, checkpoint_iters=None, eval_every=None,
-        scope=None, exclude=None),
-        run.spec.precision)
+    parents.child_spec(run, _copy_request(run, k, density, 0, None, {}))
     seeds, given = _seeds(seed, copies)
-    path, seed, drawn = _folder(run, k, density, given, out, many)
+    path, seed, drawn = resolver.resolve_stability(run.path, k, density, given,
+                                                   out=out, many=many)
     if seeds is None:
         seeds = tuple(seed + i for i in range(copies))
     return _Plan(run, k, density, seeds, seed, drawn, path, points, reset_bn,
@@ -262,72 +260,16 @@ def _plan(run, k, density, copies, points, reset_bn, seed, out, many, data, opti
 def _seeds(seed, copies):
     """(the copies' seeds or None when drawn or offset, the seed as given)."""
     if isinstance(seed, (list, tuple)):
-        if not all(_is_count(s) for s in seed):
+        if not all(checks.is_count(s) for s in seed):
             raise LotteryError("expected seeds that are integers >= 0",
                                param="seed", value=seed)
         if len(seed) != copies:
             raise LotteryError(f"gives {len(seed)} seeds for {copies} copies; "
                                "give one per copy", param="seed", value=list(seed))
         return tuple(seed), list(seed)
-    if seed is not None and not _is_count(seed):
+    if seed is not None and not checks.is_count(seed):
         raise LotteryError("expected an integer >= 0", param="seed", value=seed)
     return None, seed
-
-
-def _folder(run, k, density, seed, out, many):
-    """(folder, seed, drawn) of the analysis; refuses a folder holding
-    something else."""
-    parent = os.path.realpath(run.path)
-    if seed is None and (out is None or many):
-        place = pathlib.Path(out) if out is not None else run.path.parent
-        for found in sorted(place.glob(f"{_name(run, k, density, None)}*/{sources.STABILITY_JSON}")):
-            config = connectivity.read(found)
-            if config.get("seed_drawn") and _same(config, found.parent, parent, k, density):
-                return found.parent, config["seed"], True
-        seed, drawn = resolver.draw_seed(), True
-    else:
-        drawn = seed is None
-        seed = resolver.draw_seed() if drawn else seed
-    name = _name(run, k, density, seed)
-    path = run.path.parent / name if out is None else pathlib.Path(out)
-    if many and out is not None:
-        path = pathlib.Path(out) / name
-    stored = path / sources.STABILITY_JSON
-    if stored.exists():
-        config = connectivity.read(stored)
-        if not _same(config, path, parent, k, density) or (
-                not drawn and config.get("seed") != seed):
-            raise LotteryError(
-                f"holds a different stability analysis (of {config.get('parent')} "
-                f"at k={config.get('iteration')}, density "
-                f"{config.get('density')}, seed {config.get('seed')}); choose "
-                "another folder, or delete it to start over",
-                param="out", value=str(path))
-        return path, config["seed"], bool(config.get("seed_drawn"))
-    if path.exists() and (not path.is_dir() or any(path.iterdir())):
-        raise LotteryError("exists and is not a stability analysis or an "
-                           "empty folder; choose another", param="out",
-                           value=str(path))
-    return path, seed, drawn
-
-
-def _name(run, k, density, seed):
-    name = f"stability-{run.path.name}-k{k}"
-    if density is not None:
-        name += f"-d{density * 100:.4g}"
-    if seed is None:
-        return name + "-s"
-    tag = "_".join(map(str, seed)) if isinstance(seed, list) else str(seed)
-    return f"{name}-s{tag}"
-
-
-def _same(config, folder, parent, k, density):
-    stored = config.get("parent_absolute")
-    relative = config.get("parent")
-    if relative is not None and (folder / relative).exists():
-        stored = os.path.realpath(folder / relative)
-    return (stored == parent and config.get("iteration") == k
-            and config.get("density") == density)
 
 
 def _execute(plan):
@@ -335,9 +277,9 @@ def _execute(plan):
     evaluates the paths not evaluated yet."""
     config = _config(plan)
     plan.path.mkdir(parents=True, exist_ok=True)
-    runs_lib.write_json(plan.path / sources.STABILITY_JSON, config)
+    files.write_json(plan.path / layout.STABILITY_JSON, config)
     copies = _train_copies(plan)
-    key = _evaluation_key(plan.points, plan.reset_bn)
+    key = layout.evaluation_key(plan.points, plan.reset_bn)
     stored = config["evaluations"].get(key, {"pairs": {}})
     pairs = [p for p in itertools.combinations(range(len(copies)), 2)
              if _pair_key(p) not in stored["pairs"]]
@@ -351,7 +293,7 @@ def _execute(plan):
             batches, text)
         stored = dict(evaluated, pairs=dict(stored["pairs"], **evaluated["pairs"]))
         config["evaluations"][key] = stored
-        runs_lib.write_json(plan.path / sources.STABILITY_JSON, config)
+        files.write_json(plan.path / layout.STABILITY_JSON, config)
     result = _result(plan, copies, stored)
     if pairs or not result.figure.exists():
         from keras_lottery.analysis import figures
@@ -362,10 +304,10 @@ def _execute(plan):
 
 def _config(plan):
     """stability.json: what the analysis is, and what it evaluated so far."""
-    path = plan.path / sources.STABILITY_JSON
-    old = connectivity.read(path) if path.exists() else {}
+    path = plan.path / layout.STABILITY_JSON
+    old = resolver.read_stability(path) if path.exists() else {}
     parent = os.path.realpath(plan.parent.path)
-    copies = [{"run": COPY_DIR.format(index=i), "seed": s} for i, s in enumerate(plan.seeds)]
+    copies = [{"run": layout.copy_dir("", i).name, "seed": s} for i, s in enumerate(plan.seeds)]
     # Copies made by an earlier call with more of them stay listed.
     copies += old.get("copies", [])[len(copies):]
     return {
@@ -388,17 +330,21 @@ def _train_copies(plan):
         if plan.options["verbose"]:
             what = "branch" if plan.density is None else f"rewind to density {plan.density:g}"
             print(f"copy {index + 1}/{len(plan.seeds)}: {what} from k={plan.iteration}, seed {seed}")
-        args = dict(iteration=plan.iteration, seed=seed,
-                    out=plan.path / COPY_DIR.format(index=index),
-                    dataset=plan.data, data_dir=plan.options["data_dir"],
-                    save_every=plan.options["save_every"],
-                    verbose=plan.options["verbose"],
-                    mixed_precision=plan.parent.spec.precision)
-        if plan.density is None:
-            done.append(procedures.branch(plan.parent, **args))
-        else:
-            done.append(procedures.rewind(plan.parent, density=plan.density, **args))
+        request = _copy_request(plan.parent, plan.iteration, plan.density, seed,
+                                layout.copy_dir(plan.path, index),
+                                dict(plan.options, data=plan.data))
+        done.append(derive_lib.derive(request, verbose=plan.options["verbose"]))
     return done
+
+
+def _copy_request(parent, k, density, seed, out, options):
+    """A copy's `DeriveRequest`: a branch, or a rewind to `density`."""
+    method = methods.REWIND if density is not None else methods.BRANCH
+    return DeriveRequest(
+        method=method.name, parent=parent, iteration=k, density=density, seed=seed,
+        out=out, dataset=options.get("data"), data_dir=options.get("data_dir"),
+        save_every=options.get("save_every", DEFAULT_SAVE_EVERY),
+        execution=Execution(precision=parent.spec.precision))
 
 
 def _bn_batches(plan):
@@ -425,10 +371,6 @@ def _result(plan, copies, stored):
         copies=copies, bn=stored["bn"], reset_bn=plan.reset_bn)
 
 
-def _evaluation_key(points, reset_bn):
-    return f"p{points}-bn-{'reset' if reset_bn else 'interpolated'}"
-
-
 def _pair_key(pair):
     return f"{pair[0]}-{pair[1]}"
 
@@ -436,19 +378,3 @@ def _pair_key(pair):
 def _pair_from_key(key):
     i, j = key.split("-")
     return int(i), int(j)
-
-
-def _is_count(value, minimum=0):
-    return (isinstance(value, numbers.Integral) and not isinstance(value, bool)
-            and value >= minimum)
-
-
-def _check_count(name, value, minimum, why):
-    if not _is_count(value, minimum):
-        raise LotteryError(f"expected an integer >= {minimum} ({why})",
-                           param=name, value=value)
-
-
-def _is_fraction(value):
-    return (not isinstance(value, bool) and isinstance(value, numbers.Real)
-            and math.isfinite(value) and 0 < value <= 1)

@@ -18,7 +18,7 @@ import dataclasses
 import keras
 import numpy as np
 
-from keras_lottery import pruning
+from keras_lottery.sparse import pruning
 from keras_lottery.errors import LotteryError
 
 

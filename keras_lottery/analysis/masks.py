@@ -8,7 +8,8 @@ different networks).
 
 import numpy as np
 
-from keras_lottery import pruning
+from keras_lottery.sparse import pruning
+from keras_lottery.sparse import report
 from keras_lottery.analysis import sources
 from keras_lottery.errors import LotteryError
 
@@ -49,7 +50,7 @@ def layer_densities(runs, iteration="final"):
             iteration every run saved).
 
     Returns:
-        A list of `keras_lottery.pruning.SparsityReport`, one per run, in
+        A list of `keras_lottery.sparse.report.SparsityReport`, one per run, in
         the order of `sources.expand(runs)`.
     """
     opened = sources.expand(runs)
@@ -57,11 +58,11 @@ def layer_densities(runs, iteration="final"):
 
 
 def _report(masks):
-    rows = [pruning.LayerDensity(name, tuple(mask.shape), mask.size,
+    rows = [report.LayerDensity(name, tuple(mask.shape), mask.size,
                                  int(np.count_nonzero(mask)),
                                  int(np.count_nonzero(mask)) / mask.size)
             for name, mask in masks.items()]
-    return pruning.SparsityReport(rows)
+    return report.SparsityReport(rows)
 
 
 def _different(a, b, mine, theirs, param):

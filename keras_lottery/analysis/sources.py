@@ -14,7 +14,9 @@ Imports no TensorFlow, so the command line can expand its arguments first.
 import os
 import pathlib
 
-from keras_lottery import runs as runs_lib
+from keras_lottery.runs import layout
+
+from keras_lottery.runs.run import Run
 from keras_lottery import tomlfiles
 from keras_lottery.errors import LotteryError
 
@@ -26,12 +28,12 @@ STUDY_SUFFIX = ".toml"
 def is_study(item):
     """Whether `item` names several runs (a folder of runs or a study
     file) rather than one run."""
-    if isinstance(item, runs_lib.Run):
+    if isinstance(item, Run):
         return False
     path = pathlib.Path(item)
     if path.suffix == STUDY_SUFFIX and path.is_file():
         return True
-    return path.is_dir() and not (path / runs_lib.RUN_JSON).exists()
+    return path.is_dir() and not (path / layout.RUN_JSON).exists()
 
 
 def expand(items, *, param="runs"):
@@ -46,16 +48,16 @@ def expand(items, *, param="runs"):
         LotteryError: an item is missing, not a run, or a folder or study
             holding no runs.
     """
-    if isinstance(items, (str, os.PathLike, runs_lib.Run)):
+    if isinstance(items, (str, os.PathLike, Run)):
         items = [items]
     found = []
     for item in items:
-        if isinstance(item, runs_lib.Run):
+        if isinstance(item, Run):
             found.append(item.check())
         elif is_study(item):
             found += _open_all(_folder_of(pathlib.Path(item), param), item, param)
         else:
-            found.append(runs_lib.Run.open(item).check())
+            found.append(Run.open(item).check())
     return found
 
 
@@ -92,7 +94,7 @@ def _folder_of(path, param):
 
 
 def _open_all(folder, named, param):
-    paths = [p for p in runs_lib.find_runs(folder)
+    paths = [p for p in layout.find_runs(folder)
              if not (p.parent / STABILITY_JSON).exists()]
     if not paths:
         raise LotteryError(
@@ -100,4 +102,4 @@ def _open_all(folder, named, param):
             "run directories or a study that has run", param=param,
             value=str(named),
         )
-    return [runs_lib.Run.open(p).check() for p in paths]
+    return [Run.open(p).check() for p in paths]

@@ -12,8 +12,8 @@ then `fc_<n+1>..fc_<n+3>`.
 
 import keras
 
-from keras_lottery.layers import MaskedConv2D
-from keras_lottery.layers import MaskedDense
+from keras_lottery.sparse.layers import MaskedConv2D
+from keras_lottery.sparse.layers import MaskedDense
 from keras_lottery.models import decay
 from keras_lottery.models import inputs
 

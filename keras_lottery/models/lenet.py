@@ -13,7 +13,7 @@ per image from the data pipeline, as for the ResNets. Names: `fc_1`, `fc_2`,
 
 import keras
 
-from keras_lottery.layers import MaskedDense
+from keras_lottery.sparse.layers import MaskedDense
 from keras_lottery.models import decay
 from keras_lottery.models import inputs
 

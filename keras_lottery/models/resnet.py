@@ -11,9 +11,9 @@ L2 penalty on every trainable variable. Layer names follow the original
 
 import keras
 
-from keras_lottery.layers import FusedBatchNormalization
-from keras_lottery.layers import MaskedConv2D
-from keras_lottery.layers import MaskedDense
+from keras_lottery.sparse.layers import FusedBatchNormalization
+from keras_lottery.sparse.layers import MaskedConv2D
+from keras_lottery.sparse.layers import MaskedDense
 from keras_lottery.models import decay
 from keras_lottery.models import inputs
 
@@ -38,10 +38,35 @@ def resnet(depth, num_classes=10, input_shape=(32, 32, 3), weight_decay=None):
         raise ValueError(f"ResNet depth must be 6n + 2 >= 8, got {depth}.")
     input_shape = inputs.check(f"resnet{depth}", input_shape, INPUT_RULE)
     blocks = (depth - 2) // 6
-    l2 = decay.regularizer(decay.resolve(weight_decay, WEIGHT_DECAY))
-    names = _Namer()
+    layers = _Layers(decay.regularizer(decay.resolve(weight_decay, WEIGHT_DECAY)))
+    image = keras.Input(shape=input_shape, name="image")
+    name = layers.names.conv()
+    x = layers.conv(image, 16, 3, 1, name)
+    x = keras.layers.ReLU(name=f"{name}_relu")(layers.bn(x, name))
+    for stage, filters in enumerate((16, 32, 64)):
+        for block in range(blocks):
+            stride = 2 if stage > 0 and block == 0 else 1
+            x = layers.block(x, filters, stride, projection=block == 0)
+    x = keras.layers.GlobalAveragePooling2D(name="pool")(x)
+    outputs = MaskedDense(
+        num_classes,
+        kernel_initializer=keras.initializers.RandomNormal(0.0, 0.01),
+        kernel_regularizer=layers.l2,
+        bias_regularizer=layers.l2,
+        name="dense",
+    )(x)
+    return keras.Model(image, outputs, name=f"resnet{depth}")
 
-    def conv(x, filters, size, stride, name):
+
+class _Layers:
+    """The layers of the network, named as the original names them, with
+    the weight decay `l2` (a regularizer or None)."""
+
+    def __init__(self, l2):
+        self.l2 = l2
+        self.names = _Namer()
+
+    def conv(self, x, filters, size, stride, name):
         if stride > 1:
             pad = (size - 1) // 2
             if pad:
@@ -53,47 +78,34 @@ def resnet(depth, num_classes=10, input_shape=(32, 32, 3), weight_decay=None):
             padding="same" if stride == 1 else "valid",
             use_bias=False,
             kernel_initializer=keras.initializers.LecunNormal(),
-            kernel_regularizer=l2,
+            kernel_regularizer=self.l2,
             name=name,
         )(x)
 
-    def bn(x, name):
+    def bn(self, x, name):
         return FusedBatchNormalization(
             momentum=BN_MOMENTUM,
             epsilon=BN_EPSILON,
-            beta_regularizer=l2,
-            gamma_regularizer=l2,
+            beta_regularizer=self.l2,
+            gamma_regularizer=self.l2,
             name=f"{name}_bn",
         )(x)
 
-    image = keras.Input(shape=input_shape, name="image")
-    name = names.conv()
-    x = conv(image, 16, 3, 1, name)
-    x = keras.layers.ReLU(name=f"{name}_relu")(bn(x, name))
-    for stage, filters in enumerate((16, 32, 64)):
-        for block in range(blocks):
-            stride = 2 if stage > 0 and block == 0 else 1
-            if block == 0:
-                name = names.projection()
-                shortcut = bn(conv(x, filters, 1, stride, name), name)
-            else:
-                shortcut = x
-            name = names.conv()
-            y = conv(x, filters, 3, stride, name)
-            y = keras.layers.ReLU(name=f"{name}_relu")(bn(y, name))
-            name = names.conv()
-            y = bn(conv(y, filters, 3, 1, name), name)
-            x = keras.layers.Add(name=f"{name}_add")([y, shortcut])
-            x = keras.layers.ReLU(name=f"{name}_out")(x)
-    x = keras.layers.GlobalAveragePooling2D(name="pool")(x)
-    outputs = MaskedDense(
-        num_classes,
-        kernel_initializer=keras.initializers.RandomNormal(0.0, 0.01),
-        kernel_regularizer=l2,
-        bias_regularizer=l2,
-        name="dense",
-    )(x)
-    return keras.Model(image, outputs, name=f"resnet{depth}")
+    def block(self, x, filters, stride, projection):
+        """A residual block: two 3×3 convs, and a 1×1 projection shortcut
+        (made first, as the original) in the first block of a stage."""
+        if projection:
+            name = self.names.projection()
+            shortcut = self.bn(self.conv(x, filters, 1, stride, name), name)
+        else:
+            shortcut = x
+        name = self.names.conv()
+        y = self.conv(x, filters, 3, stride, name)
+        y = keras.layers.ReLU(name=f"{name}_relu")(self.bn(y, name))
+        name = self.names.conv()
+        y = self.bn(self.conv(y, filters, 3, 1, name), name)
+        x = keras.layers.Add(name=f"{name}_add")([y, shortcut])
+        return keras.layers.ReLU(name=f"{name}_out")(x)
 
 
 class _Namer:

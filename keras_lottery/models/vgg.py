@@ -9,9 +9,9 @@ eval-time dropout bug is not copied). Names: `conv_1..conv_13`, then `fc_14`…
 
 import keras
 
-from keras_lottery.layers import FusedBatchNormalization
-from keras_lottery.layers import MaskedConv2D
-from keras_lottery.layers import MaskedDense
+from keras_lottery.sparse.layers import FusedBatchNormalization
+from keras_lottery.sparse.layers import MaskedConv2D
+from keras_lottery.sparse.layers import MaskedDense
 from keras_lottery.models import decay
 from keras_lottery.models import inputs
 

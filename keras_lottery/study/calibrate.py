@@ -9,14 +9,16 @@ the smallest K within `margin` of the best total.
 """
 
 import dataclasses
+import json
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 
-from keras_lottery import runs
+from keras_lottery.runs.run import Run
 from keras_lottery.errors import LotteryError
+from keras_lottery.spec.requests import TrainRequest
 from keras_lottery.study import devices as devices_lib
 
 COUNTS = (1, 2, 4)
@@ -35,14 +37,14 @@ class Measurement:
 
 
 def _argv(arch, dataset, steps, batch_size, seed, out, data_dir):
-    argv = ["train", "--arch", arch, "--dataset", dataset, "--steps", str(steps),
-            "--batch-size", str(batch_size), "--eval-every", str(max(1, steps // 5)),
-            "--checkpoint-iters", "0", "--seed", str(seed), "--out", str(out), "-q"]
-    return argv + (["--data-dir", data_dir] if data_dir else [])
+    request = TrainRequest(arch=arch, dataset=dataset, steps=steps, batch_size=batch_size,
+                           eval_every=max(1, steps // 5), checkpoint_iters=(0,), seed=seed,
+                           out=str(out), data_dir=data_dir)
+    return ["run-request", json.dumps(request.to_dict())]
 
 
 def _throughput(path, batch_size):
-    rows = runs.Run.open(path).metrics
+    rows = Run.open(path).metrics
     if len(rows) < 2 or rows[-1]["elapsed"] <= rows[0]["elapsed"]:
         raise LotteryError(f"{path} evaluated too rarely to time; train more steps",
                            param="steps", value=None)

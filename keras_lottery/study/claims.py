@@ -3,7 +3,7 @@
 Two drivers of one study (two terminals, a requeued job and a manual
 re-run) each claim a node before starting its process, so the second sees
 it taken and waits instead of starting a process that would only find the
-run locked. A claim is a `keras_lottery.locks.Lock` file (O_EXCL, host,
+run locked. A claim is a `keras_lottery.runs.locks.Lock` file (O_EXCL, host,
 pid, heartbeat) in `<root>/.claims/`, so a claim left by a killed driver is
 reclaimed like any stale lock. The run's own lock (`<run>/run.lock`, held
 by the run's process) is what keeps a run from being trained twice; the
@@ -13,7 +13,7 @@ claim keeps drivers from racing to it.
 import contextlib
 import pathlib
 
-from keras_lottery import locks
+from keras_lottery.runs import locks
 from keras_lottery.errors import LotteryError
 
 CLAIMS_DIR = ".claims"

@@ -4,7 +4,7 @@ One line per (arch, method, one-shot or iterative) through the selected
 k's median test top-1 at each density, with a band from min to max; the
 unpruned bases as dashed lines; the x axis the percent of weights
 remaining, on a log scale, dense on the left. Drawn with matplotlib's Agg
-canvas, without pyplot (as `keras_lottery.plot`), imported on first draw.
+canvas, without pyplot (as `keras_lottery.results.figures`), imported on first draw.
 """
 
 import pathlib
@@ -22,7 +22,7 @@ def accuracy_vs_density(rows, path=None, title=None):
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    from keras_lottery import plot
+    from keras_lottery.results import figures as plot
 
     fig = Figure(figsize=(7, 4.5))
     FigureCanvasAgg(fig)

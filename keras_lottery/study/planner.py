@@ -1,17 +1,21 @@
 """A study's plan: every run as a `Node` of a dependency graph.
 
-A node is one run directory under the study's root, made by one `lottery`
-command (its `argv`) with an explicit parent, seed and output directory, so
-it is exactly the run that command makes when typed by hand:
+A node is one run directory under the study's root (named by
+`keras_lottery.runs.layout`, as every run is), made by one typed request
+(`keras_lottery.spec.requests`) with an explicit parent, seed and output
+directory, so it is exactly the run the same procedure call (or `lottery`
+command) makes by hand:
 
-- base: `<arch>/train-s<seed>`, made by
-  `train --arch A --dataset D --recipe R --seed S --val-split V --out DIR`;
+- base: `<arch>/train-s<seed>`, a `TrainRequest` (arch, dataset, recipe,
+  seed, validation split);
 - one-shot and control runs: `<arch>/<method>-k<k>-d<percent>-s<seed>`
-  (reinit: no k), made by
-  `<method> --from BASE --iter K --density P --seed S --out DIR`;
+  (reinit: no k), a `DeriveRequest` from the base (k, density, seed);
 - iterative round i: `<arch>/iterate-<method>-k<k>-r<rate%>-s<seed>/round-<i>`,
-  made by `iterate --from BASE --method M --iter K --rounds I --rate R
-  --seed S --out CHAIN`.
+  an `IterateRequest` of i rounds from the base (which skips the finished
+  rounds and trains round i only).
+
+A node runs as `lottery run-request REQUEST` (its `argv`) in a process of
+its own: the command line is still how a node runs.
 
 Every derived run takes its base's seed (one seed is one family of runs:
 it seeds the base's initialization and data order, each derived run's data
@@ -23,8 +27,13 @@ chain of runs that starts at a node, which the scheduler runs first.
 """
 
 import dataclasses
+import json
 
-from keras_lottery import methods
+from keras_lottery.runs import layout
+from keras_lottery.spec import methods
+from keras_lottery.spec.requests import DeriveRequest
+from keras_lottery.spec.requests import IterateRequest
+from keras_lottery.spec.requests import TrainRequest
 
 KINDS = ("base", "oneshot", "iterative", "control")
 # The recipe of fields given inline in the study file, in the study root.
@@ -49,7 +58,7 @@ class Node:
         rate: the iterative rate (None for one-shot runs).
         chain: the id of an iterative round's study directory.
         steps: training steps the run makes (T − k, or T).
-        argv: the `lottery` command line that makes it (without `lottery`).
+        request: the request that makes it, as JSON (`Request.to_dict()`).
     """
 
     id: str
@@ -64,16 +73,15 @@ class Node:
     rate: float
     chain: str
     steps: int
-    argv: tuple
+    request: dict
+
+    @property
+    def argv(self):
+        """The `lottery` command line that runs it (without `lottery`)."""
+        return ("run-request", json.dumps(self.request, sort_keys=True))
 
     def to_dict(self):
-        return dict(dataclasses.asdict(self), argv=list(self.argv))
-
-    @classmethod
-    def from_dict(cls, config):
-        """A node as study.json holds it (KeyError if a field is missing)."""
-        fields = {f.name: config[f.name] for f in dataclasses.fields(cls)}
-        return cls(**dict(fields, argv=tuple(fields["argv"])))
+        return dataclasses.asdict(self)
 
 
 class Plan:
@@ -130,7 +138,7 @@ def expand(study):
     for sweep in study.sweeps:
         for arch in study.archs:
             for seed in study.seeds:
-                base = f"{arch}/train-s{seed}"
+                base = _base(study, arch, seed).id
                 for node in _sweep_nodes(study, sweep, base, arch, seed):
                     _add(nodes, node)
     return Plan(study, nodes.values())
@@ -145,14 +153,14 @@ def _add(nodes, node):
 
 
 def _base(study, arch, seed):
-    node_id = f"{arch}/train-s{seed}"
+    node_id = f"{arch}/{layout.run_name(methods.TRAIN, seed=seed)}"
     recipe = (str(study.root / RECIPE_FILE) if study.recipe_fields
               else study.recipe_source)
-    argv = ["train", "--arch", arch, "--dataset", study.dataset, "--recipe", recipe,
-            "--seed", str(seed), "--val-split", str(study.val_split),
-            "--out", str(study.root / node_id), "-q"]
+    request = TrainRequest(arch=arch, dataset=study.dataset, recipe=recipe, seed=seed,
+                           val_split=study.val_split, out=str(study.root / node_id),
+                           data_dir=study.data_dir)
     return Node(node_id, "base", methods.TRAIN.name, arch, seed, None, 1.0, None,
-                None, None, None, study.recipe.steps, _with_data(study, argv))
+                None, None, None, study.recipe.steps, request.to_dict())
 
 
 def _sweep_nodes(study, sweep, base, arch, seed):
@@ -160,7 +168,7 @@ def _sweep_nodes(study, sweep, base, arch, seed):
     for mode in sweep.methods:
         method = methods.METHODS[mode]
         for k in sweep.iters:
-            length = steps if k is None else steps - k
+            length = method.iteration.length(steps, k)
             if sweep.kind == "iterative":
                 yield from _chain(study, sweep, method, k, base, arch, seed, length)
                 continue
@@ -169,36 +177,33 @@ def _sweep_nodes(study, sweep, base, arch, seed):
                                 arch, seed, length)
 
 
+def density_of(percent):
+    """A study file's density in percent as a fraction, as the command
+    line reads it (written to 6 significant digits)."""
+    return float(f"{percent:g}") / 100
+
+
 def _one_shot(study, kind, method, k, percent, base, arch, seed, length):
-    text = f"{percent:g}"
-    density = float(text) / 100  # as the command line converts it
-    at = "" if k is None else f"-k{k}"
-    node_id = f"{arch}/{method.command}{at}-d{density * 100:.4g}-s{seed}"
-    argv = [method.command, "--from", str(study.root / base)]
-    argv += [] if k is None else ["--iter", str(k)]
-    argv += ["--density", text, "--seed", str(seed), "--out",
-             str(study.root / node_id), "-q"]
+    density = density_of(percent)
+    name = layout.run_name(method, seed=seed, iteration=k, density=density)
+    node_id = f"{arch}/{name}"
+    request = DeriveRequest(method=method.name, parent=str(study.root / base),
+                            iteration=k, density=density, seed=seed,
+                            out=str(study.root / node_id), data_dir=study.data_dir)
     return Node(node_id, kind, method.name, arch, seed, k, density, base, None,
-                None, None, length, _with_data(study, argv))
+                None, None, length, request.to_dict())
 
 
 def _chain(study, sweep, method, k, base, arch, seed, length):
-    chain = f"{arch}/iterate-{method.command}-k{k}-r{sweep.rate * 100:.4g}-s{seed}"
+    chain = f"{arch}/{layout.chain_name(method, seed=seed, iteration=k, rate=sweep.rate)}"
     parent = base
     for index in range(1, sweep.rounds + 1):
-        argv = ["iterate", "--from", str(study.root / base), "--method",
-                method.command, "--iter", str(k), "--rounds", str(index),
-                "--rate", repr(sweep.rate), "--seed", str(seed),
-                "--out", str(study.root / chain), "-q"]
-        node_id = f"{chain}/round-{index}"
+        request = IterateRequest(method=method.name, parent=str(study.root / base),
+                                 iteration=k, rounds=index, rate=sweep.rate, seed=seed,
+                                 out=str(study.root / chain), data_dir=study.data_dir)
+        node_id = str(layout.round_dir(chain, index))
         # As `iterate` computes it from a dense base (density 1.0).
         density = float(f"{sweep.rate ** index:.12g}")
         yield Node(node_id, "iterative", method.name, arch, seed, k, density,
-                   parent, index, sweep.rate, chain, length, _with_data(study, argv))
+                   parent, index, sweep.rate, chain, length, request.to_dict())
         parent = node_id
-
-
-def _with_data(study, argv):
-    if study.data_dir is not None:
-        argv = argv[:-1] + ["--data-dir", study.data_dir, argv[-1]]
-    return tuple(argv)

@@ -20,7 +20,9 @@ import io
 import statistics
 
 from keras_lottery import files
-from keras_lottery import runs
+from keras_lottery.runs import layout
+from keras_lottery.spec import record
+from keras_lottery.runs.run import Run
 from keras_lottery.errors import LotteryError
 from keras_lottery.study import state
 
@@ -41,10 +43,10 @@ def outcomes(plan):
     found = []
     for node in plan.nodes:
         path = plan.path(node)
-        config = state.read_config(path / runs.RUN_JSON)
-        if config is None or config.get("status") != runs.FINISHED:
+        config = state.read_config(path / layout.RUN_JSON)
+        if config is None or config.get("status") != record.FINISHED:
             continue
-        metrics = runs.Run(path, config).metrics
+        metrics = Run(path, config).metrics
         if metrics:
             found.append({"node": node, "top1": metrics[-1]["top1"],
                           "val_top1": metrics[-1].get("val_top1")})

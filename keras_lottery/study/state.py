@@ -24,10 +24,12 @@ import os
 import pathlib
 
 from keras_lottery import files
-from keras_lottery import locks
-from keras_lottery import runs
+from keras_lottery.runs import locks
+from keras_lottery.runs import layout
+from keras_lottery.spec import record
+from keras_lottery.runs.run import Run
 from keras_lottery.errors import LotteryError
-from keras_lottery.spec import IterateSpec
+from keras_lottery.spec.runspec import IterateSpec
 from keras_lottery.study import claims
 from keras_lottery.study import planner
 
@@ -77,8 +79,8 @@ def status_in(root, node, claimed=False):
     """`node_status` of a node under the study root `root` (what an
     engine's worker has, without the plan)."""
     path = pathlib.Path(root) / node.id
-    config = read_config(path / runs.RUN_JSON)
-    if config is not None and config.get("status") == runs.FINISHED:
+    config = read_config(path / layout.RUN_JSON)
+    if config is not None and config.get("status") == record.FINISHED:
         return FINISHED
     if _lock_alive(path / RUN_LOCK) or (
             not claimed and claims.alive(root, node.id)):
@@ -86,7 +88,7 @@ def status_in(root, node, claimed=False):
     if config is None:
         return PENDING
     error = str(config.get("error") or "")
-    if config.get("status") == runs.FAILED and not error.startswith(INTERRUPTED):
+    if config.get("status") == record.FAILED and not error.startswith(INTERRUPTED):
         return FAILED
     return RESUMABLE
 
@@ -133,7 +135,7 @@ def remaining_steps(plan, node, status):
     if status in (PENDING, BLOCKED):
         return node.steps
     try:
-        run = runs.Run.open(plan.path(node))
+        run = Run.open(plan.path(node))
         saved = [k for k in run.checkpoints if isinstance(k, int)]
         saved += list(run.resume_states)
         done = max(saved) - run.start_step if saved else 0
@@ -144,7 +146,7 @@ def remaining_steps(plan, node, status):
 
 def failure(plan, node):
     """The error a failed run recorded, one line."""
-    config = read_config(plan.path(node) / runs.RUN_JSON) or {}
+    config = read_config(plan.path(node) / layout.RUN_JSON) or {}
     return str(config.get("error") or "no error recorded").splitlines()[0]
 
 
@@ -156,7 +158,7 @@ def write(plan):
     if study.recipe_fields:
         files.write_atomic(study.root / planner.RECIPE_FILE, recipe_text(study))
     saved = read(study.root) or {}
-    runs.write_json(study.root / STUDY_JSON, {
+    files.write_json(study.root / STUDY_JSON, {
         "schema": SCHEMA,
         "file": str(pathlib.Path(study.path).resolve()),
         "file_sha256": study.sha256,
@@ -179,7 +181,7 @@ def write_jobs(root, records):
     saved = read(root)
     if saved is None:
         raise LotteryError(f"no study.json under {root}; the study was never run")
-    runs.write_json(pathlib.Path(root) / STUDY_JSON, dict(saved, **{JOBS: list(records)}))
+    files.write_json(pathlib.Path(root) / STUDY_JSON, dict(saved, **{JOBS: list(records)}))
 
 
 def read(root):
@@ -230,10 +232,10 @@ def _differences(plan, node):
     if node.chain is not None and node.round == 1:
         found += _chain_differences(plan, node)
     path = plan.path(node)
-    if not (path / runs.RUN_JSON).exists():
+    if not (path / layout.RUN_JSON).exists():
         return found
     try:
-        spec = runs.Run.open(path).spec
+        spec = Run.open(path).spec
     except LotteryError as e:
         return found + [f"{node.id}: {e}"]
     study = plan.study
@@ -262,14 +264,14 @@ def _recipe_differences(node, disk, wanted):
 
 
 def _chain_differences(plan, node):
-    path = plan.study.root / node.chain / runs.STUDY_JSON
+    path = plan.study.root / node.chain / layout.STUDY_JSON
     config = read_config(path)
     if config is None:
         return []
     try:
         spec = IterateSpec.from_config(config, path.parent)
     except (LotteryError, TypeError):
-        return [f"{node.chain}: {runs.STUDY_JSON} is damaged; delete the folder"]
+        return [f"{node.chain}: {layout.STUDY_JSON} is damaged; delete the folder"]
     wanted = {"method": node.method, "iteration": node.iteration,
               "rate": node.rate, "seed": node.seed,
               "parent": str(plan.path(node.parent).resolve())}
@@ -308,9 +310,9 @@ def tidy_before_start(plan, node):
 def tidy_in(root, node):
     """`tidy_before_start` under the study root `root`."""
     root = pathlib.Path(root)
-    folders = [(root / node.id, runs.RUN_JSON)]
+    folders = [(root / node.id, layout.RUN_JSON)]
     if node.chain is not None:
-        folders.append((root / node.chain, runs.STUDY_JSON))
+        folders.append((root / node.chain, layout.STUDY_JSON))
     for folder, marker in folders:
         if not folder.is_dir() or (folder / marker).exists():
             continue

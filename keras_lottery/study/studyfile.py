@@ -35,62 +35,28 @@ key.
 """
 
 import dataclasses
-import difflib
 import hashlib
-import math
-import numbers
 import pathlib
 
 from keras_lottery import tomlfiles
-from keras_lottery import methods
-from keras_lottery import recipe as recipe_lib
+from keras_lottery.spec import recipe as recipe_lib
+from keras_lottery.spec.requests import PAPER_DATASETS
+from keras_lottery.spec.requests import PAPER_VAL_SPLIT
 from keras_lottery.errors import LotteryError
-from keras_lottery.study import slurmconfig
+from keras_lottery.study import sweeps
+from keras_lottery.study.engines import slurmconfig
 
-CONTROLS = {"reinit": ("densities",), "random": ("iters", "densities"),
-            "lowlr-rewind": ("iters", "densities")}
 BASE_KEYS = ("arch", "dataset", "data_dir", "recipe", "seeds", "val_split",
              "epochs") + recipe_lib.FIELDS
 SECTIONS = {
     "study": ("root",),
     "base": BASE_KEYS,
-    "oneshot": ("methods", "iters", "densities"),
-    "iterative": ("methods", "iters", "rate", "rounds"),
-    "controls": tuple(CONTROLS),
+    "oneshot": sweeps.KEYS["oneshot"],
+    "iterative": sweeps.KEYS["iterative"],
+    "controls": tuple(sweeps.CONTROLS),
     "resources": ("devices", "runs_per_device"),
     slurmconfig.SECTION: slurmconfig.KEYS,
 }
-# Methods a sweep can name: the derived ones that take a rewind point k
-# (reinit takes none: it is a control).
-SWEEP_METHODS = tuple(m.command for m in methods.METHODS.values()
-                      if m.derived and m.iteration is not None)
-CHECKPOINTS = "checkpoints"
-# `lottery train`'s default validation split (procedures.PAPER_VAL_SPLIT on
-# procedures.PAPER_DATASETS; a test keeps them equal): the paper's 2000 on
-# CIFAR, none elsewhere.
-PAPER_VAL_SPLIT = 2000
-PAPER_DATASETS = ("cifar10", "cifar100")
-
-
-@dataclasses.dataclass(frozen=True)
-class Sweep:
-    """One family of derived runs, for every arch and seed of the base.
-
-    Attributes:
-        kind: "oneshot", "iterative" or "control".
-        methods: run modes ("rewind_lr").
-        iters: the rewind points k; (None,) for reinit.
-        percents: one-shot densities in percent (empty for iterative).
-        rate: the kept fraction per iterative round.
-        rounds: the number of iterative rounds.
-    """
-
-    kind: str
-    methods: tuple
-    iters: tuple
-    percents: tuple = ()
-    rate: float = None
-    rounds: int = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -162,13 +128,7 @@ def load(path):
     return reader.study(path, hashlib.sha256(raw).hexdigest(), config)
 
 
-def closest(name, choices):
-    """' (did you mean X?)' for the choice closest to `name`, or ''."""
-    found = difflib.get_close_matches(str(name), choices, n=1)
-    return f" (did you mean {found[0]}?)" if found else ""
-
-
-class _Reader:
+class _Reader(sweeps.SweepReader):
     """Checks the sections of one file; errors name the file."""
 
     def __init__(self, label, folder):
@@ -223,7 +183,7 @@ class _Reader:
     def sections(self, config):
         for name, value in config.items():
             if name not in SECTIONS:
-                self.fail("", f"unknown section [{name}]{closest(name, SECTIONS)}; "
+                self.fail("", f"unknown section [{name}]{sweeps.closest(name, SECTIONS)}; "
                           f"sections: {', '.join(SECTIONS)}")
             if not isinstance(value, dict):
                 self.fail("", f"{name} must be a section ([{name}]), not a value")
@@ -240,7 +200,7 @@ class _Reader:
     def keys(self, where, table, allowed):
         for key in table:
             if key not in allowed:
-                self.fail(where, f"unknown key {key!r}{closest(key, allowed)}; "
+                self.fail(where, f"unknown key {key!r}{sweeps.closest(key, allowed)}; "
                           f"keys: {', '.join(allowed)}")
 
     def check_text(self, where, value):
@@ -262,7 +222,7 @@ class _Reader:
         for name in names:
             if name not in models.available():
                 self.fail("[base] arch: ", f"unknown architecture {name!r}"
-                          f"{closest(name, models.available())}; available: "
+                          f"{sweeps.closest(name, models.available())}; available: "
                           f"{', '.join(models.available())}")
         if len(set(names)) < len(names):
             self.fail("[base] arch: ", f"{names} names an architecture twice")
@@ -310,106 +270,6 @@ class _Reader:
             preset = own.pop("preset", "renda2020")
             fields = dict(own, **fields) if fields else {}
         return made, source, preset, tuple(sorted(fields.items())), images
-
-    def sweep(self, kind, table, recipe):
-        where = f"[{kind}] "
-        required = ("methods", "iters", "rounds") if kind == "iterative" else SECTIONS[kind]
-        for key in required:
-            if key not in table:
-                self.fail(where, f"{key} is required")
-        names = self.methods(where, table["methods"])
-        iters = self.iters(where, table["iters"], names, recipe)
-        if kind == "oneshot":
-            return Sweep(kind, names, iters, self.percents(where, table["densities"]))
-        rate = table.get("rate", 0.8)
-        if (isinstance(rate, bool) or not isinstance(rate, numbers.Real)
-                or not 0 < rate < 1):
-            self.fail(f"{where}rate: ", f"expected a fraction in (0, 1) kept per "
-                      f"round (0.8 keeps 80 %), got {rate!r}")
-        rounds = self.count(f"{where}rounds", table["rounds"], 1)
-        return Sweep(kind, names, iters, rate=float(rate), rounds=rounds)
-
-    def methods(self, where, value):
-        if (not isinstance(value, list) or not value
-                or not all(isinstance(m, str) for m in value)):
-            self.fail(f"{where}methods: ", f"expected a list of methods, got {value!r}")
-        found = []
-        for name in value:
-            command = name.replace("_", "-")
-            if command not in SWEEP_METHODS:
-                hint = ("; reinit takes no rewind point: put it in [controls]"
-                        if command == "reinit" else "")
-                self.fail(f"{where}methods: ", f"unknown method {name!r}"
-                          f"{closest(command, SWEEP_METHODS)}; choose from "
-                          f"{', '.join(SWEEP_METHODS)}{hint}")
-            found.append(methods.get(command).name)
-        if len(set(found)) < len(found):
-            self.fail(f"{where}methods: ", f"{value} names a method twice")
-        return tuple(found)
-
-    def iters(self, where, value, names, recipe):
-        steps = recipe.steps
-        valid = tuple(c for c in recipe.checkpoint_iters if c < steps)
-        if value == CHECKPOINTS:
-            return valid
-        if (not isinstance(value, list) or not value or any(
-                isinstance(k, bool) or not isinstance(k, int) for k in value)):
-            self.fail(f"{where}iters: ", f"expected \"{CHECKPOINTS}\" or a list of "
-                      f"steps, got {value!r}")
-        takes_checkpoint = any(methods.get(m).iteration == "checkpoint" for m in names)
-        for k in value:
-            if takes_checkpoint and k not in valid:
-                self.fail(f"{where}iters: ", f"{k} is not a checkpoint of the base "
-                          f"recipe below its {steps} steps; checkpoints: "
-                          f"{', '.join(map(str, valid))}")
-            if not 0 <= k < steps:
-                self.fail(f"{where}iters: ", f"{k} must lie in [0, {steps})")
-        if len(set(value)) < len(value):
-            self.fail(f"{where}iters: ", f"{value} repeats a step")
-        return tuple(value)
-
-    def percents(self, where, value):
-        if isinstance(value, dict):
-            self.keys(f"{where}densities: ", value, ("rate", "rounds"))
-            rate, rounds = value.get("rate"), value.get("rounds")
-            if (isinstance(rate, bool) or not isinstance(rate, numbers.Real)
-                    or not 0 < rate < 1):
-                self.fail(f"{where}densities: ", f"rate must be a fraction in (0, 1), "
-                          f"got {rate!r}")
-            self.count(f"{where}densities rounds", rounds, 1)
-            # rate^i in percent to 4 significant digits, as the paper's data
-            # (0.8^5 = 32.77 %).
-            return tuple(float(f"{100 * rate ** i:.4g}") for i in range(1, rounds + 1))
-        if not isinstance(value, list) or not value:
-            self.fail(f"{where}densities: ", "expected a list of percents or "
-                      f"{{ rate = 0.8, rounds = 10 }}, got {value!r}")
-        for p in value:
-            if (isinstance(p, bool) or not isinstance(p, numbers.Real)
-                    or not math.isfinite(p) or not 0 < p <= 100):
-                self.fail(f"{where}densities: ", f"{p!r} is not a percent in "
-                          "(0, 100]; 80 keeps 80 % of the weights")
-        names = [f"{p:.4g}" for p in value]
-        if len(set(names)) < len(names):
-            self.fail(f"{where}densities: ", f"{value} repeats a density (to 4 "
-                      "significant digits, which name the run directories)")
-        return tuple(float(p) for p in value)
-
-    def controls(self, table, recipe):
-        found = []
-        for name, entry in table.items():
-            where = f"[controls] {name}: "
-            if not isinstance(entry, dict):
-                self.fail(where, "expected a table, e.g. { densities = [80] }")
-            self.keys(where, entry, CONTROLS[name])
-            for key in CONTROLS[name]:
-                if key not in entry:
-                    self.fail(where, f"{key} is required")
-            mode = methods.get(name).name
-            iters = (None,) if "iters" not in CONTROLS[name] else self.iters(
-                where, entry["iters"], (mode,), recipe)
-            found.append(Sweep("control", (mode,), iters,
-                               self.percents(where, entry["densities"])))
-        return found
 
     def devices(self, value):
         if value in ("auto", "cpu"):

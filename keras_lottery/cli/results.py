@@ -1,0 +1,112 @@
+"""`lottery results` and `lottery plot`: tables and figures of runs."""
+
+import pathlib
+
+import click
+
+from keras_lottery.cli import options
+
+
+def open_runs(run_dirs):
+    """Runs named (or all under ./runs), skipping unreadable ones with a
+    warning: one damaged run.json must not hide every other result."""
+    from keras_lottery.runs import layout
+    from keras_lottery.runs.run import Run
+    from keras_lottery.errors import LotteryError
+
+    if not run_dirs:
+        run_dirs = layout.find_runs(layout.DEFAULT_ROOT)
+        if not run_dirs:
+            raise click.ClickException(
+                f"no runs under ./{layout.DEFAULT_ROOT}; name run directories "
+                "as arguments"
+            )
+    opened = []
+    for path in run_dirs:
+        path = pathlib.Path(path)
+        if path.is_dir() and not (path / layout.RUN_JSON).exists():
+            found = layout.find_runs(path)  # a study or a folder of runs
+            if found:
+                opened += open_runs(found)
+                continue
+        try:
+            run = Run.open(path).check()
+            run.metrics  # noqa: B018  (a damaged metrics.csv is found here)
+            opened.append(run)
+        except LotteryError as e:
+            if len(run_dirs) == 1:
+                raise
+            click.echo(f"Warning: skipping {path}: {options.message(e)}", err=True)
+    return opened
+
+
+@click.command()
+@click.argument("run_dirs", nargs=-1, type=options.PATH)
+@click.option("--group", is_flag=True, help="One row per (arch, method, k, "
+              "density) among comparable runs (every setting but the "
+              "seed: dataset, recipe, split, precision, scope): median, min "
+              "and max over seeds, and n, as the paper's figures.")
+@click.option("--select", type=click.Choice(["final", "best_val"]),
+              default="final", show_default=True, help="With --group: the "
+              "test accuracy at the final evaluation, or at the evaluation "
+              "with the best val_top1 (needs --val-split runs).")
+@click.option("--curve", is_flag=True, help="Print the (step, top-1) rows of "
+              "every evaluation instead of one row per run.")
+@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]),
+              default="table", show_default=True)
+@options.friendly_errors
+def results(run_dirs, group, select, curve, fmt):
+    """Summarize runs: RUN_DIRS (run or study directories) or every run
+    under ./runs."""
+    from keras_lottery.results import tables as report
+
+    opened = open_runs(run_dirs)
+    if curve:
+        rows = [row for run in opened for row in report.curve(run)]
+        click.echo(report.render(rows, report.CURVE_COLUMNS, fmt))
+    elif group:
+        rows = report.group(opened, select=select)
+        click.echo(report.render(rows, report.GROUP_COLUMNS, fmt))
+        for row in rows:
+            for note in row["notes"]:
+                click.echo(f"Warning: the group {row['arch']} {row['method']} "
+                           f"k={row['k']} density {row['density']:g} mixes runs: "
+                           f"{note}", err=True)
+    else:
+        rows = [report.summary(run) for run in opened]
+        click.echo(report.render(rows, report.SUMMARY_COLUMNS, fmt))
+
+
+@click.command()
+@click.argument("run_dirs", nargs=-1, type=options.PATH)
+@click.option("-o", "--output", type=options.PATH,
+              help="Image file; the extension picks the format (png, pdf, "
+              "svg) [default: accuracy.png; layers.png with --layers].")
+@click.option("--curves", is_flag=True, help="Top-1 against step, one line "
+              "per run, instead of accuracy against density.")
+@click.option("--layers", is_flag=True, help="Density per layer as bars "
+              "(a group per layer, a bar per run; runs of one architecture), "
+              "instead of accuracy against density.")
+@click.option("--select", type=click.Choice(["final", "best_val"]),
+              default="final", show_default=True)
+@options.friendly_errors
+def plot(run_dirs, output, curves, layers, select):
+    """Plot accuracy against density (log scale, one series per method, as
+    the paper's figures) for RUN_DIRS or every run under ./runs."""
+    from keras_lottery.results import figures as plot_lib
+
+    if layers:
+        from keras_lottery.analysis import figures
+
+        output = output or "layers.png"
+        figures.check_path(output)
+        figures.layer_densities(list(run_dirs) or open_runs(run_dirs), path=output)
+        click.echo(f"wrote {output}")
+        return
+    output = output or "accuracy.png"
+    opened = open_runs(run_dirs)
+    if curves:
+        plot_lib.accuracy_vs_step(opened, path=output)
+    else:
+        plot_lib.accuracy_vs_density(opened, path=output, select=select)
+    click.echo(f"wrote {output}")

@@ -1,0 +1,16 @@
+"""Sparse networks: masked layers and how their masks are chosen.
+
+The bottom layer of the package; it knows nothing of runs or training.
+
+- `masking`: what makes a Keras layer masked (kernel × mask);
+- `layers`: the masked twin of every Keras kernel layer (`MaskedConv2D`,
+  `MaskedDense`, ...), from one table;
+- `conversion`: `masked(model)` and `strip(model)` for your own models;
+- `pruning`: a model's masks, read, set and counted (`get_masks`,
+  `set_masks`, `density`);
+- `ranking`: the pure rankings (`magnitude_masks`, `random_masks`);
+- `pruners`: the pruning criteria, registered by name (`prune`,
+  `register_pruner`), and the checks every pruner's masks pass;
+- `report`: per-layer densities (`sparsity_report`);
+- `slots`: an optimizer's slot variables of a kernel (zeroed with it).
+"""

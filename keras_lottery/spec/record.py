@@ -1,0 +1,82 @@
+"""What happened to a run: `RunRecord`, the rest of run.json.
+
+run.json holds a run's `RunSpec` (what the run is) and its `RunRecord`
+(where its data came from, how it executed, its bounds and realized
+density, its status and the package versions). Both are typed and checked
+once, where run.json is read; every reader uses their fields.
+"""
+
+import dataclasses
+
+from keras_lottery import checks
+
+RUNNING, FINISHED, FAILED = "running", "finished", "failed"
+INTERRUPTED = "interrupted"  # stopped by Ctrl-C; resumes like a killed run
+STATUSES = (RUNNING, FINISHED, FAILED, INTERRUPTED)
+
+
+@dataclasses.dataclass(frozen=True)
+class RunRecord:
+    """run.json's fields beside the spec.
+
+    Attributes:
+        status: running, finished, failed or interrupted.
+        start_step, end_step: the run's first and last optimizer iteration.
+        density: the realized fraction of prunable weights kept.
+        seed_drawn: whether the seed was drawn rather than given.
+        data_dir: the folder the dataset was read from, if one was given.
+        data_sha256: the fingerprint of the data trained on.
+        input_shape, num_classes: what the model was built for.
+        execution: how the run executed (`Execution.to_dict()`).
+        versions: the packages it ran with.
+        error: why it stopped, when it failed or was interrupted.
+        failed_at_step: the step it stopped at.
+        stopped_early: a callback of the user's ended it (early stopping).
+    """
+
+    status: str
+    start_step: int
+    end_step: int
+    density: float
+    seed_drawn: bool = False
+    data_dir: str = None
+    data_sha256: str = None
+    input_shape: tuple = None
+    num_classes: int = None
+    execution: dict = None
+    versions: dict = None
+    error: str = None
+    failed_at_step: int = None
+    stopped_early: bool = False
+
+    def __post_init__(self):
+        checks.choice(self.status, "status", STATUSES)
+        checks.count(self.start_step, "start_step", 0, "expected a non-negative integer")
+        checks.count(self.end_step, "end_step", self.start_step + 1,
+                     f"expected an integer above start_step ({self.start_step})")
+        checks.fraction(self.density, "density")
+        if self.input_shape is not None:
+            object.__setattr__(self, "input_shape", tuple(self.input_shape))
+
+    @classmethod
+    def from_config(cls, config):
+        """The record of a run.json dict (other keys are the spec's).
+
+        Raises:
+            LotteryError: naming the first invalid (or missing: None) field.
+        """
+        names = {f.name for f in dataclasses.fields(cls)}
+        required = {n: None for n in ("status", "start_step", "end_step", "density")}
+        return cls(**dict(required, **{k: v for k, v in config.items() if k in names}))
+
+    def to_config(self):
+        """The record as run.json holds it (what did not happen left out)."""
+        config = {k: list(v) if isinstance(v, tuple) else v
+                  for k, v in dataclasses.asdict(self).items()}
+        for name in ("error", "failed_at_step", "stopped_early"):
+            if not config[name]:
+                del config[name]
+        return config
+
+    def replace(self, **changes):
+        return dataclasses.replace(self, **changes)

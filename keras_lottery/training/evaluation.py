@@ -1,0 +1,148 @@
+"""Evaluating a run: its test and validation sets, one metrics row per
+evaluation, and its TensorBoard events (evaluations, training loss and LR,
+and an HParams summary, so `tensorboard --logdir runs` compares runs)."""
+
+import keras
+import numpy as np
+
+from keras_lottery import data as data_lib
+from keras_lottery.sparse import pruning
+
+VAL_SEED = 2020  # the validation split is the same for every run
+
+
+def evaluation_sets(data, val_split, batch_size):
+    """(test batches, validation batches or None).
+
+    The paper held out a seeded part of the test set for choosing, and
+    reported the rest: with `val_split` n, n test images (the same for
+    every run) are the validation set and the others the test set.
+    """
+    def batches(index):
+        return data_lib.EvalBatches(data.x_test[index], data.y_test[index],
+                                    batch_size, normalize=data.normalize)
+
+    if not val_split:
+        return batches(slice(None)), None
+    order = np.random.default_rng(VAL_SEED).permutation(len(data.x_test))
+    return batches(np.sort(order[val_split:])), batches(np.sort(order[:val_split]))
+
+
+def evaluate(model, eval_sets, step, elapsed, lr_at, exclude=()):
+    """The metrics row of an evaluation after `step` updates: `lr_at(g)` is
+    the LR of the update made at iteration g; the density is counted over
+    the layers not in `exclude`."""
+    test, val = eval_sets
+    result = model.evaluate(test, verbose=0, return_dict=True)
+    val_top1 = None
+    if val is not None:
+        val_top1 = float(model.evaluate(val, verbose=0, return_dict=True)["top1"])
+    return {
+        "step": step,
+        "top1": float(result["top1"]),
+        "top5": float(result["top5"]),
+        "loss": float(result["loss"]),
+        "lr": last_lr(lr_at, step),
+        "density": pruning.density(model, exclude),
+        "val_top1": val_top1,
+        "elapsed": round(elapsed, 3),
+    }
+
+
+def last_lr(lr_at, step):
+    """The LR the last update before `step` used (the update made at
+    iteration step − 1), as a short decimal. (The optimizer's own
+    `learning_rate` is the next update's.)"""
+    return float(f"{float(lr_at(step - 1)):.7g}")
+
+
+class Summaries:
+    """TensorBoard event files of a run's evaluations (where TF is present).
+
+    Args:
+        logdir: the folder for the events (`<run>/logs/eval`).
+    """
+
+    def __init__(self, logdir):
+        try:
+            import tensorflow as tf
+        except ImportError:  # JAX-only install: metrics.csv still has it all
+            self.writer = None
+            return
+        self.writer = tf.summary.create_file_writer(str(logdir))
+
+    def write(self, row):
+        """Writes one metrics row as scalars at its step."""
+        if self.writer is None:
+            return
+        import tensorflow as tf
+
+        step = row["step"]
+        with self.writer.as_default():
+            # "accuracy" is the tag the original's eval events used.
+            tf.summary.scalar("accuracy", row["top1"], step=step)
+            tf.summary.scalar("accuracy_top_5", row["top5"], step=step)
+            tf.summary.scalar("loss", row["loss"], step=step)
+            tf.summary.scalar("learning_rate", row["lr"], step=step)
+            tf.summary.scalar("density", row["density"], step=step)
+        self.writer.flush()
+
+
+class TrainSummaries(keras.callbacks.Callback):
+    """TensorBoard scalars of training: loss and LR every `every` steps.
+
+    Args:
+        logdir: the folder for the events (`<run>/logs/train`).
+        every: steps between two summaries.
+        lr_at: the LR of the update made at an iteration.
+    """
+
+    def __init__(self, logdir, every, lr_at):
+        super().__init__()
+        self.every = every
+        self.lr_at = lr_at
+        self.summaries = Summaries(logdir)
+        self.step = 0
+
+    def on_train_begin(self, logs=None):
+        self.step = int(keras.ops.convert_to_numpy(self.model.optimizer.iterations))
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.step += 1
+        if self.summaries.writer is None or self.step % self.every or not logs:
+            return
+        import tensorflow as tf
+
+        with self.summaries.writer.as_default():
+            tf.summary.scalar("loss", float(logs["loss"]), step=self.step)
+            tf.summary.scalar("learning_rate", last_lr(self.lr_at, self.step),
+                              step=self.step)
+
+    def on_train_end(self, logs=None):
+        if self.summaries.writer is not None:
+            self.summaries.writer.flush()
+
+
+def hparams(spec):
+    """What TensorBoard's HParams table shows of a run."""
+    values = {
+        "method": spec.mode, "arch": spec.arch, "dataset": spec.dataset,
+        "k": -1 if spec.iteration is None else spec.iteration,
+        "density": 1.0 if spec.target_density is None else spec.target_density,
+        "seed": spec.seed, "iterative": spec.round is not None,
+        "steps": spec.recipe.steps, "batch_size": spec.recipe.batch_size,
+        "optimizer": spec.recipe.optimizer, "lr": spec.recipe.lr,
+        "val_split": spec.val_split, "precision": spec.precision or "float32",
+    }
+    return values
+
+
+def write_hparams(logdir, spec):
+    """Writes the run's HParams summary (where TensorBoard is present)."""
+    try:
+        import tensorflow as tf
+        from tensorboard.plugins.hparams import api as hp
+    except ImportError:
+        return
+    with tf.summary.create_file_writer(str(logdir)).as_default():
+        hp.hparams(hparams(spec))
