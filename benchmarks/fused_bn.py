@@ -2,7 +2,7 @@
 
 The fused batch norm this benchmark proposed is now the library's
 (`keras_lottery.sparse.layers.FusedBatchNormalization`, tested against Keras's layer
-in `tests/test_layers.py`); throughput.py uses these helpers to measure a
+in `tests/sparse/test_layers.py`); throughput.py uses these helpers to measure a
 network with it (`masked_fusedbn`) and without it (`masked_kerasbn`).
 """
 

@@ -1,5 +1,5 @@
 """Checkpoints written by keras_lottery 0.1's MaskedConv2D / MaskedDense
-(tests/data, see its README) load into today's layers value for value, and
+(tests/fixtures, see its README) load into today's layers value for value, and
 today's layers write the same `.weights.h5` layout."""
 
 import pathlib
@@ -10,7 +10,7 @@ import numpy as np
 import keras_lottery as kl
 from snapshots import tensors
 
-DATA = pathlib.Path(__file__).parent / "data"
+DATA = pathlib.Path(__file__).resolve().parents[1] / "fixtures"
 WEIGHTS = DATA / "masked_v0_1.weights.h5"
 
 # The 0.1 layout: per layer, vars/<i> in creation order, masks last.

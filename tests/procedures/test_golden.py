@@ -1,7 +1,7 @@
 """The paper's recipe computes what keras_lottery computed before recipes
 had presets: the checkpoints (every tensor) and metrics of a train run and
 its rewind, rewind-lr and finetune children, compared with fingerprints
-recorded by the code at da2bbfd (before the redesign of issue 11, too) (tests/data/README.md says how they were
+recorded by the code at da2bbfd (before the redesign of issue 11, too) (tests/fixtures/README.md says how they were
 made). Compared within float noise, since the last bits differ between CPUs;
 and bit for bit with da2bbfd's own code run on the same machine, the
 controls (lowlr-rewind, random, reinit) included."""
@@ -21,10 +21,10 @@ import keras_lottery as kl
 from golden_fingerprint import differences
 from golden_fingerprint import fingerprints
 
-GOLDEN = pathlib.Path(__file__).parent / "data" / "golden-renda2020.json"
-ROOT = pathlib.Path(__file__).resolve().parents[1]
+GOLDEN = pathlib.Path(__file__).resolve().parents[1] / "fixtures" / "golden-renda2020.json"
+ROOT = pathlib.Path(__file__).resolve().parents[2]
 BEFORE = "da2bbfd"
-# The golden calls, as tests/data/README.md gives them, for the code at BEFORE.
+# The golden calls, as tests/fixtures/README.md gives them, for the code at BEFORE.
 BEFORE_SCRIPT = """
 import sys
 import keras_lottery as kl

@@ -16,7 +16,7 @@ from keras_lottery.spec.record import RunRecord
 from keras_lottery.cli import main
 from snapshots import snapshot
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
+ROOT = pathlib.Path(__file__).resolve().parents[2]
 
 
 def test_help_and_version():

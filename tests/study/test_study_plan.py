@@ -37,7 +37,7 @@ from keras_lottery.study.progress import Progress
 from keras_lottery.study.scheduler import Scheduler
 from snapshots import snapshot
 
-EXAMPLES = pathlib.Path(__file__).resolve().parents[1] / "examples"
+EXAMPLES = pathlib.Path(__file__).resolve().parents[2] / "examples"
 PAPER = EXAMPLES / "renda2020-resnet20.toml"
 DEMO = EXAMPLES / "demo-digits.toml"
 TINY = """

@@ -8,7 +8,7 @@ import sys
 import numpy as np
 import pytest
 
-sys.path.insert(0, os.path.dirname(__file__))
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from error_messages import single_line  # noqa: E402
 
@@ -242,7 +242,7 @@ def test_importing_data_does_not_import_tensorflow():
     code = ("import sys, keras_lottery.data; "
             "print(sorted(m for m in sys.modules if m.split('.')[0] == 'tensorflow'))")
     env = dict(os.environ, KERAS_BACKEND="numpy")
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     env["PYTHONPATH"] = root + os.pathsep + env.get("PYTHONPATH", "")
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
                          text=True, check=True, timeout=300)

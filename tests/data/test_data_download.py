@@ -11,7 +11,7 @@ import tarfile
 import numpy as np
 import pytest
 
-sys.path.insert(0, os.path.dirname(__file__))
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import cifar_fixtures as cf  # noqa: E402
 import idx_fixtures as ix  # noqa: E402
