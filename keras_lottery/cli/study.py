@@ -153,10 +153,12 @@ def run(file, workers, retry_failed, engine, address):
                                                          "resumable", "running")
                          if counts[s]))
     if counts["finished"] < len(found.nodes):
+        from keras_lottery.runs import layout
+
         raise click.ClickException(
             f"{len(found.nodes) - counts['finished']} runs did not finish; see "
             f"lottery study status {file} and the logs under "
-            f"{found.study.root / state.LOGS_DIR}; --retry-failed starts failed runs again")
+            f"{found.study.root / layout.STUDY_LOGS_DIR}; --retry-failed starts failed runs again")
 
 
 def _run_local(file, found, workers, retry_failed, progress):

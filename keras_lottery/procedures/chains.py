@@ -28,14 +28,14 @@ def iterate(request, *, verbose=1, callbacks=None):
     # Round 1's request, checked before the chain's folder is made.
     parents.child_spec(base, _round(request, chain, 1, base)(base))
     made = lifecycle.missing_folders(chain.path)
-    if not (chain.path / layout.STUDY_JSON).exists():
+    if not (chain.path / layout.CHAIN_JSON).exists():
         chain.path.mkdir(parents=True, exist_ok=True)
-        files.write_json(chain.path / layout.STUDY_JSON,
+        files.write_json(chain.path / layout.CHAIN_JSON,
                          dict(chain.spec.to_config(chain.path), seed_drawn=chain.seed_drawn))
     try:
         return _rounds(request, chain, base, verbose, callbacks)
     except BaseException:  # round 1 refused its input: no chain was made
-        lifecycle.remove_unused(made, keep=(layout.STUDY_JSON,))
+        lifecycle.remove_unused(made, keep=(layout.CHAIN_JSON,))
         raise
 
 

@@ -118,14 +118,14 @@ def resolve_study(request, *, arch, out=None, root=None):
     """
     root = layout.DEFAULT_ROOT if root is None else root
     if out is None and request.seed is None:
-        for path in sorted(pathlib.Path(root).glob(f"**/{layout.STUDY_JSON}")):
+        for path in sorted(pathlib.Path(root).glob(f"**/{layout.CHAIN_JSON}")):
             spec, config = _read_study(path)
             if (spec is not None and config.get("seed_drawn")
                     and spec.replace(seed=None) == request):
                 return Resolved(None, path.parent, spec, True)
     spec = request if request.seed is not None else request.replace(seed=draw_seed())
     out = pathlib.Path(out) if out is not None else layout.chain_out(spec, arch, root)
-    path = out / layout.STUDY_JSON
+    path = out / layout.CHAIN_JSON
     if path.exists():
         found, config = _read_study(path)
         if found is None:

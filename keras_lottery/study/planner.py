@@ -36,8 +36,6 @@ from keras_lottery.spec.requests import IterateRequest
 from keras_lottery.spec.requests import TrainRequest
 
 KINDS = ("base", "oneshot", "iterative", "control")
-# The recipe of fields given inline in the study file, in the study root.
-RECIPE_FILE = "recipe.toml"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -154,7 +152,7 @@ def _add(nodes, node):
 
 def _base(study, arch, seed):
     node_id = f"{arch}/{layout.run_name(methods.TRAIN, seed=seed)}"
-    recipe = (str(study.root / RECIPE_FILE) if study.recipe_fields
+    recipe = (str(study.root / layout.STUDY_RECIPE) if study.recipe_fields
               else study.recipe_source)
     request = TrainRequest(arch=arch, dataset=study.dataset, recipe=recipe, seed=seed,
                            val_split=study.val_split, out=str(study.root / node_id),

@@ -34,7 +34,6 @@ CSV_COLUMNS = ("network", "is_iterative", "retrain_method", "retrain_time",
 LABELS = {"rewind": "lottery", "rewind_lr": "lr_finetune", "finetune": "finetune",
           "reinit": "reinit", "lowlr_rewind": "lr_lottery", "random": "random",
           "train": "base"}
-CSV_FILE = "study.csv"
 
 
 def outcomes(plan):
@@ -117,6 +116,6 @@ def write_csv(plan, rows):
     writer.writeheader()
     for row in rows:
         writer.writerow({c: "" if row[c] is None else row[c] for c in CSV_COLUMNS})
-    path = plan.study.root / CSV_FILE
+    path = plan.study.root / layout.STUDY_CSV
     files.write_atomic(path, buffer.getvalue())
     return path

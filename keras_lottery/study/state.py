@@ -31,13 +31,10 @@ from keras_lottery.runs.run import Run
 from keras_lottery.errors import LotteryError
 from keras_lottery.spec.runspec import IterateSpec
 from keras_lottery.study import claims
-from keras_lottery.study import planner
 
 SCHEMA = 1
-STUDY_JSON = "study.json"
 JOBS = "jobs"
 RUN_LOCK = "run.lock"
-LOGS_DIR = "study-logs"
 FINISHED, RUNNING, RESUMABLE = "finished", "running", "resumable"
 FAILED, BLOCKED, PENDING = "failed", "blocked", "pending"
 STATUSES = (FINISHED, RUNNING, RESUMABLE, FAILED, BLOCKED, PENDING)
@@ -52,7 +49,7 @@ def log_path(plan, node):
 
 def log_in(root, node):
     """Where a node's output goes, under the study root `root`."""
-    return pathlib.Path(root) / LOGS_DIR / f"{node.id}.log"
+    return layout.node_log(root, node.id)
 
 
 def read_config(path):
@@ -156,9 +153,9 @@ def write(plan):
     study = plan.study
     study.root.mkdir(parents=True, exist_ok=True)
     if study.recipe_fields:
-        files.write_atomic(study.root / planner.RECIPE_FILE, recipe_text(study))
+        files.write_atomic(study.root / layout.STUDY_RECIPE, recipe_text(study))
     saved = read(study.root) or {}
-    files.write_json(study.root / STUDY_JSON, {
+    files.write_json(study.root / layout.STUDY_JSON, {
         "schema": SCHEMA,
         "file": str(pathlib.Path(study.path).resolve()),
         "file_sha256": study.sha256,
@@ -181,12 +178,12 @@ def write_jobs(root, records):
     saved = read(root)
     if saved is None:
         raise LotteryError(f"no study.json under {root}; the study was never run")
-    files.write_json(pathlib.Path(root) / STUDY_JSON, dict(saved, **{JOBS: list(records)}))
+    files.write_json(pathlib.Path(root) / layout.STUDY_JSON, dict(saved, **{JOBS: list(records)}))
 
 
 def read(root):
     """The study.json dict under `root`, or None."""
-    return read_config(pathlib.Path(root) / STUDY_JSON)
+    return read_config(pathlib.Path(root) / layout.STUDY_JSON)
 
 
 def recipe_text(study):
@@ -264,14 +261,14 @@ def _recipe_differences(node, disk, wanted):
 
 
 def _chain_differences(plan, node):
-    path = plan.study.root / node.chain / layout.STUDY_JSON
+    path = plan.study.root / node.chain / layout.CHAIN_JSON
     config = read_config(path)
     if config is None:
         return []
     try:
         spec = IterateSpec.from_config(config, path.parent)
     except (LotteryError, TypeError):
-        return [f"{node.chain}: {layout.STUDY_JSON} is damaged; delete the folder"]
+        return [f"{node.chain}: {layout.CHAIN_JSON} is damaged; delete the folder"]
     wanted = {"method": node.method, "iteration": node.iteration,
               "rate": node.rate, "seed": node.seed,
               "parent": str(plan.path(node.parent).resolve())}
@@ -312,7 +309,7 @@ def tidy_in(root, node):
     root = pathlib.Path(root)
     folders = [(root / node.id, layout.RUN_JSON)]
     if node.chain is not None:
-        folders.append((root / node.chain, layout.STUDY_JSON))
+        folders.append((root / node.chain, layout.CHAIN_JSON))
     for folder, marker in folders:
         if not folder.is_dir() or (folder / marker).exists():
             continue

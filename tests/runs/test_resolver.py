@@ -120,7 +120,7 @@ def test_study_is_found_again_and_a_different_one_refused(tmp_path):
     study = resolver.resolve_study(request, arch="resnet8", root=tmp_path)
     assert study.seed_drawn and study.path.name == f"iterate-rewind-k4-r80-s{study.spec.seed}"
     study.path.mkdir(parents=True)
-    files.write_json(study.path / layout.STUDY_JSON,
+    files.write_json(study.path / layout.CHAIN_JSON,
                     dict(study.spec.to_config(study.path), seed_drawn=True))
     again = resolver.resolve_study(request, arch="resnet8", root=tmp_path)
     assert again.path == study.path and again.spec == study.spec

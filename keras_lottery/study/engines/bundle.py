@@ -16,6 +16,7 @@ import socket
 import time
 
 from keras_lottery.errors import LotteryError
+from keras_lottery.runs import layout
 from keras_lottery.study import devices as devices_lib
 from keras_lottery.study.engines import local as engines
 from keras_lottery.study import planner
@@ -54,7 +55,7 @@ class Bundle:
         self.scheduler = None
 
     def __call__(self, study, nodes, node_ids, gpus, runs_per_device, retry_failed=False):
-        for path in [study.root / state.STUDY_JSON, *filter(None, [study.data_dir])]:
+        for path in [study.root / layout.STUDY_JSON, *filter(None, [study.data_dir])]:
             if not os.path.exists(path):
                 raise LotteryError(f"{path} is not visible on {socket.gethostname()}; "
                                    "put the study and its data on a file system every "
