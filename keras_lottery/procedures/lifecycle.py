@@ -108,8 +108,8 @@ def open_run(job, model, verbose):
     start, end = job.bounds
     data = job.data
     new = Run.create(found.path, found.spec, RunRecord(
-        record.RUNNING, start, end, pruning.density(model, found.spec.exclude),
-        seed_drawn=found.seed_drawn,
+        status=record.RUNNING, start_step=start, end_step=end,
+        density=pruning.density(model, found.spec.exclude), seed_drawn=found.seed_drawn,
         data_dir=None if job.data_dir is None else str(job.data_dir),
         data_sha256=data.fingerprint, input_shape=data.image_shape,
         num_classes=data.num_classes, execution=job.execution.to_dict(),

@@ -15,12 +15,15 @@ INTERRUPTED = "interrupted"  # stopped by Ctrl-C; resumes like a killed run
 STATUSES = (RUNNING, FINISHED, FAILED, INTERRUPTED)
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, kw_only=True)
 class RunRecord:
     """run.json's fields beside the spec.
 
     Attributes:
         status: running, finished, failed or interrupted.
+        error: why it stopped, when it failed or was interrupted.
+        failed_at_step: the step it stopped at.
+        stopped_early: a callback of the user's ended it (early stopping).
         start_step, end_step: the run's first and last optimizer iteration.
         density: the realized fraction of prunable weights kept.
         seed_drawn: whether the seed was drawn rather than given.
@@ -29,25 +32,26 @@ class RunRecord:
         input_shape, num_classes: what the model was built for.
         execution: how the run executed (`Execution.to_dict()`).
         versions: the packages it ran with.
-        error: why it stopped, when it failed or was interrupted.
-        failed_at_step: the step it stopped at.
-        stopped_early: a callback of the user's ended it (early stopping).
     """
 
+    # What happened to it.
     status: str
+    error: str | None = None
+    failed_at_step: int | None = None
+    stopped_early: bool = False
+    # Its bounds and the density its masks keep.
     start_step: int
     end_step: int
     density: float
+    # Where its seed and data came from, what its model was built for.
     seed_drawn: bool = False
-    data_dir: str = None
-    data_sha256: str = None
-    input_shape: tuple = None
-    num_classes: int = None
-    execution: dict = None
-    versions: dict = None
-    error: str = None
-    failed_at_step: int = None
-    stopped_early: bool = False
+    data_dir: str | None = None
+    data_sha256: str | None = None
+    input_shape: tuple | None = None
+    num_classes: int | None = None
+    # How it executed, with which packages.
+    execution: dict | None = None
+    versions: dict | None = None
 
     def __post_init__(self):
         checks.choice(self.status, "status", STATUSES)

@@ -57,7 +57,7 @@ class Request:
     """
 
     out: object = None
-    seed: int = None
+    seed: int | None = None
     root: object = None
     data_dir: object = None
     save_every: int = DEFAULT_SAVE_EVERY
@@ -118,7 +118,23 @@ class Request:
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
-class TrainRequest(Request):
+class _RecipeGiven(Request):
+    """Recipe quantities a request gives (None: the recipe's, or the
+    parent's for a derived run, which must agree)."""
+
+    steps: int | None = None
+    epochs: float | None = None
+    batch_size: int | None = None
+    checkpoint_iters: tuple | None = None
+    eval_every: int | None = None
+
+    def __post_init__(self):
+        super().__post_init__()
+        _check_recipe(self)
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class TrainRequest(_RecipeGiven):
     """A run from scratch (`keras_lottery.train`'s arguments).
 
     Attributes:
@@ -135,74 +151,82 @@ class TrainRequest(Request):
     arch: object = "resnet20"
     dataset: object = "cifar10"
     recipe: object = None
-    steps: int = None
-    epochs: float = None
-    batch_size: int = None
-    checkpoint_iters: tuple = None
-    eval_every: int = None
-    val_split: int = None
-
-    def __post_init__(self):
-        super().__post_init__()
-        _check_recipe(self)
+    val_split: int | None = None
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
-class DeriveRequest(Request):
-    """A run derived from `parent` by `method`.
+class _FromParent(Request):
+    """What a request derived from a parent run has.
 
     Attributes:
         method: the method's name (`keras_lottery.spec.methods`).
         parent: the parent run (a path or a `Run`); None: the single
             finished train run under `root`.
         iteration: k.
-        density: the target density, a fraction in (0, 1].
         scope, exclude: how the pruner ranks and which layers it leaves;
             None: the parent's.
-        layer_densities: with layerwise scope, {layer: density}.
         lr: the constant LR of finetune and lowlr_rewind.
         pruner: the registered pruner's name, or "module:function"; None:
             the method's (`magnitude`, the random control's `random`).
-        round: the round of an `iterate` study.
-        dataset, steps, epochs, batch_size, checkpoint_iters, eval_every:
-            inherited from the parent; given, they must agree with it.
+        dataset: the parent's data given again (arrays in memory, an npz
+            file that moved).
     """
 
     method: str
     parent: object = None
-    iteration: int = None
-    density: float = None
-    scope: str = None
-    exclude: tuple = None
-    layer_densities: tuple = ()
-    lr: float = None
-    pruner: str = None
-    round: int = None
+    iteration: int | None = None
+    scope: str | None = None
+    exclude: tuple | None = None
+    lr: float | None = None
+    pruner: str | None = None
     dataset: object = None
-    steps: int = None
-    epochs: float = None
-    batch_size: int = None
-    checkpoint_iters: tuple = None
-    eval_every: int = None
 
     def __post_init__(self):
         super().__post_init__()
-        method = methods.get(self.method, derived=True)
-        object.__setattr__(self, "method", method.name)
-        _check_pruning(self)
+        if self.scope is not None:
+            checks.choice(self.scope, "scope", SCOPES)
+        if self.exclude is not None:
+            object.__setattr__(self, "exclude", checks.names(self.exclude, "exclude"))
+        if self.pruner is not None and not isinstance(self.pruner, str):
+            raise LotteryError("expected a registered pruner's name or "
+                               "package.module:function", param="pruner",
+                               value=self.pruner)
         checks.optional_count(self.iteration, "iteration")
-        if self.density is not None:
-            checks.fraction(self.density, "density", "expected a fraction in (0, 1] "
-                            "of the prunable weights kept (0.8 keeps 80 %)")
         if self.lr is not None:
             checks.number(self.lr, "lr", above=0, message="expected a positive learning rate")
-        checks.optional_count(self.round, "round", 1)
-        object.__setattr__(self, "layer_densities", _pairs(self.layer_densities))
-        _check_recipe(self)
 
     @property
     def how(self):
+        """The `Method` of the request."""
         return methods.get(self.method)
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class DeriveRequest(_FromParent, _RecipeGiven):
+    """A run derived from `parent` by `method` (the procedures `rewind`,
+    `rewind_lr`, ..., `branch`; one round of `iterate`).
+
+    Attributes:
+        density: the target density, a fraction in (0, 1].
+        layer_densities: with layerwise scope, {layer: density}.
+        round: the round of an `iterate` chain.
+        dataset, steps, epochs, batch_size, checkpoint_iters, eval_every:
+            inherited from the parent; given, they must agree with it.
+        (and those of every request derived from a parent, `_FromParent`)
+    """
+
+    density: float | None = None
+    layer_densities: tuple = ()
+    round: int | None = None
+
+    def __post_init__(self):
+        object.__setattr__(self, "method", methods.get(self.method, derived=True).name)
+        super().__post_init__()
+        if self.density is not None:
+            checks.fraction(self.density, "density", "expected a fraction in (0, 1] "
+                            "of the prunable weights kept (0.8 keeps 80 %)")
+        checks.optional_count(self.round, "round", 1)
+        object.__setattr__(self, "layer_densities", _pairs(self.layer_densities))
 
     def inherited(self):
         """{name: value} of the recipe and dataset arguments given."""
@@ -211,38 +235,26 @@ class DeriveRequest(Request):
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
-class IterateRequest(Request):
+class IterateRequest(_FromParent):
     """Rounds of a pruning method, each from the last (`keras_lottery.iterate`).
 
     Attributes:
-        method: a derived method that prunes.
-        parent: the base run; None: the single finished train run.
-        iteration: k of every round (None for reinit).
+        method: a derived method that prunes (default "rewind").
         rounds: the number of rounds, >= 1.
         rate: the fraction of the remaining weights each round keeps.
-        scope, exclude, pruner, lr: as `DeriveRequest`.
         layer_rates: with layerwise scope, {layer: rate}.
-        dataset: the parent's data given again (arrays in memory).
+        (and those of every request derived from a parent, `_FromParent`)
     """
 
     method: str = "rewind"
-    parent: object = None
-    iteration: int = None
     rounds: int
     rate: float = 0.8
-    scope: str = None
-    exclude: tuple = None
     layer_rates: tuple = ()
-    lr: float = None
-    pruner: str = None
-    dataset: object = None
 
     def __post_init__(self):
-        super().__post_init__()
         object.__setattr__(self, "method", methods.get(self.method, pruning=True).name)
-        _check_pruning(self)
+        super().__post_init__()
         checks.count(self.rounds, "rounds", 1, "expected a positive integer")
-        checks.optional_count(self.iteration, "iteration")
         checks.number(self.rate, "rate", above=0, below=1, message="expected a "
                       "fraction in (0, 1) (0.8 keeps 80 % per round)")
         object.__setattr__(self, "layer_rates", _pairs(self.layer_rates))
@@ -258,17 +270,6 @@ class IterateRequest(Request):
             round=index, dataset=self.dataset, out=out, seed=seed, root=self.root,
             data_dir=self.data_dir, save_every=self.save_every,
             execution=self.execution)
-
-
-def _check_pruning(request):
-    if request.scope is not None:
-        checks.choice(request.scope, "scope", SCOPES)
-    if request.exclude is not None:
-        object.__setattr__(request, "exclude", checks.names(request.exclude, "exclude"))
-    if request.pruner is not None and not isinstance(request.pruner, str):
-        raise LotteryError("expected a registered pruner's name or "
-                           "package.module:function", param="pruner",
-                           value=request.pruner)
 
 
 def _check_recipe(request):

@@ -61,20 +61,20 @@ class RunSpec:
     arch: str
     dataset: str
     recipe: Recipe
-    seed: int = None
-    parent: str = None
-    iteration: int = None
-    target_density: float = None
-    lr: float = None
+    seed: int | None = None
+    parent: str | None = None
+    iteration: int | None = None
+    target_density: float | None = None
+    lr: float | None = None
     scope: str = "global"
     exclude: tuple = ()
     layer_densities: tuple = ()
-    pruner: str = None
-    round: int = None
+    pruner: str | None = None
+    round: int | None = None
     val_split: int = 0
-    precision: str = None
-    model: str = None
-    data_fingerprint: str = None
+    precision: str | None = None
+    model: str | None = None
+    data_fingerprint: str | None = None
 
     def __post_init__(self):
         method = methods.get(self.mode, param="mode")
@@ -227,13 +227,13 @@ class IterateSpec:
 
     method: str
     parent: str
-    iteration: int = None
+    iteration: int | None = None
     rate: float = 0.8
-    seed: int = None
+    seed: int | None = None
     scope: str = "global"
     exclude: tuple = ()
     layer_rates: tuple = ()
-    pruner: str = None
+    pruner: str | None = None
 
     def __post_init__(self):
         if self.scope not in SCOPES:

@@ -561,7 +561,7 @@ def _hand_run(path, *, dataset="synthetic", steps=10, seed=0, top1=(0.5,)):
     spec = keras_lottery.RunSpec(
         "rewind", "resnet8", dataset, keras_lottery.spec.recipe.make(steps=steps), seed=seed,
         parent="/runs/base", iteration=3, target_density=0.8)
-    run = keras_lottery.Run.create(path, spec, RunRecord("running", start_step=3, end_step=steps, density=0.8))
+    run = keras_lottery.Run.create(path, spec, RunRecord(status="running", start_step=3, end_step=steps, density=0.8))
     for i, value in enumerate(top1):
         run.append_metrics({"step": 4 + i, "top1": value, "top5": 0.9, "loss": 1.0,
                             "lr": 0.1, "density": 0.8, "elapsed": 1.0})

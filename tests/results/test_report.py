@@ -31,7 +31,7 @@ def _spec(mode="rewind", arch="resnet8", seed=0, iteration=3, density=0.8,
 
 
 def _rewind_run(tmp_path):
-    run = Run.create(tmp_path / "rewind-k3-d80-s0", _spec(), RunRecord("running", start_step=3,
+    run = Run.create(tmp_path / "rewind-k3-d80-s0", _spec(), RunRecord(status="running", start_step=3,
                      end_step=33, density=0.8))
     for step, top1 in zip([13, 23, 33], TOP1):
         run.append_metrics(_row(step, top1))
@@ -40,7 +40,7 @@ def _rewind_run(tmp_path):
 
 def _train_run(tmp_path):
     # A train run: no iteration/target density, no metrics yet.
-    return Run.create(tmp_path / "train-s0", _spec("train", steps=30), RunRecord("running", start_step=0,
+    return Run.create(tmp_path / "train-s0", _spec("train", steps=30), RunRecord(status="running", start_step=0,
                       end_step=30, density=1.0))
 
 
@@ -149,7 +149,7 @@ def _write_run(root, name, mode="rewind", arch="resnet8", seed=0, iteration=3,
                steps=10, **fields):
     """A run directory written by hand: run.json and metrics.csv."""
     spec = _spec(mode, arch, seed, iteration, density, steps=steps, **fields)
-    run = Run.create(root / name, spec, RunRecord("running", start_step=0, end_step=steps,
+    run = Run.create(root / name, spec, RunRecord(status="running", start_step=0, end_step=steps,
                      density=1.0 if mode == "train" else density))
     run.set_status(status)
     for i, acc in enumerate(top1):

@@ -50,7 +50,7 @@ def test_new_request_gets_a_drawn_seed_and_default_directory(tmp_path):
 
 def test_a_drawn_seed_run_is_found_again_by_the_same_request(tmp_path):
     first = resolver.resolve(_request(), root=tmp_path)
-    Run.create(first.path, first.spec, RunRecord("running", seed_drawn=True, **STATE))
+    Run.create(first.path, first.spec, RunRecord(status="running", seed_drawn=True, **STATE))
     again = resolver.resolve(_request(), root=tmp_path)
     assert again.run.path == first.path and again.spec == first.spec
     # A different request (another recipe) is another run.
@@ -60,7 +60,7 @@ def test_a_drawn_seed_run_is_found_again_by_the_same_request(tmp_path):
 
 def test_given_seed_names_its_directory_and_a_different_run_there_is_refused(tmp_path):
     out = tmp_path / "r"
-    Run.create(out, _request(seed=0), RunRecord("running", seed_drawn=False, **STATE))
+    Run.create(out, _request(seed=0), RunRecord(status="running", seed_drawn=False, **STATE))
     assert resolver.resolve(_request(seed=0), out=out).run.path == out
     message = _one_line_error(resolver.resolve, _request(seed=99), out=out)
     assert "holds a different running run (seed 0 != 99)" in message
@@ -78,7 +78,7 @@ def test_out_holding_other_files_is_refused(tmp_path):
 def test_several_unfinished_matches_ask_for_out(tmp_path):
     for seed in (1, 2):
         spec = _request(seed=seed)
-        Run.create(layout.default_out(spec, tmp_path), spec, RunRecord("running", seed_drawn=True, **STATE))
+        Run.create(layout.default_out(spec, tmp_path), spec, RunRecord(status="running", seed_drawn=True, **STATE))
     message = _one_line_error(resolver.resolve, _request(), root=tmp_path)
     assert message.startswith("out=None: 2 unfinished runs match") and "name the one" in message
 

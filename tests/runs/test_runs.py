@@ -42,7 +42,7 @@ def test_checkpoint_names():
 
 def test_create_writes_run_json_and_folders(tmp_path):
     out = tmp_path / "runs" / "resnet8" / "train-s0"
-    run = Run.create(out, _spec(seed=7), RunRecord("running", **STATE))
+    run = Run.create(out, _spec(seed=7), RunRecord(status="running", **STATE))
     assert (out / "checkpoints").is_dir()
     assert (out / "logs").is_dir()
     on_disk = json.loads((out / "run.json").read_text())
@@ -58,7 +58,7 @@ def test_create_writes_run_json_and_folders(tmp_path):
 
 
 def test_set_status_persists(tmp_path):
-    run = Run.create(tmp_path / "r", _spec(), RunRecord("running", **STATE))
+    run = Run.create(tmp_path / "r", _spec(), RunRecord(status="running", **STATE))
     run.set_status("finished", wall=1.5)
     opened = Run.open(tmp_path / "r")
     assert opened.status == "finished"
@@ -94,7 +94,7 @@ def test_open_json_without_valid_mode(tmp_path, content):
 
 
 def test_metrics_round_trip(tmp_path):
-    run = Run.create(tmp_path / "r", _spec(), RunRecord("running", **STATE))
+    run = Run.create(tmp_path / "r", _spec(), RunRecord(status="running", **STATE))
     assert run.metrics == []
     rows = [
         {"step": 10, "top1": 0.1234567890123, "top5": 0.5, "loss": 2.25,
@@ -126,7 +126,7 @@ def test_metrics_round_trip(tmp_path):
 
 
 def test_checkpoints_mapping(tmp_path):
-    Run.create(tmp_path / "r", _spec(), RunRecord("running", **STATE))
+    Run.create(tmp_path / "r", _spec(), RunRecord(status="running", **STATE))
     ckpt = tmp_path / "r" / "checkpoints"
     for name in [100, "final", 2, 0, 10]:
         (ckpt / f"checkpoint_iter_{name}.weights.h5").write_bytes(b"")
@@ -142,7 +142,7 @@ def test_checkpoints_mapping(tmp_path):
 
 
 def test_checkpoints_empty(tmp_path):
-    run = Run.create(tmp_path / "r", _spec(), RunRecord("running", **STATE))
+    run = Run.create(tmp_path / "r", _spec(), RunRecord(status="running", **STATE))
     assert run.checkpoints == {}
 
 
@@ -178,7 +178,7 @@ def test_parent_is_stored_relative_and_found_after_a_move(tmp_path):
     base.mkdir(parents=True)
     child = tmp_path / "tree" / "resnet8" / "rewind-k4-d80-s0"
     spec = _spec("rewind", parent=str(base), iteration=4, target_density=0.8)
-    Run.create(child, spec, RunRecord("running", **STATE))
+    Run.create(child, spec, RunRecord(status="running", **STATE))
     on_disk = json.loads((child / "run.json").read_text())
     assert on_disk["parent"] == "../train-s0"
     assert on_disk["parent_absolute"] == str(base)
@@ -190,7 +190,7 @@ def test_parent_is_stored_relative_and_found_after_a_move(tmp_path):
 
 
 def test_check_names_the_field_of_a_damaged_run_json(tmp_path):
-    run = Run.create(tmp_path / "r", _spec(), RunRecord("running", **STATE))
+    run = Run.create(tmp_path / "r", _spec(), RunRecord(status="running", **STATE))
     for field, value, fragment in [
         ("end_step", -5, "end_step must be an integer above start_step"),
         ("seed", "x", "seed must be a non-negative integer"),
@@ -219,7 +219,7 @@ ROW_10 = "10,0.5,0.9,1.5,0.1,1.0,,3.0\n"
     (HEADER + ROW_10 + ROW_10, "line 3 is out of order"),
 ])
 def test_a_damaged_metrics_file_is_an_error_never_a_partial_result(tmp_path, text, fragment):
-    run = Run.create(tmp_path / "r", _spec(), RunRecord("running", **STATE))
+    run = Run.create(tmp_path / "r", _spec(), RunRecord(status="running", **STATE))
     (run.path / layout.METRICS_CSV).write_text(text)
     message = _one_line_error(lambda: Run.open(run.path).metrics)
     assert message.startswith(f"{run.path / layout.METRICS_CSV} is damaged (")
@@ -228,7 +228,7 @@ def test_a_damaged_metrics_file_is_an_error_never_a_partial_result(tmp_path, tex
 
 def test_a_metrics_file_from_before_validation_splits_still_reads(tmp_path):
     # keras_lottery wrote no val_top1 column before validation splits existed.
-    run = Run.create(tmp_path / "r", _spec(), RunRecord("running", **STATE))
+    run = Run.create(tmp_path / "r", _spec(), RunRecord(status="running", **STATE))
     old = [c for c in COLUMNS if c != "val_top1"]
     (run.path / layout.METRICS_CSV).write_text(
         ",".join(old) + "\n10,0.5,0.9,1.5,0.1,1.0,3.0\n")
