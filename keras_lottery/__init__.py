@@ -15,9 +15,9 @@ The public API:
 - runs: `train`, `rewind`, `rewind_lr`, `finetune`, the controls
   `lowlr_rewind`, `random_prune`, `reinit`, `branch` (a copy from k,
   unpruned), each returning a `Run`, and `iterate` (rounds of any that
-  prunes); `Run.open(path)` and its typed
-  `RunSpec` and `RunRecord` (run.json, typed); the `IterationCheckpoint` callback; `compile_model` (how every
-  run compiles); `save_state`/`load_state` (full training state, momentum
+  prunes); `Run.open(path)` and its typed `RunSpec` and `RunRecord`
+  (run.json); the `IterationCheckpoint` callback; `compile_model` (how
+  every run compiles); `save_state`/`load_state` (full training state, momentum
   included, checked); `recipe.make`;
 - results: `keras_lottery.report` (tables) and `keras_lottery.plot`
   (figures, needs matplotlib);

@@ -183,3 +183,42 @@ def test_cli_answers_help_and_version_without_loading_tensorflow(args):
                           text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
     assert json.loads(done.stdout.splitlines()[-1]) == [], args
+
+
+def _method_strings():
+    """Every name and command of the method table, and the words its columns
+    were once spelled with (its behaviour now lives on the table's values)."""
+    from keras_lottery.spec import methods
+
+    found = {"parent_end", "k", "init", "checkpoint", "length", "magnitude"}
+    for method in methods.METHODS.values():
+        found |= {method.name, method.command}
+    return found
+
+
+def branches_on_method_strings(path, names):
+    """`file:line code` of each comparison with a method's name or a column
+    value written as a string (`mode == "train"`, `m.state == "k"`)."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if not isinstance(node, ast.Compare):
+            continue
+        operands = [node.left, *node.comparators]
+        values = [o.value for o in operands if isinstance(o, ast.Constant)]
+        values += [e.value for o in operands if isinstance(o, (ast.Tuple, ast.List, ast.Set))
+                   for e in o.elts if isinstance(e, ast.Constant)]
+        if any(isinstance(v, str) and v in names for v in values):
+            found.append(f"{path}:{node.lineno} {ast.unparse(node)}")
+    return found
+
+
+def test_no_module_branches_on_a_methods_strings(tmp_path):
+    names = _method_strings()
+    sample = tmp_path / "sample.py"
+    sample.write_text('if spec.mode == "train":\n    pass\nif m.state in ("k", "final"):\n'
+                      '    pass\nif x == "other":\n    pass\n')
+    assert len(branches_on_method_strings(sample, names)) == 2
+    table = PACKAGE / "spec" / "methods.py"
+    uses = [u for path in _python_files(PACKAGE) if path != table
+            for u in branches_on_method_strings(path, names)]
+    assert uses == [], "\n".join(uses)

@@ -5,10 +5,10 @@ or a number that overrides it; 0 means no regularizer objects at all, so the
 model has no `losses` and its config names no L2.
 """
 
-import math
-import numbers
 
 import keras
+
+from keras_lottery import checks
 
 
 def resolve(weight_decay, default):
@@ -19,12 +19,7 @@ def resolve(weight_decay, default):
     """
     if weight_decay is None:
         return default
-    if (
-        isinstance(weight_decay, bool)
-        or not isinstance(weight_decay, numbers.Real)
-        or not math.isfinite(weight_decay)
-        or weight_decay < 0
-    ):
+    if not checks.is_number(weight_decay) or weight_decay < 0:
         raise ValueError(
             f"weight_decay must be a finite number >= 0 (or None for the "
             f"architecture's default), got {weight_decay!r}."

@@ -5,7 +5,8 @@ A builder given a shape it cannot take would otherwise fail deep inside Keras
 such as the CLI also want to validate a dataset's shape before writing a run.
 """
 
-import numbers
+
+from keras_lottery import checks
 
 
 class AnyShape:
@@ -70,9 +71,6 @@ def _as_sizes(input_shape):
         sizes = tuple(input_shape)
     except TypeError:
         return None
-    if not all(
-        isinstance(s, numbers.Integral) and not isinstance(s, bool) and s > 0
-        for s in sizes
-    ):
+    if not all(checks.is_count(s, 1) for s in sizes):
         return None
     return tuple(int(s) for s in sizes)

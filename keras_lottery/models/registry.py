@@ -4,10 +4,10 @@
 class count fails at once with a message a CLI can show as it is.
 """
 
-import numbers
 from typing import Callable
 from typing import NamedTuple
 
+from keras_lottery import checks
 from keras_lottery.models import conv
 from keras_lottery.models import decay
 from keras_lottery.models import inputs
@@ -108,11 +108,7 @@ def check_input(name, input_shape):
 
 def check_num_classes(name, num_classes):
     """`num_classes` as an int, or a ValueError naming `name`."""
-    if (
-        isinstance(num_classes, bool)
-        or not isinstance(num_classes, numbers.Integral)
-        or num_classes < 1
-    ):
+    if not checks.is_count(num_classes, 1):
         raise ValueError(
             f"{name} needs num_classes to be a positive integer, got "
             f"{num_classes!r}."

@@ -1,5 +1,6 @@
 """A run from scratch: `TrainRequest` -> the run it means -> the lifecycle."""
 
+from keras_lottery import checks
 from keras_lottery import data as data_lib
 from keras_lottery.errors import LotteryError
 from keras_lottery.models import network as network_lib
@@ -59,8 +60,7 @@ def _val_split(val_split, data):
     if val_split is None:
         paper = data.name in PAPER_DATASETS and len(data.x_test) == CIFAR_TEST_IMAGES
         val_split = PAPER_VAL_SPLIT if paper else 0
-    if isinstance(val_split, bool) or not isinstance(val_split, int) or not (
-            0 <= val_split < len(data.x_test)):
+    if not checks.is_count(val_split) or val_split >= len(data.x_test):
         raise LotteryError(
             f"expected an integer in [0, {len(data.x_test)}) (the test set has "
             f"{len(data.x_test)} images)", param="val_split", value=val_split,

@@ -7,22 +7,17 @@ position in model order), so already-pruned weights stay pruned and masks
 nest across rounds. `keras_lottery.sparse.pruning` applies them to models.
 """
 
-import math
-import numbers
 
 import numpy as np
+
+from keras_lottery import checks
 
 SCOPES = ("global", "layerwise")
 
 
 def check_density(density):
     """Returns `density` as a float, or raises if it is not in (0, 1]."""
-    if (
-        isinstance(density, bool)
-        or not isinstance(density, numbers.Real)
-        or not math.isfinite(density)
-        or not 0 < density <= 1
-    ):
+    if not checks.is_number(density) or not 0 < density <= 1:
         raise ValueError(
             f"density must be a fraction in (0, 1], got {density!r} "
             "(for 80 % write 0.8)."

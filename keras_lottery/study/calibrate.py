@@ -16,6 +16,7 @@ import sys
 import tempfile
 import time
 
+from keras_lottery import checks
 from keras_lottery.runs.run import Run
 from keras_lottery.errors import LotteryError
 from keras_lottery.spec.requests import TrainRequest
@@ -79,8 +80,7 @@ def measure_once(count, *, arch, dataset, steps, batch_size, device, data_dir=No
 def measure(counts=COUNTS, *, arch, dataset, steps, batch_size, device=devices_lib.CPU,
             data_dir=None, python=None, echo=None):
     """`Measurement`s for each count, in a temporary folder removed after."""
-    if not counts or any(isinstance(c, bool) or not isinstance(c, int) or c < 1
-                         for c in counts):
+    if not counts or not all(checks.is_count(c, 1) for c in counts):
         raise LotteryError("expected positive run counts", param="counts", value=counts)
     found = []
     with tempfile.TemporaryDirectory(prefix="lottery-calibrate-") as folder:

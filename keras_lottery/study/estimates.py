@@ -7,6 +7,7 @@ all are for the CPU (2 cores) this package was developed on, so a GPU study
 should pass its own, measured with `calibrate`.
 """
 
+from keras_lottery import checks
 from keras_lottery.errors import LotteryError
 
 # images/s of one training run at batch 128, and where the figure comes from.
@@ -29,12 +30,8 @@ ESTIMATES = {
 def throughput(arch, images_per_second=None):
     """(images/s, where it comes from) for one run of `arch`."""
     if images_per_second is not None:
-        if (isinstance(images_per_second, bool)
-                or not isinstance(images_per_second, (int, float))
-                or not images_per_second > 0):
-            raise LotteryError("expected a positive number of images per second",
-                               param="images_per_second", value=images_per_second)
-        return float(images_per_second), "given"
+        return checks.number(images_per_second, "images_per_second", above=0,
+                             message="expected a positive number of images per second"), "given"
     if arch not in ESTIMATES:
         raise LotteryError(f"no throughput estimate for {arch}; give the images "
                            "per second measured for it", param="images_per_second",

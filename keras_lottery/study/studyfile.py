@@ -38,6 +38,7 @@ import dataclasses
 import hashlib
 import pathlib
 
+from keras_lottery import checks
 from keras_lottery import tomlfiles
 from keras_lottery.spec import recipe as recipe_lib
 from keras_lottery.spec.requests import PAPER_DATASETS
@@ -208,7 +209,7 @@ class _Reader(sweeps.SweepReader):
             self.fail(f"{where}: ", f"expected a non-empty string, got {value!r}")
 
     def count(self, where, value, minimum):
-        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        if not checks.is_count(value, minimum):
             self.fail(f"{where}: ", f"expected an integer >= {minimum}, got {value!r}")
         return value
 
@@ -233,8 +234,7 @@ class _Reader(sweeps.SweepReader):
             self.fail("[base] ", "seeds is required: list the seeds explicitly, "
                       "e.g. seeds = [1, 2, 3] (every derived run takes its base's)")
         seeds = base["seeds"]
-        if (not isinstance(seeds, list) or not seeds or any(
-                isinstance(s, bool) or not isinstance(s, int) or s < 0 for s in seeds)):
+        if not isinstance(seeds, list) or not seeds or not all(map(checks.is_count, seeds)):
             self.fail("[base] seeds: ", f"expected a non-empty list of integers "
                       f">= 0, got {seeds!r}")
         if len(set(seeds)) < len(seeds):
@@ -274,9 +274,8 @@ class _Reader(sweeps.SweepReader):
     def devices(self, value):
         if value in ("auto", "cpu"):
             return value
-        indices = [value] if isinstance(value, int) and not isinstance(value, bool) else value
-        if (not isinstance(indices, list) or not indices or any(
-                isinstance(i, bool) or not isinstance(i, int) or i < 0 for i in indices)):
+        indices = [value] if checks.is_count(value, -2**63) else value
+        if not isinstance(indices, list) or not indices or not all(map(checks.is_count, indices)):
             self.fail("[resources] devices: ", "expected \"auto\", \"cpu\" or a "
                       f"list of GPU indices, got {value!r}")
         if len(set(indices)) < len(indices):

@@ -7,9 +7,8 @@ densities or iterative rounds), made for every arch and seed of the base;
 
 import dataclasses
 import difflib
-import math
-import numbers
 
+from keras_lottery import checks
 from keras_lottery.spec import methods
 
 CONTROLS = {"reinit": ("densities",), "random": ("iters", "densities"),
@@ -65,8 +64,7 @@ class SweepReader:
         if kind == "oneshot":
             return Sweep(kind, names, iters, self.percents(where, table["densities"]))
         rate = table.get("rate", 0.8)
-        if (isinstance(rate, bool) or not isinstance(rate, numbers.Real)
-                or not 0 < rate < 1):
+        if not checks.is_number(rate) or not 0 < rate < 1:
             self.fail(f"{where}rate: ", f"expected a fraction in (0, 1) kept per "
                       f"round (0.8 keeps 80 %), got {rate!r}")
         rounds = self.count(f"{where}rounds", table["rounds"], 1)
@@ -95,8 +93,8 @@ class SweepReader:
         valid = tuple(c for c in recipe.checkpoint_iters if c < steps)
         if value == CHECKPOINTS:
             return valid
-        if (not isinstance(value, list) or not value or any(
-                isinstance(k, bool) or not isinstance(k, int) for k in value)):
+        if not isinstance(value, list) or not value or not all(
+                checks.is_count(k, -2**63) for k in value):
             self.fail(f"{where}iters: ", f"expected \"{CHECKPOINTS}\" or a list of "
                       f"steps, got {value!r}")
         takes_checkpoint = any(methods.get(m).iteration is methods.Iteration.CHECKPOINT
@@ -116,8 +114,7 @@ class SweepReader:
         if isinstance(value, dict):
             self.keys(f"{where}densities: ", value, ("rate", "rounds"))
             rate, rounds = value.get("rate"), value.get("rounds")
-            if (isinstance(rate, bool) or not isinstance(rate, numbers.Real)
-                    or not 0 < rate < 1):
+            if not checks.is_number(rate) or not 0 < rate < 1:
                 self.fail(f"{where}densities: ", f"rate must be a fraction in (0, 1), "
                           f"got {rate!r}")
             self.count(f"{where}densities rounds", rounds, 1)
@@ -128,8 +125,7 @@ class SweepReader:
             self.fail(f"{where}densities: ", "expected a list of percents or "
                       f"{{ rate = 0.8, rounds = 10 }}, got {value!r}")
         for p in value:
-            if (isinstance(p, bool) or not isinstance(p, numbers.Real)
-                    or not math.isfinite(p) or not 0 < p <= 100):
+            if not checks.is_number(p) or not 0 < p <= 100:
                 self.fail(f"{where}densities: ", f"{p!r} is not a percent in "
                           "(0, 100]; 80 keeps 80 % of the weights")
         names = [f"{p:.4g}" for p in value]

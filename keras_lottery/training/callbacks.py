@@ -1,12 +1,12 @@
 """Keras callbacks: full-state checkpoints at exact training iterations."""
 
-import numbers
 import pathlib
 import re
 import warnings
 
 import keras
 
+from keras_lottery import checks
 from keras_lottery.training.state import save_state
 
 DEFAULT_FILENAME = "checkpoint_iter_{iteration}.weights.h5"
@@ -98,8 +98,7 @@ class IterationCheckpoint(StepCounter):
                 f"`iterations` must be a list of integers >= 0, e.g. [0, 100, "
                 f"500], got {iterations!r}"
             )
-        if not all(isinstance(i, numbers.Integral) and not isinstance(i, bool)
-                   and i >= 0 for i in iterations):
+        if not all(checks.is_count(i) for i in iterations):
             raise ValueError(
                 f"`iterations` must be integers >= 0, got {list(iterations)!r}"
             )

@@ -22,6 +22,7 @@ import time
 import keras
 import numpy as np
 
+from keras_lottery import checks
 from keras_lottery import data as data_lib
 from keras_lottery.training import evaluation
 from keras_lottery.training.callbacks import IterationCheckpoint
@@ -61,10 +62,7 @@ class Plan:
     lr_at: object = None
 
     def __post_init__(self):
-        every = self.save_every
-        if isinstance(every, bool) or not isinstance(every, int) or every <= 0:
-            raise LotteryError("expected a positive number of steps",
-                               param="save_every", value=every)
+        checks.count(self.save_every, "save_every", 1, "expected a positive number of steps")
 
     def saves(self, position):
         """The resume-state steps after `position`."""

@@ -19,6 +19,8 @@ import dataclasses
 import re
 import sys
 
+from keras_lottery import checks
+
 SECTION = "slurm"
 KEYS = ("partition", "time", "gpus_per_job", "cpus_per_job", "mem_gb",
         "array_parallelism", "max_requeues", "sbatch", "setup", "python")
@@ -98,12 +100,12 @@ def read(table, fail):
                      ("max_requeues", 0)):
         if key in table:
             value = table[key]
-            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            if not checks.is_count(value, low):
                 fail(key, f"expected an integer >= {low}, got {value!r}")
             found[key] = value
     if "mem_gb" in table:
         value = table["mem_gb"]
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+        if not checks.is_number(value) or value <= 0:
             fail("mem_gb", f"expected a positive number, got {value!r}")
         found["mem_gb"] = value
     found["sbatch"] = _sbatch(table.get("sbatch", []), fail)
