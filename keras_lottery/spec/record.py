@@ -7,6 +7,7 @@ once, where run.json is read; every reader uses their fields.
 """
 
 import dataclasses
+import typing
 
 from keras_lottery import checks
 
@@ -52,6 +53,8 @@ class RunRecord:
     # How it executed, with which packages.
     execution: dict | None = None
     versions: dict | None = None
+    # What every run.json has (missing ones are reported by name).
+    REQUIRED: typing.ClassVar = ("status", "start_step", "end_step", "density")
 
     def __post_init__(self):
         checks.choice(self.status, "status", STATUSES)
@@ -70,7 +73,7 @@ class RunRecord:
             LotteryError: naming the first invalid (or missing: None) field.
         """
         names = {f.name for f in dataclasses.fields(cls)}
-        required = {n: None for n in ("status", "start_step", "end_step", "density")}
+        required = dict.fromkeys(cls.REQUIRED)
         return cls(**dict(required, **{k: v for k, v in config.items() if k in names}))
 
     def to_config(self):

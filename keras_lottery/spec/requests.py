@@ -160,9 +160,9 @@ class _FromParent(Request):
 
     Attributes:
         method: the method's name (`keras_lottery.spec.methods`).
+        iteration: k.
         parent: the parent run (a path or a `Run`); None: the single
             finished train run under `root`.
-        iteration: k.
         scope, exclude: how the pruner ranks and which layers it leaves;
             None: the parent's.
         lr: the constant LR of finetune and lowlr_rewind.
@@ -173,8 +173,8 @@ class _FromParent(Request):
     """
 
     method: str
-    parent: object = None
     iteration: int | None = None
+    parent: object = None
     scope: str | None = None
     exclude: tuple | None = None
     lr: float | None = None
