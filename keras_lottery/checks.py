@@ -67,3 +67,37 @@ def names(value, param, what="a list of layer names"):
     if isinstance(value, str) or not all(isinstance(n, str) for n in value or ()):
         raise LotteryError(f"expected {what}", param=param, value=value)
     return tuple(value or ())
+
+
+def percent_text(fraction):
+    """A density as the command line and study files take it: percent,
+    with a `%` sign below 1 % (0.2 -> "20", 0.005 -> "0.5%")."""
+    percent = float(f"{fraction * 100:.6g}")
+    return f"{percent:g}" if percent > 1 else f"{percent:g}%"
+
+
+def percent(value, param):
+    """A density typed in percent (the command line's "80" or "0.5%", a
+    study file's 80 or "0.5%") as the fraction the library takes.
+
+    A value up to 1 without a `%` sign is far more often a fraction typed by
+    mistake than a sub-percent density, so it is refused, in the unit typed.
+    """
+    text = str(value).strip()
+    deliberate = text.endswith("%")
+    try:
+        number = float(text[:-1] if deliberate else text)
+    except ValueError:
+        number = None
+    if isinstance(value, bool) or number is None or not is_number(number):
+        raise LotteryError("is not a number; give the percent of weights to keep, "
+                           "e.g. 80", param=param, value=value)
+    if not 0 < number <= 100:
+        raise LotteryError("is not a percent in (0, 100]; 80 keeps 80 % of the "
+                           "weights", param=param, value=value)
+    if number <= 1 and not deliberate:
+        raise LotteryError(
+            f"is a percent here: for {number:g} % write {number:g}%, for "
+            f"{number * 100:g} % of the weights write {percent_text(number)}",
+            param=param, value=value)
+    return number / 100

@@ -16,38 +16,51 @@ class LotteryError(ValueError):
     >>> raise LotteryError("expected an integer >= 0", param="seed", value=-1)
     LotteryError: seed=-1: expected an integer >= 0
 
+    Densities a message suggests are given apart (`densities`, named in the
+    message as `{name}`) so that each reader sees them in its own unit:
+    Python as fractions (`0.03`), the command line as it takes them
+    (`3`, `0.5%`).
+
     Args:
         message: what is wrong and how to fix it (without the argument's
             name, when `param` is given).
         param: the Python argument at fault, if one is.
         value: the value it received.
+        densities: {name: fraction} of the densities `message` names.
     """
 
-    def __init__(self, message, *, param=None, value=None):
+    def __init__(self, message, *, param=None, value=None, densities=None):
         self.message = message
         self.param = param
         self.value = value
+        self.densities = dict(densities or {})
         super().__init__(self.render())
 
     def __reduce__(self):  # keyword arguments survive pickling (subprocesses)
-        return _rebuild, (type(self), self.message, self.param, self.value)
+        return _rebuild, (type(self), self.message, self.param, self.value, self.densities)
 
-    def render(self, name=None, value=None):
+    def render(self, name=None, value=None, density=None):
         """The message, naming the argument as `name` (default `param=`).
 
         Args:
             name: how to name the argument: the CLI passes its `--flag`.
             value: how to show the value (default: its `repr`).
+            density: how to show a density the message names (default: the
+                fraction, `0.03`).
         """
+        message = self.message
+        shown = density or (lambda fraction: f"{fraction:g}")
+        for key, fraction in self.densities.items():
+            message = message.replace("{" + key + "}", shown(fraction))
         if self.param is None:
-            return self.message
+            return message
         if name is None:
-            return f"{self.param}={self.value!r}: {self.message}"
+            return f"{self.param}={self.value!r}: {message}"
         shown = self.value if value is None else value
         if shown is None:  # nothing was given: name only the option
-            return f"{name}: {self.message}"
-        return f"{name} {shown}: {self.message}"
+            return f"{name}: {message}"
+        return f"{name} {shown}: {message}"
 
 
-def _rebuild(cls, message, param, value):
-    return cls(message, param=param, value=value)
+def _rebuild(cls, message, param, value, densities=None):
+    return cls(message, param=param, value=value, densities=densities)

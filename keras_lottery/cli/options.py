@@ -15,14 +15,12 @@ import warnings
 
 import click
 
+from keras_lottery import checks
 from keras_lottery.cli import chatter
+from keras_lottery.errors import LotteryError
 
 # TensorFlow's C++ start-up chatter buries the progress bar; keep errors.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-
-def _percent_text(fraction):
-    return f"{fraction * 100:g}"
 
 
 def _comma_list(values):
@@ -45,7 +43,7 @@ FLAGS = {
     "copies": ("--copies", None),
     "data_dir": ("--data-dir", None),
     "dataset": ("--dataset", None),
-    "density": ("--density", _percent_text),
+    "density": ("--density", checks.percent_text),
     "epochs": ("--epochs", None),
     "eval_every": ("--eval-every", None),
     "exclude": ("--exclude", _comma_list),
@@ -82,10 +80,10 @@ FLAGS = {
 def message(error):
     """A `LotteryError` as the command line shows it."""
     if error.param not in FLAGS:
-        return str(error)
+        return error.render(density=checks.percent_text)
     flag, show = FLAGS[error.param]
     value = error.value if show is None or error.value is None else show(error.value)
-    return error.render(flag, value)
+    return error.render(flag, value, density=checks.percent_text)
 
 
 def friendly_errors(f):
@@ -94,8 +92,6 @@ def friendly_errors(f):
 
     @functools.wraps(f)
     def wrapper(*args, **kwargs):
-        from keras_lottery.errors import LotteryError
-
         try:
             with chatter.filtered(), warnings.catch_warnings():
                 warnings.showwarning = _show_warning
@@ -144,37 +140,19 @@ def checkpoint_iters(ctx, param, value):
 
 
 def density(ctx, param, value):
-    """--density in percent, as the fraction the library takes.
-
-    A value up to 1 is far more often a fraction typed by mistake than a
-    sub-percent density, so it is refused unless written with a `%`.
-    """
+    """--density in percent, as the fraction the library takes (a value up
+    to 1 needs its `%` sign: `checks.percent`)."""
     if value is None:
         return None
-    text = value.strip()
-    deliberate = text.endswith("%")
     try:
-        percent = float(text[:-1] if deliberate else text)
-    except ValueError:
-        raise click.BadParameter(
-            f"{value!r} is not a number; give the percent of weights to keep, e.g. 80"
-        ) from None
-    if not 0 < percent <= 100:
-        raise click.BadParameter(
-            f"{percent:g} is not a percent in (0, 100]; 80 keeps 80 % of the weights"
-        )
-    if percent <= 1 and not deliberate:
-        raise click.BadParameter(
-            f"{text} is {percent:g} %; for {percent * 100:g} % write "
-            f"{percent * 100:g}, for under 1 % write {text}%"
-        )
-    return percent / 100
+        return checks.percent(value, "density")
+    except LotteryError as e:
+        raise click.BadParameter(f"{value.strip()} {e.message}") from None
 
 
 def method(value):
     """A method name, with - or _ ("rewind-lr", "rewind_lr")."""
     from keras_lottery.spec import methods
-    from keras_lottery.errors import LotteryError
 
     try:
         return methods.get(value, pruning=True).name

@@ -70,7 +70,8 @@ def start_state(model, parent, spec, data, execution, start):
         total = sum(m.size for m in masks.values())
         raise LotteryError(
             f"keeps no weight (round(density x {total:,}) = 0); ask for at "
-            f"least {1 / total:.2g}", param="density", value=spec.target_density,
+            "least {least}", param="density", value=spec.target_density,
+            densities={"least": float(f"{1 / total:.2g}")},
         )
     # The final state is loaded already (it is the prune point); a fresh
     # initialization is the model as built.

@@ -123,10 +123,10 @@ def child_spec(parent, request):
     theirs = density_limit(parent)
     if method.prunes and not can_prune_to(parent, spec.target_density):
         raise LotteryError(
-            f"is at or above the density of {parent.path} ({theirs:g}); density "
-            "is absolute (the fraction of all prunable weights kept, not of the "
-            f"parent's), so ask for less than {theirs:g}", param="density",
-            value=spec.target_density,
+            f"is at or above the density of {parent.path} ({{theirs}}); density "
+            "is absolute (the share of all prunable weights kept, not of the "
+            "parent's), so ask for less than {theirs}", param="density",
+            value=spec.target_density, densities={"theirs": theirs},
         )
     checkpoints = parent.checkpoints
     if method.iteration is Iteration.CHECKPOINT and spec.iteration not in checkpoints:

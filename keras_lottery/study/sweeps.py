@@ -9,6 +9,7 @@ import dataclasses
 import difflib
 
 from keras_lottery import checks
+from keras_lottery.errors import LotteryError
 from keras_lottery.spec import methods
 
 CONTROLS = {"reinit": ("densities",), "random": ("iters", "densities"),
@@ -124,10 +125,16 @@ class SweepReader:
         if not isinstance(value, list) or not value:
             self.fail(f"{where}densities: ", "expected a list of percents or "
                       f"{{ rate = 0.8, rounds = 10 }}, got {value!r}")
+        # Percent, as on the command line: 80 keeps 80 %; below 1 % it is
+        # written "0.5%" (a bare 0.8 is a fraction typed by mistake).
+        percents = []
         for p in value:
-            if not checks.is_number(p) or not 0 < p <= 100:
-                self.fail(f"{where}densities: ", f"{p!r} is not a percent in "
-                          "(0, 100]; 80 keeps 80 % of the weights")
+            try:
+                checks.percent(p, "densities")
+                percents.append(float(str(p).strip().rstrip("%")))
+            except LotteryError as e:
+                self.fail(f"{where}densities: ", f"{p!r} {e.message}")
+        value = percents
         names = [f"{p:.4g}" for p in value]
         if len(set(names)) < len(names):
             self.fail(f"{where}densities: ", f"{value} repeats a density (to 4 "

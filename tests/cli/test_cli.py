@@ -137,7 +137,7 @@ BAD_INPUT = [
     ("density above 100", ["rewind", "--from", "runs/parent", "--iter", "4", "--density", "101"],
      2, "is not a percent in (0, 100]"),
     ("density not a number", ["rewind", "--from", "runs/parent", "--iter", "4", "--density", "lots"],
-     2, "'lots' is not a number; give the percent of weights to keep, e.g. 80"),
+     2, "lots is not a number; give the percent of weights to keep, e.g. 80"),
     ("--iter not saved", ["rewind", "--from", "runs/parent", "--iter", "3", "--density", "80"],
      1, "--iter 3: is not a checkpoint of runs/parent; saved iterations: 0, 1, 2, 4, 6, 7"),
     ("--iter beyond the steps", ["rewind", "--from", "runs/parent", "--iter", "20", "--density", "80"],
@@ -216,13 +216,22 @@ BAD_INPUT = [
      1, "only cifar10, cifar100, mnist and fashion_mnist read a folder"),
     # Issue 17: densities read the wrong way, derived runs that prune nothing.
     ("density a fraction", ["rewind", "--from", "runs/parent", "--iter", "4", "--density", "0.8"],
-     2, "0.8 is 0.8 %; for 80 % write 80, for under 1 % write 0.8%"),
+     2, "0.8 is a percent here: for 0.8 % write 0.8%, for 80 % of the weights write 80"),
+    # Issue 24: every density an error names is in the unit typed (percent).
     ("density keeping no weight", ["rewind", "--from", "runs/parent", "--iter", "4",
                                    "--density", "0.0001%"],
-     1, "keeps no weight (round(density x 77,616) = 0)"),
+     1, "keeps no weight (round(density x 77,616) = 0); ask for at least 0.0013%"),
     ("density at or above the parent's", ["rewind", "--from", "runs/parent", "--iter", "4",
                                           "--density", "100"],
-     1, "is at or above the density of runs/parent (1); density is absolute"),
+     1, "is at or above the density of runs/parent (100); density is absolute (the share "
+     "of all prunable weights kept, not of the parent's), so ask for less than 100"),
+    ("density 1 without its sign", ["rewind", "--from", "runs/parent", "--iter", "4",
+                                    "--density", "1"],
+     2, "1 is a percent here: for 1 % write 1%, for 100 % of the weights write 100"),
+    ("density 0.002 without its sign", ["rewind", "--from", "runs/parent", "--iter", "4",
+                                        "--density", "0.002"],
+     2, "0.002 is a percent here: for 0.002 % write 0.002%, for 0.2 % of the weights "
+     "write 0.2%"),
     ("batch larger than the training set", ["train", *TINY, "--batch-size", "1000"],
      1, "is larger than the training set (512 examples); use a smaller batch"),
     ("--out not writable", ["train", *TINY, "--out", "runs/not_a_run/notes.txt/run"],
@@ -476,8 +485,9 @@ def test_a_percent_sign_asks_for_a_sub_percent_density(bad_input_folder, tmp_pat
     result = CliRunner().invoke(main, ["rewind", "--from", str(out), "--iter", "1",
                                        "--density", "50"])
     assert result.exit_code == 1
-    assert (f"--density 50: is at or above the density of {out} (0.008); density is "
+    assert (f"--density 50: is at or above the density of {out} (0.8%); density is "
             "absolute") in _error_line(result)
+    assert _error_line(result).endswith("so ask for less than 0.8%")
 
 
 def test_an_unwritable_out_does_not_suggest_resuming(bad_input_folder, monkeypatch):

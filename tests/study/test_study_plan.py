@@ -304,6 +304,11 @@ BAD = [
     ("[base]\nseeds = [1]\narch = 'lenet300'\ndataset = 'digits'\nsteps = 40\n"
      "[controls]\nreinit = { densities = [101] }\n",
      "[controls] reinit: densities: 101 is not a percent in (0, 100]"),
+    # One convention: densities are percent where they are typed (issue 24).
+    ("[base]\nseeds = [1]\narch = 'lenet300'\ndataset = 'digits'\nsteps = 40\n"
+     "[oneshot]\nmethods = ['rewind']\niters = [7]\ndensities = [0.8]\n",
+     "[oneshot] densities: 0.8 is a percent here: for 0.8 % write 0.8%, for 80 % of the "
+     "weights write 80"),
     ("[base]\nseeds = [1]\narch = 'lenet300'\ndataset = 'digits'\nsteps = 40\n"
      "[iterative]\nmethods = ['rewnd']\niters = [7]\nrounds = 2\n",
      "[iterative] methods: unknown method 'rewnd' (did you mean rewind?)"),
@@ -339,6 +344,13 @@ def test_a_bad_study_file_is_one_error_line_and_writes_nothing(
     assert result.output.startswith(f"Error: {path}: {message}"), result.output
     assert result.output.count("\n") == 1
     assert sorted(p.name for p in tmp_path.iterdir()) == ["study.toml"]
+
+
+def test_a_sub_percent_density_in_a_study_is_written_with_its_sign(tmp_path):
+    text = TINY.replace("densities = [50]\n[controls]", 'densities = [50, "0.5%"]\n[controls]')
+    plan = planner.expand(studyfile.load(_write(tmp_path, text)))
+    assert {n.density for n in plan.nodes if n.kind == "oneshot"} == {0.5, 0.005}
+    assert "lenet300/rewind-k7-d0.5-s1" in plan.by_id
 
 
 def test_a_missing_study_file(tmp_path):
