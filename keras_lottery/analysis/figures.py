@@ -12,7 +12,7 @@ import pathlib
 
 from keras_lottery.analysis import connectivity
 from keras_lottery.analysis import masks as masks_lib
-from keras_lottery.analysis import sources
+from keras_lottery.runs import sources
 from keras_lottery.errors import LotteryError
 
 ALPHA_LABEL = "Interpolation α (0: one copy, 1: the other)"

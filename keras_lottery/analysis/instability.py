@@ -34,7 +34,7 @@ from keras_lottery import checks
 from keras_lottery import data as data_lib
 from keras_lottery import files
 from keras_lottery.analysis import connectivity
-from keras_lottery.analysis import sources
+from keras_lottery.runs import sources
 from keras_lottery.errors import LotteryError
 from keras_lottery.procedures import derive as derive_lib
 from keras_lottery.procedures import lifecycle

@@ -10,7 +10,7 @@ import numpy as np
 
 from keras_lottery.sparse import pruning
 from keras_lottery.sparse import report
-from keras_lottery.analysis import sources
+from keras_lottery.runs import sources
 from keras_lottery.errors import LotteryError
 
 

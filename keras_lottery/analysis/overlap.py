@@ -13,7 +13,7 @@ import itertools
 import numpy as np
 
 from keras_lottery.analysis import masks as masks_lib
-from keras_lottery.analysis import sources
+from keras_lottery.runs import sources
 from keras_lottery.errors import LotteryError
 
 TOTAL = "total"

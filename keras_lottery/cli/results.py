@@ -1,6 +1,5 @@
 """`lottery results` and `lottery plot`: tables and figures of runs."""
 
-import pathlib
 
 import click
 
@@ -8,36 +7,30 @@ from keras_lottery.cli import options
 
 
 def open_runs(run_dirs):
-    """Runs named (or all under ./runs), skipping unreadable ones with a
-    warning: one damaged run.json must not hide every other result."""
+    """Runs named (run directories, folders of runs, study files; or all
+    under ./runs), skipping damaged ones with a warning each: one damaged
+    run must not hide every other result. A single run named is opened
+    whole or refused."""
     from keras_lottery.runs import layout
-    from keras_lottery.runs.run import Run
-    from keras_lottery.errors import LotteryError
+    from keras_lottery.runs import sources
 
     if not run_dirs:
-        run_dirs = layout.find_runs(layout.DEFAULT_ROOT)
-        if not run_dirs:
+        if not layout.find_runs(layout.DEFAULT_ROOT):
             raise click.ClickException(
-                f"no runs under ./{layout.DEFAULT_ROOT}; name run directories "
-                "as arguments"
-            )
-    opened = []
-    for path in run_dirs:
-        path = pathlib.Path(path)
-        if path.is_dir() and not (path / layout.RUN_JSON).exists():
-            found = layout.find_runs(path)  # a study or a folder of runs
-            if found:
-                opened += open_runs(found)
-                continue
-        try:
-            run = Run.open(path).check()
-            run.metrics  # noqa: B018  (a damaged metrics.csv is found here)
-            opened.append(run)
-        except LotteryError as e:
-            if len(run_dirs) == 1:
-                raise
-            click.echo(f"Warning: skipping {path}: {options.message(e)}", err=True)
-    return opened
+                f"no runs under ./{layout.DEFAULT_ROOT}; name run directories, "
+                "folders of runs or study files as arguments")
+        run_dirs = [layout.DEFAULT_ROOT]
+    if len(run_dirs) == 1 and not sources.is_study(run_dirs[0]):
+        return sources.expand(run_dirs, damaged=_refuse)
+    return sources.expand(list(run_dirs), damaged=_warn)
+
+
+def _refuse(path, error):
+    raise error
+
+
+def _warn(path, error):
+    click.echo(f"Warning: skipping {path}: {options.message(error)}", err=True)
 
 
 @click.command()
@@ -56,8 +49,8 @@ def open_runs(run_dirs):
               default="table", show_default=True)
 @options.friendly_errors
 def results(run_dirs, group, select, curve, fmt):
-    """Summarize runs: RUN_DIRS (run or study directories) or every run
-    under ./runs."""
+    """Summarize runs: RUN_DIRS (run directories, folders of runs, study
+    files) or every run under ./runs."""
     from keras_lottery.results import tables as report
 
     opened = open_runs(run_dirs)
@@ -92,7 +85,8 @@ def results(run_dirs, group, select, curve, fmt):
 @options.friendly_errors
 def plot(run_dirs, output, curves, layers, select):
     """Plot accuracy against density (log scale, one series per method, as
-    the paper's figures) for RUN_DIRS or every run under ./runs."""
+    the paper's figures) for RUN_DIRS (run directories, folders of runs,
+    study files) or every run under ./runs."""
     from keras_lottery.results import figures as plot_lib
 
     if layers:

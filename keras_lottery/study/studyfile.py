@@ -40,6 +40,7 @@ import pathlib
 
 from keras_lottery import checks
 from keras_lottery import tomlfiles
+from keras_lottery.runs import layout
 from keras_lottery.spec import recipe as recipe_lib
 from keras_lottery.spec.requests import PAPER_DATASETS
 from keras_lottery.spec.requests import PAPER_VAL_SPLIT
@@ -155,7 +156,7 @@ class _Reader(sweeps.SweepReader):
         if "iterative" in config:
             sweeps.append(self.sweep("iterative", self.table(config, "iterative"), recipe))
         sweeps += self.controls(self.table(config, "controls"), recipe)
-        root = study.get("root", f"runs/{path.stem}")
+        root = study.get("root", layout.study_root(path.stem))
         default_split = (PAPER_VAL_SPLIT if base.get("dataset", "cifar10") in PAPER_DATASETS
                          else 0)
         self.check_text("[study] root", root)

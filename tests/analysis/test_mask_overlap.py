@@ -14,7 +14,7 @@ from keras_lottery.sparse import pruning
 from keras_lottery.analysis import figures
 from keras_lottery.analysis import masks as masks_lib
 from keras_lottery.analysis import overlap
-from keras_lottery.analysis import sources
+from keras_lottery.runs import sources
 from keras_lottery.cli import main
 from snapshots import snapshot
 
@@ -88,7 +88,11 @@ def test_folders_of_runs_and_study_files(made, root):
     study.write_text('[study]\nname = "s"\nroot = "../runs"\n')
     assert [r.path.resolve() for r in sources.expand(study)] == [p.resolve() for p in named]
     assert len(kl.mask_overlap(study).runs) == 3
-    (root.parent / "bad.toml").write_text('[study]\nname = "s"\n')
+    # A study file naming no root has the studies' default, runs/<its name>.
+    (root.parent / "other.toml").write_text('[study]\nname = "s"\n')
+    with pytest.raises(kl.LotteryError, match=r"names the root .*runs/other, which does not exist"):
+        sources.expand(root.parent / "other.toml")
+    (root.parent / "bad.toml").write_text('[study]\nroot = ""\n')
     with pytest.raises(kl.LotteryError, match="names no root folder"):
         sources.expand(root.parent / "bad.toml")
 

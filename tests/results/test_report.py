@@ -371,3 +371,30 @@ def test_to_dataframe_rows_and_columns(tmp_path):
     assert list(grouped.seeds) == [[0, 1], [0]]
     with pytest.raises(LotteryError, match="rows='runs': expected summary, curve or group"):
         report.to_dataframe(made, rows="runs")
+
+
+def test_results_and_plot_take_a_study_file_and_skip_a_damaged_run(tmp_path):
+    from click.testing import CliRunner
+
+    from keras_lottery.cli import main
+
+    root = tmp_path / "runs" / "mine"
+    for seed in (0, 1):
+        _write_run(root / "resnet8", f"rewind-k3-d80-s{seed}", seed=seed, top1=(0.5, 0.6))
+    (root / "resnet8" / "broken").mkdir()
+    (root / "resnet8" / "broken" / "run.json").write_text("{not json")
+    study = tmp_path / "mine.toml"  # no [study] root: runs/<its name>
+    study.write_text("[base]\nseeds = [0, 1]\narch = 'resnet8'\n")
+    result = CliRunner().invoke(main, ["results", str(study), "--group", "--format", "json"])
+    assert result.exit_code == 0, result.output
+    warnings = [line for line in result.output.splitlines() if line.startswith("Warning")]
+    assert len(warnings) == 1 and "broken" in warnings[0] and "not valid JSON" in warnings[0]
+    rows = json.loads(result.output[result.output.index("["):])
+    assert [r["n"] for r in rows] == [2]
+    result = CliRunner().invoke(main, ["plot", str(study), "-o", str(tmp_path / "a.png")])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "a.png").stat().st_size > 0
+    # A single run named is opened whole or refused, in one line.
+    result = CliRunner().invoke(main, ["results", str(root / "resnet8" / "broken")])
+    assert result.exit_code == 1 and result.output.startswith("Error: ")
+    assert result.output.count("\n") == 1

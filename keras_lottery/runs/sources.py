@@ -1,12 +1,17 @@
-"""What the analysis tools take: runs, folders of runs and study files.
+"""What the result and analysis tools take: runs, folders of runs and
+study files.
 
 An item is a `Run`, a run directory, a folder of runs (a study's root: every
-run directory under it, `runs.find_runs`), or a study file (`*.toml`) whose
-`[study] root = "..."` names that folder (relative to the file's own
-folder). Expanding a folder leaves out the copies that stability analyses
-keep inside it (the run directories of a folder holding a
-`stability.json`): they are results of an analysis, not runs of the study;
-name them directly to include them.
+run directory under it, `layout.find_runs`), or a study file (`*.toml`) whose
+`[study] root = "..."` names that folder (relative to the file's own folder;
+`runs/<its name>` when it names none, as studies have it). Expanding a
+folder leaves out the copies that stability analyses keep inside it (the
+run directories of a folder holding a `stability.json`): they are results
+of an analysis, not runs of the study; name them directly to include them.
+
+`expand` refuses a damaged run (the analyses need each run whole);
+`expand(..., damaged=...)` reports and skips it instead (the tables and
+figures: one damaged run must not hide every other result).
 
 Imports no TensorFlow, so the command line can expand its arguments first.
 """
@@ -20,8 +25,6 @@ from keras_lottery.runs.run import Run
 from keras_lottery import tomlfiles
 from keras_lottery.errors import LotteryError
 
-# The file of a stability analysis's folder (`keras_lottery.analysis.instability`).
-STABILITY_JSON = "stability.json"
 STUDY_SUFFIX = ".toml"
 
 
@@ -36,13 +39,15 @@ def is_study(item):
     return path.is_dir() and not (path / layout.RUN_JSON).exists()
 
 
-def expand(items, *, param="runs"):
+def expand(items, *, param="runs", damaged=None):
     """The `Run`s that `items` name, in order, each checked (`Run.check`).
 
     Args:
         items: one item or a list of them: `Run`s, run directories, folders
             of runs, study files.
         param: the argument to name in errors.
+        damaged: None: a damaged run (run.json or metrics.csv) is an error;
+            else `damaged(path, error)` is told of it and it is left out.
 
     Raises:
         LotteryError: an item is missing, not a run, or a folder or study
@@ -55,10 +60,24 @@ def expand(items, *, param="runs"):
         if isinstance(item, Run):
             found.append(item.check())
         elif is_study(item):
-            found += _open_all(_folder_of(pathlib.Path(item), param), item, param)
+            paths = _run_paths(_folder_of(pathlib.Path(item), param), item, param)
+            found += [r for r in (_open(p, damaged) for p in paths) if r is not None]
         else:
-            found.append(Run.open(item).check())
+            found += [r for r in [_open(item, damaged)] if r is not None]
     return found
+
+
+def _open(path, damaged):
+    try:
+        run = Run.open(path).check()
+        if damaged is not None:
+            run.metrics  # noqa: B018  (a damaged metrics.csv is found here)
+        return run
+    except LotteryError as e:
+        if damaged is None:
+            raise
+        damaged(path, e)
+        return None
 
 
 def study_root(path, param="runs"):
@@ -72,7 +91,7 @@ def study_root(path, param="runs"):
             "the file or name the study's root folder instead",
             param=param, value=str(path),
         ) from None
-    root = (config.get("study") or {}).get("root")
+    root = (config.get("study") or {}).get("root", layout.study_root(path.stem))
     if not isinstance(root, str) or not root:
         raise LotteryError(
             'names no root folder; a study file holds [study] root = "FOLDER"',
@@ -93,13 +112,13 @@ def _folder_of(path, param):
     return path
 
 
-def _open_all(folder, named, param):
+def _run_paths(folder, named, param):
     paths = [p for p in layout.find_runs(folder)
-             if not (p.parent / STABILITY_JSON).exists()]
+             if not (p.parent / layout.STABILITY_JSON).exists()]
     if not paths:
         raise LotteryError(
             "holds no run directories (none with a run.json under it); name "
             "run directories or a study that has run", param=param,
             value=str(named),
         )
-    return [Run.open(p).check() for p in paths]
+    return paths
