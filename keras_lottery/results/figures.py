@@ -177,16 +177,18 @@ def _figure(ax=None):
 
 def _series(rows):
     """(label, rows sorted dense to sparse) per (arch, method, dataset,
-    steps), split by k only where such a line holds several k: runs that
-    are not comparable never share a line."""
+    steps), split by parent and by k only where such a line holds several:
+    runs that are not comparable never share a line."""
     lines = {}
     for r in rows:
-        lines.setdefault(_line_key(r), {}).setdefault(r["k"], []).append(r)
+        lines.setdefault(_line_key(r), {}).setdefault((r["parent"], r["k"]), []).append(r)
     settings = _settings_differ(rows)
-    for key, by_k in lines.items():
-        for k, points in by_k.items():
+    for key, parts in lines.items():
+        for (parent, k), points in parts.items():
             label = _label(key, settings)
-            if len(by_k) > 1:
+            if len({p for p, _ in parts}) > 1:
+                label += f" from {parent}"
+            if len({k for _, k in parts}) > 1:
                 label += f" k={k}"
             yield label, sorted(points, key=lambda r: -r["density"])
 

@@ -21,7 +21,7 @@ SUMMARY_COLUMNS = (
 )
 CURVE_COLUMNS = ("run", "seed", "step", "top1")
 GROUP_COLUMNS = (
-    "arch", "dataset", "T", "method", "k", "density", "n",
+    "arch", "dataset", "T", "method", "parent", "k", "density", "n",
     "top1_median", "top1_min", "top1_max",
     "best_median", "best_min", "best_max", "unfinished", "seeds",
 )
@@ -86,7 +86,10 @@ def group(runs, select="final"):
     whole recipe (T, batch size, schedule, ...), method, k, target density,
     constant LR, pruning scope and exclusions, validation split, precision,
     and one-shot versus iterative (`method` gets " (iterative)" for rounds
-    of `iterate`). The paper's figures show, for each density, the median
+    of `iterate`), and what their parents are (`parent`: "train" for runs
+    derived from a base run, else the parent's method, k and density, so a
+    rewind from the base and one from a pruned run never share a row; runs
+    whose parent is gone say so in `notes`). The paper's figures show, for each density, the median
     over trials with min and max; this gives those numbers for the top-1
     test accuracy each run reports (`top1_*`) and for the best top-1 it
     reached at any evaluation (`best_*`, chosen on the test set, so
@@ -120,14 +123,35 @@ def group(runs, select="final"):
     if select not in SELECTS:
         raise LotteryError(f"unknown select; use one of {', '.join(SELECTS)}",
                            param="select", value=select)
-    groups = {}
+    groups, parents = {}, {}
     for run in load(runs):
-        outcome = _outcome(run, select)
+        outcome = _outcome(run, select, parents)
         groups.setdefault(outcome["key"], []).append(outcome)
     return [_group_row(groups[key]) for key in sorted(groups, key=_order)]
 
 
-def _outcome(run, select):
+def parent_label(spec, cache=None):
+    """What a run's parent is, the same for every seed: "-" for a run from
+    scratch, "train" for one derived from a base run, else the parent's
+    method, k and density ("rewind k=13 20%"); "?" when it is gone."""
+    if spec.parent is None:
+        return "-"
+    cache = {} if cache is None else cache
+    if spec.parent not in cache:
+        try:
+            theirs = Run.open(spec.parent).spec
+        except LotteryError:
+            cache[spec.parent] = "?"
+        else:
+            k = "" if theirs.iteration is None else f" k={theirs.iteration}"
+            density = ("" if theirs.target_density is None
+                       else f" {theirs.target_density * 100:.4g}%")
+            cache[spec.parent] = (theirs.mode if not theirs.method.derived
+                                  else f"{theirs.mode}{k}{density}")
+    return cache[spec.parent]
+
+
+def _outcome(run, select, parents):
     """What one run contributes to its group."""
     spec = run.spec
     # The density asked for (0.64), not the realized kept/N (0.639997);
@@ -137,7 +161,8 @@ def _outcome(run, select):
     density = round(asked, 6)
     method = spec.mode + (" (iterative)" if spec.round is not None else "")
     shown = {"arch": spec.arch, "dataset": spec.dataset, "T": spec.recipe.steps,
-             "method": method, "k": spec.iteration, "density": density}
+             "method": method, "parent": parent_label(spec, parents),
+             "k": spec.iteration, "density": density}
     outcome = {"key": (tuple(shown.values()), spec.comparable()), "shown": shown,
                "run": str(run.path), "seed": spec.seed,
                "version": (run.config.get("versions") or {}).get("keras_lottery")}
@@ -161,8 +186,8 @@ def _outcome(run, select):
 def _order(key):
     # None (a train run's k) sorts first, then the values; density
     # descends, as the sparsity of iterative rounds grows.
-    arch, dataset, steps, method, k, density = key[0]
-    return (str(arch), str(dataset), steps, str(method),
+    arch, dataset, steps, method, parent, k, density = key[0]
+    return (str(arch), str(dataset), steps, str(method), parent,
             (k is not None, k if k is not None else 0), -density, repr(key[1]))
 
 
@@ -174,6 +199,9 @@ def _group_row(outcomes):
                runs=[o["run"] for o in counted], seeds=seeds, notes=[])
     if len(set(seeds)) < len(seeds):
         row["notes"].append(f"seeds repeat ({', '.join(map(str, seeds))})")
+    if row["parent"] == "?":
+        row["notes"].append("the parent of its runs is gone, so runs of different "
+                            "parents may share the row")
     versions = sorted({str(o["version"]) for o in counted})
     if len(versions) > 1:
         row["notes"].append(f"made by keras_lottery {', '.join(versions)}")

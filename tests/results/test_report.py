@@ -14,19 +14,31 @@ from keras_lottery.spec.runspec import RunSpec
 TOP1 = [0.31, 0.6543219, 0.52]  # best is not the last
 
 
+# The base run every derived run of these tests comes from (made once).
+BASE = []
+
+
+@pytest.fixture(autouse=True, scope="module")
+def base_run(tmp_path_factory):
+    spec = RunSpec("train", "resnet8", "synthetic", recipe.make(steps=10), seed=0)
+    run = Run.create(tmp_path_factory.mktemp("parents") / "train-s0", spec,
+                     RunRecord(status="finished", start_step=0, end_step=10, density=1.0))
+    BASE[:] = [str(run.path.resolve())]
+
+
 def _row(step, top1):
     return {"step": step, "top1": top1, "top5": 0.9, "loss": 1.5, "lr": 0.1,
             "density": 0.8, "elapsed": 1.0}
 
 
 def _spec(mode="rewind", arch="resnet8", seed=0, iteration=3, density=0.8,
-          steps=33, dataset="synthetic", batch_size=None, **fields):
+          steps=33, dataset="synthetic", batch_size=None, parent=None, **fields):
     made = recipe.make(steps=steps, batch_size=batch_size)
     if mode == "train":
         return RunSpec(mode, arch, dataset, made, seed=seed, **fields)
     lr = 0.001 if mode in ("finetune", "lowlr_rewind") else None
-    return RunSpec(mode, arch, dataset, made, seed=seed,
-                   parent="/runs/base", iteration=None if mode == "reinit" else iteration,
+    return RunSpec(mode, arch, dataset, made, seed=seed, parent=parent or BASE[0],
+                   iteration=None if mode == "reinit" else iteration,
                    target_density=density, lr=lr, **fields)
 
 
@@ -220,7 +232,7 @@ def test_group_counts_only_finished_runs_with_metrics(tmp_path):
     assert all(other[c] is None for c in report.GROUP_COLUMNS
                if c.startswith(("top1_", "best_")))
     table = report.render(list(rows.values()), report.GROUP_COLUMNS)
-    assert table.splitlines()[-1].split()[6:] == ["0"] + ["-"] * 6 + ["1", "-"]
+    assert table.splitlines()[-1].split()[7:] == ["0"] + ["-"] * 6 + ["1", "-"]
 
 
 def test_group_keys_and_order(tmp_path):
@@ -285,10 +297,11 @@ def test_render_group_rows(tmp_path):
     table = report.render(rows, report.GROUP_COLUMNS).splitlines()
     assert table[0].split() == list(report.GROUP_COLUMNS)
     body = [line.split() for line in table[2:]]
-    assert [cells[5] for cells in body] == ["51.2%", "40.96%", "32.77%", "100%"]
+    assert [cells[6] for cells in body] == ["51.2%", "40.96%", "32.77%", "100%"]
     assert [cells[:3] for cells in body] == [["resnet8", "synthetic", "10"]] * 4
-    assert body[3][4] == "-"  # the train run's k
-    assert body[2][7] == "0.1235"
+    assert [cells[4] for cells in body] == ["train", "train", "train", "-"]  # parents
+    assert body[3][5] == "-"  # the train run's k
+    assert body[2][8] == "0.1235"
     assert body[0][-1] == "0"  # the seeds
     back = json.loads(report.render(rows, report.GROUP_COLUMNS, "json"))
     assert [r["density"] for r in back] == [0.512, 0.4096, 0.32768, 1.0]
@@ -398,3 +411,20 @@ def test_results_and_plot_take_a_study_file_and_skip_a_damaged_run(tmp_path):
     result = CliRunner().invoke(main, ["results", str(root / "resnet8" / "broken")])
     assert result.exit_code == 1 and result.output.startswith("Error: ")
     assert result.output.count("\n") == 1
+
+
+def test_group_never_pools_runs_of_different_parents(tmp_path):
+    base = _write_run(tmp_path, "base", mode="train", top1=(0.9,))
+    pruned = _write_run(tmp_path, "pruned", parent=str(base.path.resolve()), density=0.2)
+    made = [_write_run(tmp_path, f"from-base-{s}", seed=s, density=0.05) for s in (0, 1)]
+    made += [_write_run(tmp_path, f"from-pruned-{s}", seed=s, density=0.05,
+                        parent=str(pruned.path.resolve())) for s in (0, 1)]
+    rows = {r["parent"]: r for r in report.group(made)}
+    assert sorted(rows) == ["rewind k=3 20%", "train"]
+    assert [rows[p]["n"] for p in sorted(rows)] == [2, 2]
+    assert all(r["notes"] == [] for r in rows.values())
+    # A parent that is gone cannot be told apart: the row says so.
+    gone = _write_run(tmp_path, "orphan", parent=str(tmp_path / "deleted"), density=0.05)
+    (row,) = [r for r in report.group([gone]) if r["parent"] == "?"]
+    assert row["notes"] == ["the parent of its runs is gone, so runs of different parents "
+                            "may share the row"]
