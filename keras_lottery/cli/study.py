@@ -231,7 +231,8 @@ def _interrupt(signum, frame):  # a SIGTERM (a cluster's preemption) as Ctrl-C
 @options.friendly_errors
 def status(file, images_per_second):
     """Count FILE's runs by status (finished, running, resumable, failed,
-    blocked, pending) and the device-hours left."""
+    damaged, blocked, pending) and the device-hours left; name each damaged
+    run and why."""
     from keras_lottery.study import state
 
     found = _plan(file)
@@ -241,6 +242,9 @@ def status(file, images_per_second):
     click.echo(f"study {file}: {len(found.nodes)} runs under {found.study.root}")
     for name in state.STATUSES:
         click.echo(f"  {name:<{width}}  {values.count(name):>6,}")
+    for node in found.nodes:
+        if statuses[node.id] == state.DAMAGED:
+            click.echo(f"  damaged: {state.damage(found.path(node))}")
     left = {n.id: state.remaining_steps(found, n, statuses[n.id]) for n in found.nodes}
     left = {k: v for k, v in left.items() if v}
     click.echo(_hours_line(found, left, images_per_second, "device-hours left"))
@@ -296,7 +300,8 @@ def results(file, fmt, output):
     if not found.study.root.is_dir():
         raise click.ClickException(f"no runs of the study under {found.study.root} "
                                    f"yet; run lottery study run {file} first")
-    outcomes = selection.outcomes(found)
+    outcomes = selection.outcomes(found, damaged=lambda path, reason: click.echo(
+        f"Warning: skipping {path}: {reason}", err=True))
     rows = selection.select(outcomes)
     csv_path = selection.write_csv(found, selection.tidy_rows(found, outcomes))
     click.echo(report.render(rows, selection.COLUMNS, fmt))

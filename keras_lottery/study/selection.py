@@ -36,14 +36,22 @@ LABELS = {"rewind": "lottery", "rewind_lr": "lr_finetune", "finetune": "finetune
           "train": "base"}
 
 
-def outcomes(plan):
+def outcomes(plan, damaged=None):
     """One dict per finished run with an evaluation: its node, its final
-    test top-1 and validation top-1."""
+    test top-1 and validation top-1. A damaged run is left out and, when
+    `damaged` is given, told to it: `damaged(path, reason)`."""
     found = []
     for node in plan.nodes:
         path = plan.path(node)
         config = state.read_config(path / layout.RUN_JSON)
-        if config is None or config.get("status") != record.FINISHED:
+        if config is None and not (path / layout.RUN_JSON).exists():
+            continue
+        reason = state.damage(path)
+        if reason is not None:
+            if damaged is not None:
+                damaged(path, reason)
+            continue
+        if config.get("status") != record.FINISHED:
             continue
         metrics = Run(path, config).metrics
         if metrics:

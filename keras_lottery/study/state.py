@@ -37,7 +37,12 @@ JOBS = "jobs"
 RUN_LOCK = "run.lock"
 FINISHED, RUNNING, RESUMABLE = "finished", "running", "resumable"
 FAILED, BLOCKED, PENDING = "failed", "blocked", "pending"
-STATUSES = (FINISHED, RUNNING, RESUMABLE, FAILED, BLOCKED, PENDING)
+# A run directory whose run.json or metrics.csv cannot be read: it needs the
+# user (restore the file or delete the run), so it is never started again.
+DAMAGED = "damaged"
+STATUSES = (FINISHED, RUNNING, RESUMABLE, FAILED, DAMAGED, BLOCKED, PENDING)
+# Statuses whose dependents cannot start: they are blocked.
+DEAD_ENDS = (FAILED, DAMAGED, BLOCKED)
 # A run marked failed by Ctrl-C (or a driver passing one on) only stopped.
 INTERRUPTED = ("KeyboardInterrupt",)
 
@@ -76,18 +81,35 @@ def status_in(root, node, claimed=False):
     """`node_status` of a node under the study root `root` (what an
     engine's worker has, without the plan)."""
     path = pathlib.Path(root) / node.id
-    config = read_config(path / layout.RUN_JSON)
+    exists = (path / layout.RUN_JSON).exists()
+    damaged = exists and damage(path) is not None
+    config = read_config(path / layout.RUN_JSON) if exists and not damaged else None
     if config is not None and config.get("status") == record.FINISHED:
         return FINISHED
     if _lock_alive(path / RUN_LOCK) or (
             not claimed and claims.alive(root, node.id)):
         return RUNNING
-    if config is None:
+    if not exists:
         return PENDING
+    if damaged:
+        return DAMAGED
     error = str(config.get("error") or "")
     if config.get("status") == record.FAILED and not error.startswith(INTERRUPTED):
         return FAILED
     return RESUMABLE
+
+
+def damage(path):
+    """Why the run directory `path` cannot be read (its run.json, or a
+    finished run's metrics.csv), as `lottery results` says it; None when
+    it can."""
+    try:
+        run = Run.open(path).check()
+        if run.status == record.FINISHED:
+            run.metrics  # noqa: B018  (a damaged metrics.csv is found here)
+    except LotteryError as e:
+        return str(e)
+    return None
 
 
 def statuses(plan):
@@ -96,7 +118,7 @@ def statuses(plan):
     for node in plan.nodes:
         status = node_status(plan, node)
         if (status != FINISHED and node.parent is not None
-                and found[node.parent] in (FAILED, BLOCKED)):
+                and found[node.parent] in DEAD_ENDS):
             status = BLOCKED
         found[node.id] = status
     return found
@@ -111,7 +133,7 @@ def final_statuses(plan, given_up=()):
         if status != FINISHED:
             if node.id in given_up:
                 status = FAILED
-            elif node.parent is not None and found[node.parent] in (FAILED, BLOCKED):
+            elif node.parent is not None and found[node.parent] in DEAD_ENDS:
                 status = BLOCKED
         found[node.id] = status
     return found
@@ -207,7 +229,8 @@ def check_disk(plan):
     """Refuses a plan that would alter runs already on disk.
 
     Every node whose run directory (or iterative study) exists is compared
-    with what the study file asks for now.
+    with what the study file asks for now (a damaged one cannot be: it is
+    reported as damaged instead, and left alone).
 
     Raises:
         LotteryError: one line with the first difference and how many more.
@@ -233,8 +256,8 @@ def _differences(plan, node):
         return found
     try:
         spec = Run.open(path).spec
-    except LotteryError as e:
-        return found + [f"{node.id}: {e}"]
+    except LotteryError:
+        return found  # damaged: left alone, and reported as such
     study = plan.study
     parent = None if node.parent is None else str(plan.path(node.parent).resolve())
     density = None if node.kind == "base" else node.density

@@ -18,6 +18,9 @@ import keras_lottery as kl
 from keras_lottery.runs import layout
 from keras_lottery.spec import record
 from keras_lottery.runs.run import Run
+from click.testing import CliRunner
+
+from keras_lottery.cli import main
 from snapshots import snapshot
 from tiny_study import RUNS
 from tiny_study import STUDY
@@ -122,3 +125,30 @@ def test_a_failed_run_blocks_its_dependents_and_is_not_retried(tmp_path_factory,
     assert again.exit_code == 1 and "1 failed, 2 blocked" in again.output
     log = folder / "runs/tiny/study-logs/lenet300/train-s0.log"
     assert log.read_text().count("$ lottery ") == 1  # not retried
+
+
+def test_a_damaged_run_is_one_state_in_every_reader(reference, tmp_path, monkeypatch):
+    import shutil
+
+    folder = tmp_path / "damaged"
+    shutil.copytree(reference[0], folder)
+    root = folder / "runs/tiny"
+    (root / "lenet300/rewind-k7-d50-s0/run.json").write_text("{garbage")
+    metrics = root / "lenet300/finetune-k7-d50-s0/metrics.csv"
+    metrics.write_text(metrics.read_text()[:-5])  # cut in its last row
+    status = _in_process(folder, monkeypatch, "status", "study.toml")
+    assert status.exit_code == 0, status.output
+    assert "  damaged         2" in status.output and "  pending         0" in status.output
+    damaged = [line for line in status.output.splitlines() if line.startswith("  damaged:")]
+    assert len(damaged) == 2
+    assert sorted("not valid JSON" in d for d in damaged) == [False, True]
+    assert sorted("cut off in its last row" in d for d in damaged) == [False, True]
+    for args in (["study", "results", "study.toml"], ["results", "study.toml"]):
+        result = CliRunner().invoke(main, args)
+        assert result.exit_code == 0, result.output
+        warnings = [line for line in result.output.splitlines() if line.startswith("Warning")]
+        assert len(warnings) == 2, result.output
+        assert all("skipping" in w for w in warnings)
+    again = _in_process(folder, monkeypatch, "run", "study.toml")  # starts neither
+    assert _finished_lines(again.output) == []
+    assert "2 damaged" in again.output

@@ -72,7 +72,7 @@ def waves(plan, found, retry_failed, size):
     for node in plan.nodes:
         status = found[node.id]
         if status == state.FINISHED or (
-                status in (state.FAILED, state.BLOCKED) and not retry_failed):
+                status in state.DEAD_ENDS and not (retry_failed and status == state.FAILED)):
             continue
         if status == state.RUNNING:
             left_out += 1
@@ -80,7 +80,7 @@ def waves(plan, found, retry_failed, size):
             wave[node.id] = 0
         elif node.parent in wave:
             wave[node.id] = wave[node.parent] + 1
-        elif found[node.parent] not in (state.FAILED, state.BLOCKED):
+        elif found[node.parent] not in state.DEAD_ENDS:
             left_out += 1
     found_waves = []
     for index in range(max(wave.values(), default=-1) + 1):
