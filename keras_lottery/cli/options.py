@@ -11,6 +11,7 @@ import functools
 import os
 import pathlib
 import re
+import sys
 import warnings
 
 import click
@@ -99,6 +100,8 @@ def friendly_errors(f):
         except LotteryError as e:
             raise click.ClickException(message(e)) from None
         except OSError as e:
+            if e.errno == errno.EPIPE:  # `| head`: the reader has all it wants
+                _quiet_exit()
             where = f" ({e.filename})" if e.filename else ""
             if e.errno in CANNOT_WRITE:
                 raise click.ClickException(
@@ -122,6 +125,14 @@ def friendly_errors(f):
             raise SystemExit(130) from None
 
     return wrapper
+
+
+def _quiet_exit():
+    """Leaves quietly when the reader of the output has gone: nothing more
+    is written (not even at exit, when Python flushes stdout again)."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    raise SystemExit(0)
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None):

@@ -631,3 +631,22 @@ def test_an_npz_file_trains_and_its_children_read_it_again(bad_input_folder, tmp
     child = keras_lottery.Run.open(tmp_path / "child")
     assert child.spec.dataset == parent.spec.dataset
     assert child.config["data_sha256"] == parent.config["data_sha256"]
+
+
+def test_a_closed_pipe_ends_the_command_quietly(tmp_path):
+    # `lottery study status FILE | head -2`: the reader leaves early. Here it
+    # has left before the first line is written, so every write fails.
+    study = tmp_path / "study.toml"
+    study.write_text("[base]\nseeds = [0, 1, 2]\narch = 'lenet300'\ndataset = 'digits'\n"
+                     "steps = 40\n[oneshot]\nmethods = ['rewind']\niters = [7]\n"
+                     "densities = [50, 20, 10]\n")
+    read, write = os.pipe()
+    os.close(read)
+    try:
+        done = subprocess.run([sys.executable, "-m", "keras_lottery.cli", "study", "status",
+                               str(study)], stdout=write, stderr=subprocess.PIPE, cwd=tmp_path,
+                              text=True, timeout=120, env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    finally:
+        os.close(write)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == "", done.stderr
