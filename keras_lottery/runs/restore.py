@@ -1,9 +1,11 @@
-"""A run's model back, from its files: `Run.load_model(iteration)`."""
+"""A run's model and data back, from its files: `Run.load_model`,
+`Run.evaluation_data` and `Run.evaluate`."""
 
 from keras_lottery.models import network as arch_lib
 from keras_lottery import data as data_lib
 from keras_lottery.training import compile as compile_lib
 from keras_lottery.errors import LotteryError
+from keras_lottery.training import evaluation
 from keras_lottery.spec.execution import Execution
 from keras_lottery.training.state import load_state
 
@@ -61,3 +63,57 @@ class _Shapes:
         else:
             data = data_lib.load(run.spec.dataset, record.data_dir)
             self.image_shape, self.num_classes = data.image_shape, data.num_classes
+
+
+def evaluation_data(run, split="test", dataset=None):
+    """(x, y): the images `run` evaluated on and their labels, prepared as
+    it prepared them (normalized the dataset's way), so that
+    `model.evaluate(x, y)` reproduces its metrics.
+
+    Args:
+        run: a `Run`.
+        split: "test" (what it reports as `top1`: the test set without the
+            images held out for validation) or "validation" (`val_top1`).
+        dataset: the run's data when it trained on arrays in memory
+            (`keras_lottery.data.arrays(...)`); default: read again from
+            where the run read it.
+
+    Raises:
+        LotteryError: an unknown split, a run without a validation split,
+            or data that is not the run's.
+    """
+    if split not in ("test", "validation"):
+        raise LotteryError('expected "test" or "validation"', param="split", value=split)
+    data = _data(run, dataset)
+    test, val = evaluation.evaluation_sets(data, run.spec.val_split, batch_size=len(data.x_test))
+    if split == "validation" and val is None:
+        raise LotteryError(f"{run.path} held out no validation images (val_split 0)",
+                           param="split", value=split)
+    batches = test if split == "test" else val
+    return batches[0] if len(batches) else (data.x_test[:0], data.y_test[:0])
+
+
+def evaluate(run, iteration="final", split="test", dataset=None):
+    """{top1, top5, loss} of `run`'s model at `iteration` on its evaluation
+    data, as its metrics.csv records them at that step."""
+    model = load_model(run, iteration)
+    x, y = evaluation_data(run, split, dataset)
+    result = model.evaluate(x, y, batch_size=run.spec.recipe.batch_size, verbose=0,
+                            return_dict=True)
+    return {k: float(result[k]) for k in ("top1", "top5", "loss")}
+
+
+def _data(run, dataset):
+    record = run.record
+    if dataset is None:
+        try:
+            data = data_lib.load(run.spec.dataset, record.data_dir)
+        except LotteryError as e:
+            raise LotteryError(f"{e}; give the run's data as dataset=",
+                               param="dataset", value=None) from None
+    else:
+        data = dataset
+    if record.data_sha256 is not None and data.fingerprint != record.data_sha256:
+        raise LotteryError(f"is not the data {run.path} trained on; give its own",
+                           param="dataset", value=data_lib.spec_name(data))
+    return data

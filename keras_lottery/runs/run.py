@@ -300,10 +300,30 @@ class Run:
     def load_model(self, iteration="final"):
         """The run's masked model with its full state at `iteration` (an
         iteration it checkpointed, or "final"), compiled as runs are."""
-        # The one import upwards: rebuilding needs architectures and Keras.
-        from keras_lottery.runs import restore
+        from keras_lottery.runs import restore  # Keras loads only here
 
         return restore.load_model(self, iteration)
+
+    def evaluation_data(self, split="test", dataset=None):
+        """(x, y) the run evaluated on, prepared as it prepared them
+        (`keras_lottery.runs.restore.evaluation_data`): what to give a model
+        from `load_model` to reproduce its metrics.
+
+        Example:
+
+        >>> x, y = run.evaluation_data()
+        >>> run.load_model().evaluate(x, y, return_dict=True)["top1"]
+        """
+        from keras_lottery.runs import restore
+
+        return restore.evaluation_data(self, split, dataset)
+
+    def evaluate(self, iteration="final", split="test", dataset=None):
+        """{top1, top5, loss} of the model at `iteration` on the run's own
+        evaluation data: the row metrics.csv has for that step."""
+        from keras_lottery.runs import restore
+
+        return restore.evaluate(self, iteration, split, dataset)
 
     def model_config_path(self):
         return self.path / layout.MODEL_JSON

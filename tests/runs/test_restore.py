@@ -46,3 +46,33 @@ def test_load_model_at_an_iteration_and_a_bad_one(digits_family):
         child.load_model(5)
     assert str(error.value) == (f"iteration=5: is not a checkpoint of {child.path}; "
                                 "saved: 3, 12, final")
+
+
+def test_a_run_evaluates_again_on_the_data_it_saw(digits_family, tmp_path):
+    parent, child = digits_family
+    assert child.evaluate() == pytest.approx(
+        {k: child.metrics[-1][k] for k in ("top1", "top5", "loss")}, abs=1e-6)
+    assert parent.evaluate(12)["top1"] == pytest.approx(parent.metrics[-1]["top1"], abs=1e-6)
+    x, y = child.evaluation_data()
+    raw = data_lib.load("digits")
+    assert x.shape == raw.x_test.shape and np.array_equal(y, raw.y_test)
+    assert not np.allclose(x, raw.x_test)  # normalized, as the run saw them
+    model = child.load_model()
+    top1 = model.evaluate(x, y, verbose=0, return_dict=True)["top1"]
+    assert top1 == pytest.approx(child.metrics[-1]["top1"], abs=1e-6)
+    with pytest.raises(kl.LotteryError, match="held out no validation images"):
+        child.evaluation_data("validation")
+    with pytest.raises(kl.LotteryError, match='split=\'train\': expected "test" or'):
+        child.evaluation_data("train")
+
+
+def test_a_held_out_validation_set_is_the_runs_own(tmp_path):
+    run = kl.train("lenet300", dataset="digits", steps=8, batch_size=32, eval_every=8,
+                   checkpoint_iters=[0, 8], val_split=100, seed=0, verbose=0,
+                   out=tmp_path / "r")
+    x, y = run.evaluation_data()
+    vx, vy = run.evaluation_data("validation")
+    assert (len(x), len(vx)) == (260, 100)
+    assert run.evaluate(split="validation")["top1"] == pytest.approx(
+        run.metrics[-1]["val_top1"], abs=1e-6)
+    assert run.evaluate()["top1"] == pytest.approx(run.metrics[-1]["top1"], abs=1e-6)
