@@ -24,7 +24,7 @@ def iterate(request, *, verbose=1, callbacks=None):
         request.seed, scope=request.scope or inherited.scope,
         exclude=inherited.exclude if request.exclude is None else request.exclude,
         layer_rates=request.layer_rates, pruner=request.pruner),
-        arch=inherited.arch, out=request.out, root=request.root)
+        arch=inherited.arch, out=request.out, root=lifecycle.child_root(base, request.root))
     # Round 1's request, checked before the chain's folder is made.
     parents.child_spec(base, _round(request, chain, 1, base)(base))
     made = lifecycle.missing_folders(chain.path)

@@ -27,7 +27,8 @@ def derive(request, *, verbose=1, callbacks=None):
     parents.check_precision(parent, request.execution.precision)
     request.execution.check_devices()
     spec = parents.child_spec(parent, request)
-    found = resolver.resolve(spec, out=request.out, root=request.root)
+    root = lifecycle.child_root(parent, request.root)
+    found = resolver.resolve(spec, out=request.out, root=root)
     if lifecycle.finished(found, verbose):
         return found.run
     method = spec.method
@@ -40,7 +41,7 @@ def derive(request, *, verbose=1, callbacks=None):
         found, data, data_dir, request.execution,
         build=lambda: parents.rebuild(parent, model_json, data), bounds=(start, end),
         init_seed=method.init_seed(found.spec.seed, parent.spec.seed),
-        model_json=model_json, save_every=request.save_every,
+        model_json=model_json, save_every=request.save_every, root=root,
         prepare=lambda model: start_state(model, parent, found.spec, data,
                                           request.execution, start))
     return lifecycle.run(job, verbose=verbose, callbacks=callbacks)

@@ -5,6 +5,7 @@ from keras_lottery import data as data_lib
 from keras_lottery.errors import LotteryError
 from keras_lottery.models import network as network_lib
 from keras_lottery.procedures import lifecycle
+from keras_lottery.runs import layout
 from keras_lottery.runs import resolver
 from keras_lottery.spec import methods
 from keras_lottery.spec import recipe as recipe_lib
@@ -43,13 +44,14 @@ def train(request, *, verbose=1, callbacks=None):
                    seed=request.seed, val_split=_val_split(request.val_split, data),
                    precision=execution.precision, model=network.fingerprint,
                    data_fingerprint=data_lib.own_fingerprint(data))
-    found = resolver.resolve(spec, out=request.out, root=request.root)
+    root = layout.DEFAULT_ROOT if request.root is None else request.root
+    found = resolver.resolve(spec, out=request.out, root=root)
     job = lifecycle.Job(
         found, data, request.data_dir, execution,
         build=lambda: network_lib.build(network.name, network.model_json, data,
                                         recipe.weight_decay),
         bounds=(0, recipe.steps), init_seed=found.spec.seed,
-        model_json=network.model_json, save_every=request.save_every)
+        model_json=network.model_json, save_every=request.save_every, root=root)
     return lifecycle.run(job, verbose=verbose, callbacks=callbacks,
                          check=lambda model: network_lib.check_fits(model, data))
 

@@ -16,6 +16,7 @@ training the same run twice.
 
 import contextlib
 import dataclasses
+import os
 import pathlib
 import shutil
 
@@ -57,6 +58,8 @@ class Job:
             (masks, weights, iteration) into the compiled model; None for a
             run from scratch.
         save_every: steps between resume states.
+        root: where default run directories went (recorded for its
+            children).
     """
 
     found: object
@@ -69,6 +72,7 @@ class Job:
     model_json: str = None
     prepare: object = None
     save_every: int = 1000
+    root: object = layout.DEFAULT_ROOT
 
     @property
     def spec(self):
@@ -110,6 +114,7 @@ def open_run(job, model, verbose):
     new = Run.create(found.path, found.spec, RunRecord(
         status=record.RUNNING, start_step=start, end_step=end,
         density=pruning.density(model, found.spec.exclude), seed_drawn=found.seed_drawn,
+        root=pathlib.Path(os.path.relpath(job.root, found.path)).as_posix(),
         data_dir=None if job.data_dir is None else str(job.data_dir),
         data_sha256=data.fingerprint, input_shape=data.image_shape,
         num_classes=data.num_classes, execution=job.execution.to_dict(),
@@ -207,6 +212,17 @@ def remove_unused(made, keep=(layout.LOCK,)):
             folder.rmdir()
         except OSError:  # not empty (another run's), or gone
             return
+
+
+def child_root(parent, root):
+    """Where a derived run's default folder goes: `root` when given, else
+    its parent's (as recorded; runs made before it was: "runs")."""
+    if root is not None:
+        return root
+    recorded = parent.record.root
+    if recorded is None:
+        return layout.DEFAULT_ROOT
+    return os.path.normpath(parent.path / recorded)
 
 
 def load_data(dataset, data_dir):

@@ -28,6 +28,8 @@ class RunRecord:
         start_step, end_step: the run's first and last optimizer iteration.
         density: the realized fraction of prunable weights kept.
         seed_drawn: whether the seed was drawn rather than given.
+        root: the folder default run directories went to when it was made,
+            relative to its own directory (its children's default root).
         data_dir: the folder the dataset was read from, if one was given.
         data_sha256: the fingerprint of the data trained on.
         input_shape, num_classes: what the model was built for.
@@ -44,8 +46,10 @@ class RunRecord:
     start_step: int
     end_step: int
     density: float
-    # Where its seed and data came from, what its model was built for.
+    # Where its seed and data came from, what its model was built for, where
+    # its children's folders go by default.
     seed_drawn: bool = False
+    root: str | None = None
     data_dir: str | None = None
     data_sha256: str | None = None
     input_shape: tuple | None = None

@@ -1,5 +1,7 @@
 """The procedures' semantics (DESIGN decision 6), on resnet8 and synthetic data."""
 
+import pathlib
+
 import keras
 import numpy as np
 import pytest
@@ -448,3 +450,22 @@ def test_no_validation_split_by_default_on_other_data(digits_family):
     parent, child = digits_family
     assert parent.spec.val_split == child.spec.val_split == 0
     assert all(row["val_top1"] is None for row in parent.metrics)
+
+
+def test_derived_runs_follow_their_parents_root(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    small = dict(dataset="digits", steps=8, batch_size=32, checkpoint_iters=[0, 4, 8],
+                 eval_every=8, verbose=0)
+    base = kl.train("lenet300", root="myruns", seed=0, **small)
+    assert base.path == pathlib.Path("myruns/lenet300/train-s0")
+    child = kl.rewind(base, iteration=4, density=0.5, seed=0, verbose=0)
+    assert child.path.resolve() == (tmp_path / "myruns/lenet300/rewind-k4-d50-s0")
+    rounds = kl.iterate(child.path, iteration=4, rounds=1, seed=0, verbose=0)
+    assert rounds[0].path.resolve().is_relative_to(tmp_path / "myruns/lenet300")
+    # A moved tree of runs keeps following (the root is recorded relative).
+    (tmp_path / "moved").mkdir()
+    (tmp_path / "myruns").rename(tmp_path / "moved" / "myruns")
+    moved = kl.Run.open(tmp_path / "moved/myruns/lenet300/train-s0")
+    again = kl.rewind(moved, iteration=4, density=0.25, seed=0, verbose=0)
+    assert again.path.resolve() == (tmp_path / "moved/myruns/lenet300/rewind-k4-d25-s0")
+    assert not (tmp_path / "runs").exists()
