@@ -4,6 +4,7 @@ written), a saved `.keras` file, `package.module:function`, and the named
 architectures sized to the data."""
 
 import re
+import sys
 import textwrap
 
 import keras
@@ -134,3 +135,18 @@ def test_resnet8_on_cifar100_gets_100_outputs(tmp_path):
     assert run.config["num_classes"] == 100
     assert run.load_model().output_shape == (None, 100)
     assert run.spec.val_split == 0  # 8 test images are not CIFAR's real test set
+
+
+def test_a_builder_in_the_current_folder_needs_no_pythonpath(tmp_path, monkeypatch):
+    (tmp_path / "mynets_here.py").write_text(
+        "import keras\n\n\ndef small_cnn(input_shape, num_classes):\n"
+        "    return keras.Sequential([keras.Input(input_shape), keras.layers.Flatten(),\n"
+        "                             keras.layers.Dense(num_classes)])\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "path", [p for p in sys.path if p not in ("", str(tmp_path))])
+    monkeypatch.delenv("PYTHONPATH", raising=False)
+    result = CliRunner().invoke(main, [
+        "train", "--arch", "mynets_here:small_cnn", "--dataset", "digits", "--steps", "2",
+        "--batch-size", "32", "--checkpoint-iters", "0,2", "--seed", "0", "-q"])
+    assert result.exit_code == 0, result.output
+    assert "finished: runs/small_cnn-" in result.output
