@@ -28,6 +28,15 @@ def _comma_list(values):
     return ",".join(map(str, values)) if isinstance(values, (list, tuple)) else values
 
 
+def _pairs(values):
+    """{layer: rate} as --layer-rate takes it: fc_3=0.9 (repeated)."""
+    pairs = values.items() if isinstance(values, dict) else values
+    try:
+        return " ".join(f"{k}={v:g}" for k, v in pairs)
+    except (TypeError, ValueError):
+        return repr(values)
+
+
 def _paths(values):
     return ", ".join(map(str, values)) or "(none)"
 
@@ -51,8 +60,8 @@ FLAGS = {
     "images_per_second": ("--images-per-second", None),
     "iteration": ("--iter", None),
     "jit_compile": ("--jit-compile", None),
-    "layer_densities": ("--layer-rate", None),
-    "layer_rates": ("--layer-rate", None),
+    "layer_densities": ("--layer-rate", _pairs),
+    "layer_rates": ("--layer-rate", _pairs),
     "lr": ("--lr", None),
     "method": ("--method", None),
     "mixed_precision": ("--mixed-precision", None),
@@ -80,11 +89,14 @@ FLAGS = {
 
 def message(error):
     """A `LotteryError` as the command line shows it."""
+    def argument(name):
+        return FLAGS.get(name, (name,))[0]
+
     if error.param not in FLAGS:
-        return error.render(density=checks.percent_text)
+        return error.render(density=checks.percent_text, argument=argument)
     flag, show = FLAGS[error.param]
     value = error.value if show is None or error.value is None else show(error.value)
-    return error.render(flag, value, density=checks.percent_text)
+    return error.render(flag, value, density=checks.percent_text, argument=argument)
 
 
 def friendly_errors(f):

@@ -39,7 +39,8 @@ def from_keras(name):
         raise LotteryError(
             f"could not get {_TITLES[name]} through Keras's download "
             f"({checks.one_line(e)}); {where} (or run `lottery data download`) "
-            "and pass its folder", param="data_dir", value=None,
+            "and pass its folder as {data_dir}", param="dataset", value=name,
+            arguments=("data_dir",),
         ) from None
     if name in mnist.TITLES:
         return mnist.mnist_dataset(name, x_train, y_train, x_test, y_test)

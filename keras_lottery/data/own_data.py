@@ -146,8 +146,8 @@ def read_npz(path):
         A `Dataset` as `arrays` makes, named for the file, with
         `source="npz:<absolute path>"`.
     """
-    path = os.path.abspath(os.fspath(path))
-    loaded = _load_npz(path)
+    given, path = os.fspath(path), os.path.abspath(os.fspath(path))
+    loaded = _load_npz(path, given=given)
     ds = arrays(*(loaded[k] for k in NPZ_KEYS), name=os.path.basename(path))
     ds.source = NPZ_PREFIX + path
     return ds
@@ -155,15 +155,17 @@ def read_npz(path):
 
 def npz_train_size(path):
     """Training examples in an npz file, reading only its `y_train`."""
-    path = os.path.abspath(os.fspath(path))
-    return len(_load_npz(path, ("y_train",))["y_train"])
+    given, path = os.fspath(path), os.path.abspath(os.fspath(path))
+    return len(_load_npz(path, ("y_train",), given=given)["y_train"])
 
 
-def _load_npz(path, wanted=NPZ_KEYS):
-    """`{key: array}` of the `wanted` keys, or a one-line `LotteryError`."""
+def _load_npz(path, wanted=NPZ_KEYS, given=None):
+    """`{key: array}` of the `wanted` keys, or a one-line `LotteryError`
+    (naming the dataset as it was `given`, "npz:<given>")."""
     fix = "write it with np.savez(path, x_train=..., y_train=..., x_test=..., y_test=...)"
     if not os.path.isfile(path):
-        raise LotteryError(f"no such file; {fix}", param="path", value=path)
+        raise LotteryError(f"no such file ({path}); {fix}", param="dataset",
+                           value=NPZ_PREFIX + (given or path))
     try:
         npz = np.load(path, allow_pickle=False)
     except Exception as e:  # Not a zip, a pickle, a truncated zip, ...

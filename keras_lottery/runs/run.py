@@ -123,6 +123,9 @@ class Run:
         if path.name == layout.RUN_JSON and path.is_file():
             path = path.parent
         run_json = path / layout.RUN_JSON
+        if path.is_file():
+            raise LotteryError(f"{path} is a file, not a run directory; name the "
+                               "folder holding a run.json")
         if not path.is_dir():
             raise LotteryError(f"run directory {path} does not exist")
         if not run_json.is_file():

@@ -293,19 +293,22 @@ def load_file(path):
                            value=str(path)) from None
     try:
         _check_fields(config, FIELDS + ("preset",))
-    except LotteryError as e:
-        raise LotteryError(e.message, param="recipe", value=str(path)) from None
+    except LotteryError as e:  # named as the file has it: `lr_drop = [5]`
+        raise LotteryError(f"{e.param} = {e.value!r}: {e.message}", param="recipe",
+                           value=str(path)) from None
     return config
 
 
 def _check_fields(given, allowed):
-    for name in given:
+    """Every key of the dict `given` is a recipe field (an error names the
+    key as the argument it was given as)."""
+    for name, value in given.items():
         if name not in allowed:
             close = difflib.get_close_matches(name, allowed, n=1)
             hint = f" (did you mean {close[0]}?)" if close else ""
             raise LotteryError(
-                f"unknown recipe field {name!r}{hint}; fields: {', '.join(allowed)}",
-                param="recipe", value=name,
+                f"is not a recipe field{hint}; fields: {', '.join(allowed)}",
+                param=name, value=value,
             )
 
 

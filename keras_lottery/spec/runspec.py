@@ -240,7 +240,7 @@ class IterateSpec:
             _bad("scope", self.scope, f"expected one of {', '.join(SCOPES)}")
         object.__setattr__(self, "exclude", tuple(self.exclude))
         object.__setattr__(self, "layer_rates", _layer_densities(
-            self.layer_rates, self.scope))
+            self.layer_rates, self.scope, "layer_rates", "rate"))
         if any(rate >= 1 for _, rate in self.layer_rates):
             _bad("layer_rates", dict(self.layer_rates), "expected rates in (0, 1)")
         method = methods.get(self.method, pruning=True)
@@ -311,20 +311,19 @@ def _stored_parent(config, directory):
     return resolve_parent(hint or parent)
 
 
-def _layer_densities(value, scope):
-    """((layer, fraction), ...) sorted by layer, from pairs or a dict."""
+def _layer_densities(value, scope, param="layer_densities", what="density"):
+    """((layer, fraction), ...) sorted by layer, from pairs or a dict; an
+    error names `param` (`layer_rates` for an iterate chain's rates)."""
     pairs = value.items() if isinstance(value, dict) else value
     try:
         pairs = tuple(sorted((str(k), v) for k, v in pairs))
     except (TypeError, ValueError):
-        _bad("layer_densities", value, "expected {layer: density}")
+        _bad(param, value, f"expected {{layer: {what}}}")
     for name, density in pairs:
         if not checks.is_number(density) or not 0 < density <= 1:
-            _bad("layer_densities", value, f"the density of {name} must be a "
-                 "fraction in (0, 1]")
+            _bad(param, dict(pairs), f"the {what} of {name} must be a fraction in (0, 1]")
     if pairs and scope != "layerwise":
-        _bad("layer_densities", dict(pairs), "per-layer densities need the "
-             "layerwise scope")
+        _bad(param, dict(pairs), f"per-layer {what}s need the layerwise scope")
     return tuple((name, float(d)) for name, d in pairs)
 
 

@@ -333,4 +333,4 @@ def test_keras_download_failure(monkeypatch):
         data.load("cifar10")
     message = single_line(error)
     assert "URL fetch failure" in message
-    assert message.startswith("data_dir=None: ") and "pass its folder" in message
+    assert message.startswith("dataset=") and "pass its folder as data_dir" in message

@@ -118,7 +118,7 @@ def test_keras_download_failure(monkeypatch):
         data.load("mnist")
     message = single_line(error)
     assert "MNIST" in message and "URL fetch failure" in message
-    assert message.startswith("data_dir=None: ") and "pass its folder" in message
+    assert message.startswith("dataset=") and "pass its folder as data_dir" in message
 
 
 # -- Errors -------------------------------------------------------------------------
