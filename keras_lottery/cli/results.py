@@ -53,6 +53,10 @@ def results(run_dirs, group, select, curve, fmt):
     files) or every run under ./runs."""
     from keras_lottery.results import tables as report
 
+    if select != "final" and not group:
+        raise click.UsageError("--select picks each run's result within a --group; "
+                               "add --group (one row per run shows both final_top1 "
+                               "and best_top1)")
     opened = open_runs(run_dirs)
     if curve:
         rows = [row for run in opened for row in report.curve(run)]

@@ -83,6 +83,10 @@ class Recipe:
         for name in ("steps", "batch_size", "eval_every"):
             _check_int(name, getattr(self, name), 1)
         _check_int("warmup_steps", self.warmup_steps, 0)
+        if self.warmup_steps > self.steps:
+            raise LotteryError(f"is longer than the run ({self.steps} steps); warm up "
+                               "for part of it", param="warmup_steps",
+                               value=self.warmup_steps)
         _check_number("lr", self.lr, "a positive learning rate", lambda v: v > 0)
         _check_number("gamma", self.gamma, "a positive factor", lambda v: v > 0)
         for name in ("momentum", "beta_1", "beta_2"):

@@ -19,6 +19,7 @@ has no JSON form and is refused there.
 """
 
 import dataclasses
+import os
 import pathlib
 
 from keras_lottery import checks
@@ -183,6 +184,10 @@ class _FromParent(Request):
 
     def __post_init__(self):
         super().__post_init__()
+        if not (self.parent is None or isinstance(self.parent, (str, os.PathLike))
+                or hasattr(self.parent, "checkpoints")):  # a Run
+            raise LotteryError("expected a run directory's path or a Run",
+                               param="parent", value=self.parent)
         if self.scope is not None:
             checks.choice(self.scope, "scope", SCOPES)
         if self.exclude is not None:

@@ -91,3 +91,22 @@ def test_the_command_line_refuses_cheap_mistakes_before_tensorflow(args, message
     error, loaded = done.stdout.strip().splitlines()[-2:]
     assert error.startswith(message), error
     assert loaded == "False False"
+
+
+def test_inputs_once_accepted_silently_are_refused():
+    import keras_lottery as kl
+    from keras_lottery.spec import recipe
+
+    with pytest.raises(LotteryError, match=r"^parent=123: expected a run directory's path or a Run"):
+        kl.rewind(123, iteration=1, density=0.5)
+    with pytest.raises(LotteryError, match=r"^exclude='fc_3': expected a list of layer names"):
+        kl.rewind("runs/x", iteration=1, density=0.5, exclude="fc_3")
+    with pytest.raises(LotteryError, match=r"^warmup_steps=300: is longer than the run \(200"):
+        recipe.make(steps=200, warmup_steps=300)
+    from click.testing import CliRunner
+
+    from keras_lottery.cli import main
+
+    result = CliRunner().invoke(main, ["results", "--select", "best_val"])
+    assert result.exit_code == 2 and "--select picks each run's result within a --group" in (
+        result.output)
