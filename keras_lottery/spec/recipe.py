@@ -6,8 +6,9 @@ fields given override the preset's. Asking for another length (`steps` or
 `epochs`) scales every step quantity c left out (LR drops, warmup,
 checkpoint iterations) to round(c·T/T0), clipped to [0, T], duplicates
 dropped, and the evaluation interval to max(1, round(e·T/T0)), so a 500-step
-run is a faithful miniature. In `renda2020` (the default) a batch size B
-also scales the LR to 0.1·B/128, the original's rule.
+run is a faithful miniature, except that it evaluates at most
+`SHORT_RUN_EVALUATIONS` (20) times. In `renda2020` (the default) a batch
+size B also scales the LR to 0.1·B/128, the original's rule.
 
 At T = 71,108 and batch 128, `renda2020` is exactly the original (SPEC
 §3–4): TF1 momentum 0.9, LR 0.1 dropped ×0.1 after steps 35,546 and 53,125;
@@ -29,6 +30,10 @@ CHECKPOINT_ITERS = (
     0, 4701, 12514, 20326, 28139, 35951, 43764, 51576, 59389, 67201, 71108,
 )
 OPTIMIZERS = ("momentum", "sgd", "nesterov", "adam")
+# A recipe scaled to fewer steps evaluates at most this many times (and at
+# its end): a short run's time goes to training, not to evaluating every few
+# steps (frankle2019-lenet's 50 evaluations stay 50 at its full 50,000 steps).
+SHORT_RUN_EVALUATIONS = 20
 # Fields counted in steps: scaled with the run's length.
 STEP_FIELDS = ("lr_drops", "warmup_steps", "checkpoint_iters", "eval_every")
 
@@ -271,7 +276,8 @@ def _rescaled(base, steps, **fields):
             "lr_drops": tuple(scale(c) for c in base.lr_drops),  # may coincide
             "warmup_steps": scale(base.warmup_steps),
             "checkpoint_iters": tuple(sorted({scale(c) for c in base.checkpoint_iters})),
-            "eval_every": max(1, round(base.eval_every * steps / base.steps)),
+            "eval_every": max(1, round(base.eval_every * steps / base.steps),
+                              -(-steps // SHORT_RUN_EVALUATIONS) if steps < base.steps else 1),
         }
     changes = dict(scaled, **fields, steps=steps)
     for name in ("lr_drops", "checkpoint_iters"):

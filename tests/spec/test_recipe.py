@@ -256,7 +256,12 @@ def test_presets_are_the_papers(name):
 
 def test_fields_override_a_preset_and_lengths_scale_it():
     r = recipe.make("frankle2019-lenet", lr=3e-4, steps=5000)
-    assert (r.optimizer, r.lr, r.steps, r.eval_every) == ("adam", 3e-4, 5000, 100)
+    # 1000 at 50,000 steps scales to 100, but a short run evaluates at most
+    # 20 times: every 250 steps.
+    assert (r.optimizer, r.lr, r.steps, r.eval_every) == ("adam", 3e-4, 5000, 250)
+    assert recipe.make("frankle2019-lenet").eval_every == 1000  # its own, unscaled
+    assert recipe.make("frankle2019-lenet", steps=5000, eval_every=100).eval_every == 100
+    assert len(recipe.make("frankle2019-lenet", steps=200).eval_steps(0, 200)) == 20
     # Only renda2020's LR follows the batch size.
     assert recipe.make("frankle2019-lenet", batch_size=120).lr == 1.2e-3
     assert recipe.make(batch_size=64, lr=0.3).lr == 0.3  # a given lr wins
