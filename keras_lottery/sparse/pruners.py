@@ -138,8 +138,8 @@ def _check_density(density, function, pruner):
         ranking.check_density(density)
     elif not chooses_amount(function):
         raise LotteryError(
-            f"the pruner {pruner!r} needs a density (the fraction of weights to "
-            "keep, e.g. 0.8)", param="density", value=density)
+            f"the pruner {pruner!r} needs a density, the fraction in (0, 1] of "
+            "the weights to keep (0.8 keeps 80 %)", param="density", value=density)
 
 
 def _accepted(function, pruner, offered, own):
