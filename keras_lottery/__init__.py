@@ -9,7 +9,8 @@ The public API:
   `sparsity_report`, the pure `magnitude_masks` and `random_masks`, and
   `register_pruner` (a pruning criterion of your own);
 - structured pruning: `prune_filters` (L1-norm filters, the paper's
-  configurations or your own);
+  configurations or your own) and `thin` (a plain model without the pruned
+  filters: fewer parameters and FLOPs);
 - your own models: `masked`, `strip`;
 - optimizers: `MomentumSGD` (TF1 momentum update) and `LossScaleOptimizer`
   (float16 loss scaling in which a skipped step still counts);
@@ -81,6 +82,7 @@ _PUBLIC = {
     "sparsity_report": "sparse.report",
     "stability": "analysis",
     "strip": "sparse.conversion",
+    "thin": "sparse.thinning",
     "train": "procedures",
 }
 # Public submodule name -> the module it is.

@@ -15,6 +15,8 @@ The bottom layer of the package; it knows nothing of runs or training.
   "l1-filters"), with the paper's configurations in `filter_configs`;
 - `channels`: which layers read a layer's output channels (the groups a
   filter is removed with);
-- `report`: per-layer densities (`sparsity_report`);
+- `thinning`: `thin(model)`, the pruned filters physically removed;
+- `report`: per-layer densities, filters and FLOPs (`sparsity_report`);
+- `flops`: multiply-accumulates of convolutions and dense layers;
 - `slots`: an optimizer's slot variables of a kernel (zeroed with it).
 """
