@@ -27,6 +27,7 @@ import collections
 import keras
 import numpy as np
 
+from keras_lottery import checks
 from keras_lottery.errors import LotteryError
 from keras_lottery.sparse import channels
 from keras_lottery.sparse import conversion
@@ -45,7 +46,7 @@ _SAME_VALUES = tuple(getattr(keras.layers, f"{kind}{d}D")
 _PADDING = tuple(getattr(keras.layers, f"ZeroPadding{d}D") for d in (1, 2, 3))
 
 
-def thin(model):
+def thin(model, *, multiple=1):
     """A plain Keras model without the pruned filters and units.
 
     Example:
@@ -64,6 +65,11 @@ def thin(model):
     Args:
         model: a built Functional or Sequential model (masked or not) whose
             layers are each called once and are not nested models.
+        multiple: keep a multiple of this many channels in each thinned
+            layer (with removed channels whose readers' slices are zero:
+            the outputs do not change), as Torch-Pruning's `round_to`: CPU
+            and GPU convolution kernels are blocked by 8 or 16 channels and
+            can be slower on other counts. A layer left with none keeps none.
 
     Returns:
         A Functional `keras.Model` with the same name, inputs and outputs,
@@ -74,6 +80,7 @@ def thin(model):
             nested model, a `keras.ops` call, a shared layer, or a constant
             it cannot carry through a layer).
     """
+    multiple = checks.count(multiple, "multiple", minimum=1)
     graph = channels.Graph(model, _WHAT)
     for op in graph.operations:
         if isinstance(op, keras.Model) or not isinstance(op, keras.layers.Layer):
@@ -81,12 +88,13 @@ def thin(model):
             raise LotteryError(f"thin() rebuilds layers one by one; {op.name!r} is "
                                f"{kind}: flatten the model into plain layers first",
                                param="model", value=model.name)
-    return _Rebuild(graph, kept_channels(graph)).model()
+    return _Rebuild(graph, kept_channels(graph, multiple)).model()
 
 
-def kept_channels(graph):
-    """{layer name: the output channels some reader still uses} for every
-    kernel layer with a closed group; the others keep all theirs."""
+def kept_channels(graph, multiple=1):
+    """{layer name: the output channels some reader still uses, and unused
+    ones up to a multiple of `multiple`} for every kernel layer with a
+    closed group; the others keep all theirs."""
     kept = {}
     for op in graph.operations:
         if not channels.is_kernel_layer(op):
@@ -99,6 +107,8 @@ def kept_channels(graph):
             kernel = _kernel(reader.layer)
             rows = np.moveaxis(kernel, -2, 0).reshape(kernel.shape[-2], -1).any(axis=1)
             used |= rows[reader.rows].any(axis=1)
+        short = min(len(used), -(-used.sum() // multiple) * multiple) - used.sum()
+        used[np.flatnonzero(~used)[:short]] = True
         kept[op.name] = np.flatnonzero(used)
     return kept
 

@@ -142,6 +142,30 @@ def test_resnet56_thinned_has_the_expected_parameters_and_flops(resnet56_b5):
     assert report.flops.total / report.flops.kept > 2
 
 
+def test_channels_can_be_kept_in_multiples(resnet56_b5):
+    model = _build("resnet8", seed=7)
+    kl.prune_filters(model, {"conv_2": 0.6, "conv_4": 0.3})
+    report = kl.sparsity_report(model).filters
+    assert report["conv_2"][0] in (6, 7) and report["conv_4"][0] in (22, 23)
+    thinned = kl.thin(model, multiple=8)
+    _assert_same_outputs(model, thinned, _images((32, 32, 3)))
+    assert (thinned.get_layer("conv_2").filters, thinned.get_layer("conv_4").filters) == (
+        8, 24)
+    assert thinned.get_layer("conv_3").kernel.shape == (3, 3, 8, 16)
+    # A layer left with no filter keeps none.
+    masked, exact = resnet56_b5
+    rounded = kl.thin(masked, multiple=8)
+    shifts = [layer.name for layer in rounded.layers
+              if isinstance(layer, keras.layers.Rescaling)]
+    assert shifts == [layer.name for layer in exact.layers
+                      if isinstance(layer, keras.layers.Rescaling)] and shifts
+    _assert_same_outputs(masked, rounded, _images((32, 32, 3)))
+    for bad in (0, 2.0, True):
+        with pytest.raises(LotteryError) as info:
+            kl.thin(model, multiple=bad)
+        assert single_line(info) == f"multiple={bad!r}: expected an integer >= 1"
+
+
 def test_the_thinned_model_saves_and_loads_as_plain_keras(resnet56_b5, tmp_path):
     _, thinned = resnet56_b5
     _assert_plain(thinned)
