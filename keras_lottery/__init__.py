@@ -8,6 +8,9 @@ The public API:
 - pruning: `prune`, `density`, `get_masks`, `get_kernels`, `set_masks`,
   `sparsity_report`, the pure `magnitude_masks` and `random_masks`, and
   `register_pruner` (a pruning criterion of your own);
+- structured pruning: `prune_filters` (L1-norm filters, the paper's
+  configurations or your own) and `thin` (a plain model without the pruned
+  filters: fewer parameters and FLOPs);
 - your own models: `masked`, `strip`;
 - optimizers: `MomentumSGD` (TF1 momentum update) and `LossScaleOptimizer`
   (float16 loss scaling in which a skipped step still counts);
@@ -67,6 +70,7 @@ _PUBLIC = {
     "mask_overlap": "analysis",
     "masked": "sparse.conversion",
     "prune": "sparse.pruners",
+    "prune_filters": "sparse.structured",
     "random_masks": "sparse.ranking",
     "random_prune": "procedures",
     "register_pruner": "sparse.pruners",
@@ -78,6 +82,7 @@ _PUBLIC = {
     "sparsity_report": "sparse.report",
     "stability": "analysis",
     "strip": "sparse.conversion",
+    "thin": "sparse.thinning",
     "train": "procedures",
 }
 # Public submodule name -> the module it is.

@@ -76,3 +76,22 @@ def test_gpu_script_runs_under_jax_without_tensorflow(tmp_path):
     hours = payload["projection"]["hours"]
     assert hours["masked"] > 0 and hours["masked_pipeline"] > 0
     assert "at `masked` speed" in (out / "gpu-resnet8.md").read_text()
+
+
+def test_thinning_script_compares_thinned_and_masked_resnet56(tmp_path):
+    raw, table = tmp_path / "t.json", tmp_path / "t.md"
+    _run([sys.executable, str(BENCH / "thinning.py"), "--quick",
+          "--json", str(raw), "--markdown", str(table)], env=_env())
+
+    payload = json.loads(raw.read_text())
+    assert set(payload["seconds"]) == {"masked", "A5", "B5", "A5/8", "B5/8"}
+    for times in payload["seconds"].values():
+        assert times["inference"][0] > 0 and times["train"][0] > 0
+    # ResNet-56's 126.0M multiply-accumulates; thinning at level 5 removes some.
+    assert payload["flops"]["masked"] == 126_009_984
+    assert payload["flops"]["B5"] < payload["flops"]["A5"] < payload["flops"]["masked"]
+    assert payload["flops"]["A5"] <= payload["flops"]["A5/8"]
+    text = table.read_text()
+    assert "| B5 | " in text and "| B5/8 | " in text and "FLOP ratio" in text
+    assert "Target met (speed-up ≥ 0.8 × FLOP ratio), channels as pruned: inference" in text
+    assert "channels in multiples of 8: inference" in text

@@ -1,7 +1,8 @@
 """The papers' architectures, every Conv2D/Dense kernel masked.
 
-Renda et al.'s CIFAR-10 ResNets and VGG-16, and the lottery-ticket paper's
-LeNet-300-100 and Conv-2/4/6 (Frankle & Carbin 2019).
+Renda et al.'s CIFAR-10 ResNets and VGG-16, the ImageNet ResNet-34 of their
+structured configurations, and the lottery-ticket paper's LeNet-300-100 and
+Conv-2/4/6 (Frankle & Carbin 2019).
 
 Example:
 
@@ -17,6 +18,7 @@ ValueError: vgg16 cannot take input_shape (28, 28, 1): it needs ...
 """
 
 from keras_lottery.models import conv
+from keras_lottery.models import imagenet
 from keras_lottery.models import lenet
 from keras_lottery.models import registry
 from keras_lottery.models import resnet
@@ -35,7 +37,7 @@ def default_weight_decay(name):
     return registry.lookup(name).family.WEIGHT_DECAY
 
 
-def build(name, num_classes=10, input_shape=(32, 32, 3), weight_decay=None):
+def build(name, num_classes=None, input_shape=None, weight_decay=None):
     """Builds a registered architecture as an uncompiled Keras model.
 
     Every argument is checked before any layer is built. `resnet8` is a tiny
@@ -44,9 +46,11 @@ def build(name, num_classes=10, input_shape=(32, 32, 3), weight_decay=None):
 
     Args:
         name: one of `available()`.
-        num_classes: size of the classifier output (logits).
+        num_classes: size of the classifier output (logits); None is the
+            architecture's own (10; 1000 for `resnet34`).
         input_shape: one example's shape: an image, channels last, or
-            `(D,)` for flat vectors (`lenet300` only; `check_input`).
+            `(D,)` for flat vectors (`lenet300` only; `check_input`); None
+            is the architecture's own (32x32x3; 224x224x3 for `resnet34`).
         weight_decay: `wd` of the L2 term wd·Σv²/2 (Keras `L2(wd / 2)`) on
             the family's regularized variables. None keeps the family's
             default (`default_weight_decay(name)`); 0 adds no regularizer.
@@ -58,8 +62,10 @@ def build(name, num_classes=10, input_shape=(32, 32, 3), weight_decay=None):
         ValueError: a bad name, class count, input shape or weight decay.
     """
     arch = registry.lookup(name)
-    input_shape = registry.check_input(name, input_shape)
-    num_classes = registry.check_num_classes(name, num_classes)
+    input_shape = registry.check_input(
+        name, arch.input_shape if input_shape is None else input_shape)
+    num_classes = registry.check_num_classes(
+        name, arch.num_classes if num_classes is None else num_classes)
     wd = registry.check_weight_decay(name, weight_decay)
     return arch.build(
         num_classes=num_classes, input_shape=input_shape, weight_decay=wd
@@ -73,6 +79,7 @@ __all__ = [
     "conv",
     "default_weight_decay",
     "describe",
+    "imagenet",
     "lenet",
     "resnet",
     "vgg",

@@ -10,6 +10,7 @@ from typing import NamedTuple
 from keras_lottery import checks
 from keras_lottery.models import conv
 from keras_lottery.models import decay
+from keras_lottery.models import imagenet
 from keras_lottery.models import inputs
 from keras_lottery.models import lenet
 from keras_lottery.models import resnet
@@ -19,12 +20,15 @@ from keras_lottery.models import vgg
 class Architecture(NamedTuple):
     """One registered name. `build` takes num_classes, input_shape and
     weight_decay; `family` is the module whose `WEIGHT_DECAY` is the
-    default."""
+    default; `num_classes` and `input_shape` are what `models.build` gives
+    when it is given none (CIFAR-10's, ImageNet's for `resnet34`)."""
 
     build: Callable
     family: object
     input_rule: object
     description: str
+    num_classes: int = 10
+    input_shape: tuple = (32, 32, 3)
 
 
 def _resnet(depth, description):
@@ -60,6 +64,11 @@ ARCHITECTURES = {
         56, "CIFAR ResNet-56 v1 (He et al. 2016), as in Renda et al. 2020"),
     "resnet110": _resnet(
         110, "CIFAR ResNet-110 v1 (He et al. 2016), as in Renda et al. 2020"),
+    "resnet34": Architecture(
+        imagenet.resnet34, imagenet, imagenet.INPUT_RULE,
+        "ImageNet ResNet-34 v1 (He et al. 2016) for the structured "
+        "configurations; 224x224 and 1000 classes unless given",
+        imagenet.NUM_CLASSES, imagenet.INPUT_SHAPE),
     "vgg16": Architecture(
         lambda **kw: vgg.vgg16(fc=True, **kw), vgg, vgg.INPUT_RULE,
         "VGG-16 with batch norm and two 4096-unit dense layers (dropout "

@@ -38,33 +38,22 @@ def resnet(depth, num_classes=10, input_shape=(32, 32, 3), weight_decay=None):
         raise ValueError(f"ResNet depth must be 6n + 2 >= 8, got {depth}.")
     input_shape = inputs.check(f"resnet{depth}", input_shape, INPUT_RULE)
     blocks = (depth - 2) // 6
-    layers = _Layers(decay.regularizer(decay.resolve(weight_decay, WEIGHT_DECAY)))
+    layers = Layers(decay.regularizer(decay.resolve(weight_decay, WEIGHT_DECAY)))
     image = keras.Input(shape=input_shape, name="image")
     name = layers.names.conv()
     x = layers.conv(image, 16, 3, 1, name)
     x = keras.layers.ReLU(name=f"{name}_relu")(layers.bn(x, name))
-    for stage, filters in enumerate((16, 32, 64)):
-        for block in range(blocks):
-            stride = 2 if stage > 0 and block == 0 else 1
-            x = layers.block(x, filters, stride, projection=block == 0)
-    x = keras.layers.GlobalAveragePooling2D(name="pool")(x)
-    outputs = MaskedDense(
-        num_classes,
-        kernel_initializer=keras.initializers.RandomNormal(0.0, 0.01),
-        kernel_regularizer=layers.l2,
-        bias_regularizer=layers.l2,
-        name="dense",
-    )(x)
-    return keras.Model(image, outputs, name=f"resnet{depth}")
+    x = layers.stages(x, [(filters, blocks) for filters in (16, 32, 64)])
+    return keras.Model(image, layers.head(x, num_classes), name=f"resnet{depth}")
 
 
-class _Layers:
+class Layers:
     """The layers of the network, named as the original names them, with
     the weight decay `l2` (a regularizer or None)."""
 
     def __init__(self, l2):
         self.l2 = l2
-        self.names = _Namer()
+        self.names = Namer()
 
     def conv(self, x, filters, size, stride, name):
         if stride > 1:
@@ -91,6 +80,26 @@ class _Layers:
             name=f"{name}_bn",
         )(x)
 
+    def stages(self, x, stages):
+        """Residual stages of (filters, blocks); each stage but the first
+        halves the size in its first block, which has the projection."""
+        for stage, (filters, blocks) in enumerate(stages):
+            for block in range(blocks):
+                stride = 2 if stage > 0 and block == 0 else 1
+                x = self.block(x, filters, stride, projection=block == 0)
+        return x
+
+    def head(self, x, num_classes):
+        """Global average pooling and the classifier (logits)."""
+        x = keras.layers.GlobalAveragePooling2D(name="pool")(x)
+        return MaskedDense(
+            num_classes,
+            kernel_initializer=keras.initializers.RandomNormal(0.0, 0.01),
+            kernel_regularizer=self.l2,
+            bias_regularizer=self.l2,
+            name="dense",
+        )(x)
+
     def block(self, x, filters, stride, projection):
         """A residual block: two 3×3 convs, and a 1×1 projection shortcut
         (made first, as the original) in the first block of a stage."""
@@ -108,7 +117,7 @@ class _Layers:
         return keras.layers.ReLU(name=f"{name}_out")(x)
 
 
-class _Namer:
+class Namer:
     """The original's names: conv_<k> counts 3×3 convs; proj_<k>_<j> takes
     the next 3×3 index k and j = convolutions so far + 1."""
 

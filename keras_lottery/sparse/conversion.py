@@ -112,6 +112,12 @@ def strip(model):
     return _convert(model, _TO_PLAIN, "strip")
 
 
+def plain_class(layer):
+    """The class `strip` gives `layer`: Keras's own for a masked layer or a
+    fused batch norm, else the layer's own class."""
+    return _TO_PLAIN.get(type(layer), type(layer))
+
+
 def _convert(model, mapping, verb):
     if not isinstance(model, keras.Model) or type(model).__name__ not in (
         "Functional",
@@ -144,7 +150,7 @@ def _convert(model, mapping, verb):
         if isinstance(new, keras.Model):
             continue  # its layers are visited on their own
         if type(old) in mapping:
-            _copy_by_name(old, new)
+            copy_weights(old, new)
         else:
             new.set_weights(old.get_weights())
     return clone
@@ -159,7 +165,7 @@ def _weighted_layers(model):
     ]
 
 
-def _values_by_name(layer):
+def values_by_name(layer):
     """{variable name: value} of a layer, kernel × mask folded in and the
     masks left out for a masked layer."""
     values = {v.name: v for v in layer.weights}
@@ -172,9 +178,9 @@ def _values_by_name(layer):
     return values
 
 
-def _copy_by_name(old, new):
+def copy_weights(old, new):
     """Copies weights between a layer and its (un)masked twin, by name."""
-    values = _values_by_name(old)
+    values = values_by_name(old)
     targets = {v.name: v for v in new.weights}
     if isinstance(new, MaskedKernelLayer):
         for name in new.kernel_names:

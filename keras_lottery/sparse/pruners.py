@@ -4,8 +4,9 @@ A pruner is a function `pruner(model, density, **options) -> {mask key:
 0/1 array}`: it reads the masked model at the prune point (its weights,
 masks and layers; `keras_lottery.get_masks`, `get_kernels`) and returns
 the new masks of the kernels it prunes (a kernel left out keeps its mask).
-Global and layerwise magnitude (`magnitude`, the paper's) and uniform
-random pruning (`random`, the paper's control) are registered here; your
+Global and layerwise magnitude (`magnitude`, the paper's), uniform
+random pruning (`random`, the paper's control) and L1-norm filter pruning
+(`l1-filters`, the paper's structured pruning) are registered here; your
 own is one call:
 
 >>> def snip_like(model, density, *, exclude=()):
@@ -24,6 +25,10 @@ What is checked here, once for every pruner: the masks' keys, shapes and
 0/1 values; that masks only shrink (no pruned weight revives); that the
 excluded kernels are untouched; that no more weights are kept than the
 density asks (one weight of rounding per kernel aside).
+
+A pruner that chooses how much it prunes itself (`l1-filters`: its
+configuration and level say) declares `density=None` and is called without
+a density; the count is then not checked.
 """
 
 import inspect
@@ -35,6 +40,7 @@ from keras_lottery import plugins
 from keras_lottery.errors import LotteryError
 from keras_lottery.sparse import pruning
 from keras_lottery.sparse import ranking
+from keras_lottery.sparse import structured
 
 # Options every pruning run offers; given to a pruner that declares them.
 # A value other than the default, for a pruner that does not, is an error.
@@ -85,14 +91,15 @@ def get(name):
     return _PRUNERS[name]
 
 
-def new_masks(model, density, *, pruner="magnitude", exclude=(), seed=None,
+def new_masks(model, density=None, *, pruner="magnitude", exclude=(), seed=None,
               scope="global", layer_densities=None, **options):
     """The masks `pruner` chooses for `model` at `density`, checked.
 
     Args:
         model: a model with masked layers, at the prune point.
         density: the fraction in (0, 1] of the prunable weights (of the
-            kernels not excluded) to keep; absolute.
+            kernels not excluded) to keep; absolute. None for a pruner that
+            chooses how much it prunes (it declares `density=None`).
         pruner: a registered pruner's name or "package.module:function".
         exclude: masked layer names or mask keys to leave unpruned.
         seed, scope, layer_densities, **options: given to the pruner when it
@@ -105,8 +112,8 @@ def new_masks(model, density, *, pruner="magnitude", exclude=(), seed=None,
         LotteryError: the pruner takes an option given to it under no
             name, or returns masks that fail a check (naming which).
     """
-    ranking.check_density(density)
     function = get(pruner)
+    _check_density(density, function, pruner)
     current = pruning.get_masks(model)
     excluded = tuple(k for k in current if k in pruning.excluded_keys(model, exclude))
     offered = dict(exclude=excluded, seed=seed, scope=scope,
@@ -115,6 +122,24 @@ def new_masks(model, density, *, pruner="magnitude", exclude=(), seed=None,
     # With densities of their own, some kernels keep more than `density`.
     asked = None if layer_densities else density
     return _checked(result, current, excluded, asked, pruner)
+
+
+def chooses_amount(function):
+    """Whether a pruner chooses how much it prunes: it declares `density=None`."""
+    try:
+        parameter = inspect.signature(function).parameters.get("density")
+    except (TypeError, ValueError):  # a builtin without a signature
+        return False
+    return parameter is not None and parameter.default is None
+
+
+def _check_density(density, function, pruner):
+    if density is not None:
+        ranking.check_density(density)
+    elif not chooses_amount(function):
+        raise LotteryError(
+            f"the pruner {pruner!r} needs a density, the fraction in (0, 1] of "
+            "the weights to keep (0.8 keeps 80 %)", param="density", value=density)
 
 
 def _accepted(function, pruner, offered, own):
@@ -193,11 +218,12 @@ def random_pruning(model, density, *, exclude=(), seed):
     return ranking.random_masks(masks, density, seed=seed)
 
 
-BUILT_IN = {"magnitude": magnitude, "random": random_pruning}
+BUILT_IN = {"magnitude": magnitude, "random": random_pruning,
+            "l1-filters": structured.l1_filters}
 _PRUNERS.update(BUILT_IN)
 
 
-def prune(model, density, *, scope="global", exclude=(), layer_densities=None,
+def prune(model, density=None, *, scope="global", exclude=(), layer_densities=None,
           pruner="magnitude", **options):
     """Prunes a model in place to an absolute density.
 
@@ -218,15 +244,18 @@ def prune(model, density, *, scope="global", exclude=(), layer_densities=None,
         model: a model with masked layers (see `keras_lottery.masked`).
         density: fraction in (0, 1] of prunable weights to keep; absolute,
             i.e. relative to the unpruned model, not to the current density.
+            None for a pruner that chooses how much it prunes
+            (`pruner="l1-filters", config=..., level=...`).
         scope: "global" (one ranking over all layers, as the paper) or
             "layerwise" (each kernel to the same density).
         exclude: masked layer names (all their kernels) or mask keys
             ("sep/depthwise_kernel") to leave untouched and uncounted.
         layer_densities: with `scope="layerwise"`, {layer name or mask key:
             density} for kernels pruned to a density of their own.
-        pruner: the criterion: "magnitude", "random", one you registered
-            (`register_pruner`) or "package.module:function".
-        **options: the pruner's own options (`seed=` for "random").
+        pruner: the criterion: "magnitude", "random", "l1-filters", one
+            you registered (`register_pruner`) or "package.module:function".
+        **options: the pruner's own options (`seed=` for "random",
+            `config=` and `level=` for "l1-filters").
 
     Returns:
         dict mask key -> new mask (numpy), for the kernels that were ranked.
@@ -238,8 +267,9 @@ def prune(model, density, *, scope="global", exclude=(), layer_densities=None,
         ranked = [m for k, m in current.items()
                   if k not in pruning.excluded_keys(model, exclude)]
         kept, total = sum(int(m.sum()) for m in ranked), sum(m.size for m in ranked)
-        warnings.warn(
-            f"Nothing pruned: density {density:g} is not below the current "
-            f"{kept / total:.6g} of the ranked layers.", stacklevel=2)
+        why = ("the pruner changed no mask; the density stays" if density is None
+               else f"density {density:g} is not below the current")
+        warnings.warn(f"Nothing pruned: {why} {kept / total:.6g} of the ranked "
+                      "layers.", stacklevel=2)
     pruning.set_masks(model, new)
     return new

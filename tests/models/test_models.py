@@ -18,12 +18,13 @@ from keras_lottery import MaskedDense
 from keras_lottery import models
 
 ALL_ARCHS = (
-    "conv2", "conv4", "conv6",
-    "lenet300", "resnet8", "resnet20", "resnet56", "resnet110", "vgg16", "vgg16_nofc",
+    "conv2", "conv4", "conv6", "lenet300", "resnet8", "resnet20", "resnet34",
+    "resnet56", "resnet110", "vgg16", "vgg16_nofc",
 )
 RESNET_WD = 2e-4
 VGG_WD = 5e-4
 LENET_WD = 1e-4
+IMAGENET_WD = 1e-4  # He et al.'s ImageNet ResNets
 CONV_WD = 0.0  # Frankle & Carbin train Conv-2/4/6 without weight decay
 # The 0.87962566 of TF1 / Keras truncated normal: std of N(0, 1) cut at ±2.
 TRUNC_STD = 0.87962566103423978
@@ -91,6 +92,8 @@ def _family_wd(name):
         return LENET_WD
     if name.startswith("conv"):
         return CONV_WD
+    if name == "resnet34":
+        return IMAGENET_WD
     return VGG_WD if name.startswith("vgg") else RESNET_WD
 
 

@@ -247,7 +247,8 @@ def test_density_and_sparsity_report():
     assert report.total.remaining == 77_616 - 640
     assert kl.density(model) == pytest.approx((77_616 - 640) / 77_616)
     text = str(report)
-    assert text.splitlines()[0].split() == ["layer", "shape", "total", "remaining", "density"]
+    assert text.splitlines()[0].split() == ["layer", "shape", "total", "remaining", "density",
+                                            "filters", "flops"]
     assert "total" in text.splitlines()[-1] and "76,976" in text
     assert list(report)[-1] is report.total
 
