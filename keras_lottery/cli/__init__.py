@@ -49,7 +49,7 @@ def main():
 
 
 for command in (train.train, *train.DERIVED, train.iterate, train.run_request, results.results,
-                results.plot, analysis.stability, analysis.masks, demo.demo,
+                results.plot, analysis.stability, analysis.masks, analysis.thin, demo.demo,
                 data.data, study.study):
     main.add_command(command)
 

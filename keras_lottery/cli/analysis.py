@@ -92,12 +92,14 @@ def stability(parent, iterations, density, copies, points, reset_bn, seed, out,
 @options.friendly_errors
 def masks(runs, iteration, per_layer, output, fmt):
     """Overlap of the masks of RUNS (run directories, folders of runs or
-    .toml study files; two runs or more, of one architecture).
+    .toml study files; two runs or more, of one architecture); of one run,
+    its masks layer by layer.
 
     For every pair A, B: the Jaccard index |A and B| / |A or B| of their
     surviving weights (1: the same mask, 0: disjoint), and the fraction of
     B's survivors that A keeps, per layer and in total. --format json
-    prints everything, layers included.
+    prints everything, layers included. One run: each kernel's weights and
+    filters kept, and the network's multiply-accumulates (FLOPs).
     """
     import json
 
@@ -105,6 +107,8 @@ def masks(runs, iteration, per_layer, output, fmt):
     from keras_lottery.analysis import figures
     from keras_lottery.analysis import overlap
 
+    if len(runs) == 1 and not _is_folder_of_runs(runs[0]):
+        return _one_run(runs[0], iteration)
     if output is not None:
         figures.check_path(output)
     result = overlap.mask_overlap(list(runs), iteration="final" if iteration is None else iteration)
@@ -116,3 +120,44 @@ def masks(runs, iteration, per_layer, output, fmt):
         figures.overlap_heatmap(result, path=output)
         if fmt == "table":
             click.echo(f"wrote {output}")
+
+
+def _is_folder_of_runs(path):
+    from keras_lottery.runs import sources
+
+    return sources.is_study(path)
+
+
+def _one_run(path, iteration):
+    import keras_lottery as kl
+
+    run = kl.Run.open(path).check()
+    model = run.load_model("final" if iteration is None else iteration)
+    click.echo(str(kl.sparsity_report(model)))
+
+
+@click.command()
+@click.argument("run", type=options.PATH)
+@click.option("-o", "--output", type=options.PATH, required=True,
+              help="The .keras file to write the thinned model to.")
+@click.option("--iter", "iteration", type=int, help="The checkpoint to thin "
+              "[default: the final one].")
+@click.option("--multiple", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Keep a multiple of this many channels per layer (8 suits CPU "
+              "and GPU convolutions better than any count).")
+@options.friendly_errors
+def thin(run, output, iteration, multiple):
+    """Write RUN's network with its pruned filters physically removed: a
+    plain Keras model (no masks) with the same outputs in inference, fewer
+    parameters and FLOPs."""
+    import keras_lottery as kl
+
+    if not str(output).endswith(".keras"):
+        raise click.BadParameter(f"{output} does not end in .keras", param_hint="--output")
+    opened = kl.Run.open(run).check()
+    model = opened.load_model("final" if iteration is None else iteration)
+    thinned = kl.thin(model, multiple=multiple)
+    before, after = kl.sparsity_report(model), thinned.count_params()
+    thinned.save(output)
+    click.echo(f"wrote {output}: {after:,} parameters (masked: "
+               f"{before.total.remaining:,} of {before.total.total:,} kernel weights kept)")

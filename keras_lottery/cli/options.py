@@ -32,7 +32,7 @@ def _pairs(values):
     """{layer: rate} as --layer-rate takes it: fc_3=0.9 (repeated)."""
     pairs = values.items() if isinstance(values, dict) else values
     try:
-        return " ".join(f"{k}={v:g}" for k, v in pairs)
+        return ",".join(f"{k}={v:g}" for k, v in pairs)
     except (TypeError, ValueError):
         return repr(values)
 
@@ -70,6 +70,10 @@ FLAGS = {
     "output": ("--output", None),
     "parent": ("--from", None),
     "points": ("--points", None),
+    "filters": ("--filters", lambda value: value if isinstance(value, str) else _pairs(value)),
+    "config": ("--filters", lambda value: value if isinstance(value, str) else _pairs(value)),
+    "level": ("--level", None),
+    "pruning_method": ("--pruning-method", None),
     "pruner": ("--pruner", None),
     "rate": ("--rate", None),
     "recipe": ("--recipe", None),
@@ -205,6 +209,11 @@ def apply(f, options):
 PATH = click.Path(path_type=pathlib.Path)
 
 
+def apply_options(table):
+    """A decorator adding the options of `table` ({flags: keyword arguments})."""
+    return lambda f: apply(f, _options(table))
+
+
 def _options(table):
     """click options from {flags: keyword arguments}, with their `HELP`."""
     return [click.option(*flags.split(), help=HELP[flags.split()[-1]], **kwargs)
@@ -249,13 +258,29 @@ HELP = _help_table("""
     [default: the parent's, else global].
 --exclude: A layer to leave unpruned and out of the density (repeatable), e.g.
     the output layer [default: the parent's].
---pruner: The pruning criterion: magnitude [default], random, a pruner
-    registered with keras_lottery.register_pruner, or package.module:function
-    (importable from the current folder).
+--pruner: The pruning criterion: magnitude [default], random, zscore, a
+    pruner registered with keras_lottery.register_pruner, or
+    package.module:function (importable from the current folder).
+--filters: Filter pruning instead of --density (with --level): the paper's
+    configuration, resnet56-A, resnet56-B, resnet110-A, resnet110-B,
+    resnet34-A, resnet34-B or vgg16-A, or LAYER=FRACTION,... of your own.
+--level: Filter pruning's level i: a listed layer loses 1 - (1 - f)^i of its
+    filters (the paper's points are levels 1 to 5).
+--pruning-method: The original code's name for what to prune, e.g.
+    prune_all_to_global_80, zprune_all_to_global_80, prune_global_20,
+    prune_resnet56_A_3.
+--from: Parent run directory [default: the single finished train run under
+    ./runs].
+--inherited-dataset: Only for data of your own that moved: npz:PATH of the
+    parent's data [default: the parent's].
+--inherited-data-dir: Where the parent's dataset files are now [default: where
+    they were].
+--inherited: Must agree with the parent's, whose recipe a derived run inherits
+    [default: the parent's].
 """)
 
-# Options shared by every training command (derived runs must agree with
-# the parent's values, or leave them out).
+# What a training run is: its data and recipe (a derived run inherits them,
+# see `inherited_options`).
 RECIPE_OPTIONS = {
     "--dataset": {"default": None},
     "--data-dir": {"type": PATH},
@@ -264,6 +289,9 @@ RECIPE_OPTIONS = {
     "--batch-size": {"type": int},
     "--checkpoint-iters": {"callback": checkpoint_iters},
     "--eval-every": {"type": int},
+}
+# Every run's own: its seed, folder and resume states, its output.
+RUN_OPTIONS = {
     "--seed": {"type": int},
     "--out": {"type": PATH},
     "--save-every": {"type": click.IntRange(min=1), "default": 1000, "show_default": True},
@@ -286,7 +314,55 @@ PRUNING_OPTIONS = {
 
 
 def recipe_options(f):
-    return apply(f, _options(RECIPE_OPTIONS))
+    return apply(f, _options(RECIPE_OPTIONS) + _options(RUN_OPTIONS))
+
+
+def inherited_options():
+    """A derived command's data and recipe options: inherited from the
+    parent, so given only where something moved or to check agreement."""
+    found = [click.option("--dataset", default=None, help=HELP["--inherited-dataset"]),
+             click.option("--data-dir", type=PATH, help=HELP["--inherited-data-dir"])]
+    for flags, kwargs in RECIPE_OPTIONS.items():
+        if flags not in ("--dataset", "--data-dir"):
+            found.append(click.option(flags, help=HELP["--inherited"], **kwargs))
+    return found
+
+
+def run_options():
+    return _options(RUN_OPTIONS)
+
+
+def execution_option_list():
+    return _options(EXECUTION_OPTIONS)
+
+
+def pruning_options(method):
+    """What a pruning command asks: how much (a density, or filter pruning's
+    configuration and level, or the original's name for it), by which
+    criterion, which layers it leaves."""
+    found = [click.option("--density", callback=density, help="Percent of all "
+                          "prunable weights to keep, absolute (80 keeps 80 %; write "
+                          "0.5% for half a percent)."),
+             *_options({"--filters": {"callback": filters}, "--level": {"type": int}})]
+    if method.chooses_pruner:
+        found += _options(PRUNER_OPTION)
+    found += _options({"--pruning-method": {}}) + _options(PRUNING_OPTIONS)
+    return found
+
+
+def filters(ctx, param, value):
+    """--filters: a configuration's name, or LAYER=FRACTION,... as a dict."""
+    if value is None or "=" not in value:
+        return value
+    found = {}
+    for item in value.split(","):
+        name, _, fraction = item.partition("=")
+        try:
+            found[name.strip()] = float(fraction)
+        except ValueError:
+            raise click.BadParameter(f"{value!r} is not a configuration's name or "
+                                     "LAYER=FRACTION,..., e.g. conv_2=0.5") from None
+    return found
 
 
 def execution_options(f):
@@ -294,10 +370,6 @@ def execution_options(f):
 
 
 PRUNER_OPTION = {"--pruner": {}}
-
-
-def pruning_options(f):
-    return apply(f, _options(PRUNING_OPTIONS))
 
 
 def pruner_option(f):

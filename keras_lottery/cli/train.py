@@ -50,9 +50,11 @@ def train(arch, val_split, recipe, dataset, data_dir, steps, epochs, batch_size,
 
 
 def derived_command(method):
-    """The command of a derived method of the registry."""
+    """The command of a derived method of the registry: what it asks first
+    (its parent, k, how much it prunes), then the run's own options, then
+    the inherited ones and how it executes."""
 
-    def command(parent, iteration, quiet, **rest):
+    def command(parent, quiet, iteration=None, **rest):
         if iteration is None and method.iteration.taken:
             raise click.UsageError("Missing option '--iter' (k, e.g. --iter 4701).")
         request = _request("DeriveRequest", dict(parent=parent, iteration=iteration, **rest),
@@ -63,31 +65,21 @@ def derived_command(method):
         click.echo(f"finished: {run.path}")
 
     command.__doc__ = method.help
-    command = options.friendly_errors(command)
-    command = options.execution_options(options.recipe_options(command))
-    iter_help = ("k: the rewind iteration (a checkpoint the parent saved); "
-                 "for finetune, sets the length T - k. Required, except by "
-                 "reinit." if method.prunes else "k: the iteration to branch "
-                 "from (a checkpoint the parent saved). Required.")
-    own = [
-        click.option("--from", "parent", type=options.PATH,
-                     help="Parent run directory [default: the single finished "
-                     "train run under ./runs]."),
-        click.option("--iter", "iteration", type=int, help=iter_help),
-    ]
+    own = [click.option("--from", "parent", type=options.PATH, help=options.HELP["--from"])]
+    if method.iteration.taken:
+        own.append(click.option("--iter", "iteration", type=int, help=ITER_HELP[method.prunes]))
     if method.prunes:
-        own.append(click.option(
-            "--density", required=True, callback=options.density,
-            help="Percent of all prunable weights to keep, absolute (80 keeps "
-            "80 %; write 0.5% for half a percent)."))
-    command = options.apply(command, own)
-    if method.prunes:
-        command = options.pruning_options(command)
-    if method.chooses_pruner:
-        command = options.pruner_option(command)
+        own += options.pruning_options(method)
     if method.constant_lr:
-        command = LR_OPTION(command)
-    return click.command(method.command)(command)
+        own.append(LR_OPTION)
+    own += options.run_options() + options.inherited_options() + options.execution_option_list()
+    return click.command(method.command)(options.apply(options.friendly_errors(command), own))
+
+
+ITER_HELP = {True: "k: the rewind iteration (a checkpoint the parent saved); for "
+                   "finetune, sets the length T - k. Required.",
+             False: "k: the iteration to branch from (a checkpoint the parent "
+                    "saved). Required."}
 
 
 DERIVED = [derived_command(methods.METHODS[name]) for name in methods.DERIVED]
@@ -112,7 +104,7 @@ DERIVED = [derived_command(methods.METHODS[name]) for name in methods.DERIVED]
               callback=options.layer_rates, help="With --scope layerwise: "
               "LAYER=RATE, a rate of its own for a layer (repeatable), e.g. "
               "fc_3=0.9 prunes LeNet's output layer at half the rate.")
-@options.pruning_options
+@options.apply_options(options.PRUNING_OPTIONS)
 @options.pruner_option
 @LR_OPTION
 @click.option("--data-dir", type=options.PATH,

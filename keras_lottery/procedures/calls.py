@@ -35,14 +35,27 @@ ARGUMENTS = {
     },
     "density": """the target density, the fraction in (0, 1] of prunable
         weights kept (absolute, not relative to the parent's).""",
+    "filters": """filter pruning instead of a density (`level` with it): the
+        paper's configuration ("resnet56-A", "resnet56-B", "resnet110-A",
+        "resnet110-B", "resnet34-A", "resnet34-B", "vgg16-A") or {layer:
+        fraction of its filters}; whole filters go, by L1 norm (the random
+        control: as many, at random), their readers' input channels with them.""",
+    "level": """filter pruning's level i: a listed layer loses 1 − (1 − f)^i of
+        its filters (the paper's points are levels 1 to 5).""",
     "scope": """"global" (one ranking over all layers, the paper's) or
         "layerwise" (each layer to the density); default: the parent's.""",
     "exclude": """names of layers left unpruned and not counted in the
         density (e.g. the output layer, as open_lth does); default: the
         parent's.""",
     "pruner": """the pruning criterion: "magnitude" (the default, the
-        paper's), "random", a name given to `register_pruner`, or
-        "package.module:function"; recorded in run.json.""",
+        paper's), "random", "zscore", "conv-global", a name given to
+        `register_pruner`, or "package.module:function"; recorded in run.json.""",
+    "pruner_options": """{option: value} given to the pruner (its own keyword
+        arguments); recorded in run.json.""",
+    "pruning_method": """the original code's name for what to prune
+        ("prune_all_to_global_80", "zprune_all_to_global_80",
+        "prune_global_20", "prune_resnet56_A_3", ...), read into the
+        arguments above.""",
     "lr": """the constant learning rate; default: the schedule's last value
         (0.001 at batch 128, scaled with the batch size as the schedule is).""",
     "out, seed, save_every, callbacks, verbose, root": """as `train`; the seed
@@ -106,9 +119,12 @@ def _own_arguments(method):
     required = inspect.Parameter.empty
     found = [("iteration", required if method.iteration.taken else None)]
     if method.prunes:
-        found += [("density", required), ("scope", None), ("exclude", None)]
+        found += [("density", None), ("filters", None), ("level", None),
+                  ("scope", None), ("exclude", None)]
     if method.chooses_pruner:
-        found.append(("pruner", None))
+        found += [("pruner", None), ("pruner_options", None)]
+    if method.prunes:
+        found.append(("pruning_method", None))
     if method.constant_lr:
         found.append(("lr", None))
     return found

@@ -41,7 +41,8 @@ def derive(request, *, verbose=1, callbacks=None):
         found, data, data_dir, request.execution,
         build=lambda: parents.rebuild(parent, model_json, data), bounds=(start, end),
         init_seed=method.init_seed(found.spec.seed, parent.spec.seed),
-        model_json=model_json, save_every=request.save_every, root=root,
+        model_json=model_json, save_every=request.save_every,
+        root=root if request.out is None else None,
         prepare=lambda model: start_state(model, parent, found.spec, data,
                                           request.execution, start))
     return lifecycle.run(job, verbose=verbose, callbacks=callbacks)
@@ -65,7 +66,8 @@ def start_state(model, parent, spec, data, execution, start):
     check_layer_densities(source, spec.layer_densities)
     masks = pruners.new_masks(
         source, spec.target_density, pruner=spec.pruner, exclude=spec.exclude,
-        seed=spec.seed, scope=spec.scope, layer_densities=dict(spec.layer_densities))
+        seed=spec.seed, scope=spec.scope, layer_densities=dict(spec.layer_densities),
+        **_options(spec))
     kept = sum(int(m.sum()) for m in masks.values())
     if kept == 0:
         total = sum(m.size for m in masks.values())
@@ -80,6 +82,17 @@ def start_state(model, parent, spec, data, execution, start):
         load_state(model, parent.checkpoints[spec.iteration], spec.iteration)
     model.optimizer.iterations.assign(start)
     pruning.set_masks(model, masks)
+
+
+def _options(spec):
+    """The pruner's own options: those given, and filter pruning's
+    configuration and level."""
+    options = dict(spec.pruner_options)
+    if spec.filters is not None:
+        filters = spec.filters
+        options.update(config=dict(filters) if isinstance(filters, tuple) else filters,
+                       level=spec.level)
+    return options
 
 
 def check_exclude(model, exclude):

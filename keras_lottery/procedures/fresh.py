@@ -51,7 +51,8 @@ def train(request, *, verbose=1, callbacks=None):
         build=lambda: network_lib.build(network.name, network.model_json, data,
                                         recipe.weight_decay),
         bounds=(0, recipe.steps), init_seed=found.spec.seed,
-        model_json=network.model_json, save_every=request.save_every, root=root)
+        model_json=network.model_json, save_every=request.save_every,
+        root=root if request.out is None else None)
     return lifecycle.run(job, verbose=verbose, callbacks=callbacks,
                          check=lambda model: network_lib.check_fits(model, data))
 

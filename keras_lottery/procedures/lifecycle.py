@@ -58,8 +58,8 @@ class Job:
             (masks, weights, iteration) into the compiled model; None for a
             run from scratch.
         save_every: steps between resume states.
-        root: where default run directories went (recorded for its
-            children).
+        root: the root its default directory went under (recorded for its
+            children), or None when its directory was given.
     """
 
     found: object
@@ -72,7 +72,7 @@ class Job:
     model_json: str = None
     prepare: object = None
     save_every: int = 1000
-    root: object = layout.DEFAULT_ROOT
+    root: object = None
 
     @property
     def spec(self):
@@ -114,7 +114,8 @@ def open_run(job, model, verbose):
     new = Run.create(found.path, found.spec, RunRecord(
         status=record.RUNNING, start_step=start, end_step=end,
         density=pruning.density(model, found.spec.exclude), seed_drawn=found.seed_drawn,
-        root=pathlib.Path(os.path.relpath(job.root, found.path)).as_posix(),
+        root=None if job.root is None else pathlib.Path(
+            os.path.relpath(job.root, found.path)).as_posix(),
         data_dir=None if job.data_dir is None else str(job.data_dir),
         data_sha256=data.fingerprint, input_shape=data.image_shape,
         num_classes=data.num_classes, execution=job.execution.to_dict(),

@@ -115,13 +115,15 @@ def child_spec(parent, request):
         seed=request.seed, parent=resolve_parent(parent.path),
         iteration=request.iteration, target_density=request.density, lr=lr,
         round=request.round, scope=request.scope or inherited.scope,
-        exclude=inherited.exclude if request.exclude is None else request.exclude,
+        exclude=_exclude(inherited, request),
         layer_densities=request.layer_densities, pruner=request.pruner,
+        pruner_options=request.pruner_options, filters=request.filters,
+        level=request.level,
         val_split=inherited.val_split, precision=request.execution.precision,
         model=inherited.model, data_fingerprint=inherited.data_fingerprint,
     )
     theirs = density_limit(parent)
-    if method.prunes and not can_prune_to(parent, spec.target_density):
+    if spec.target_density is not None and not can_prune_to(parent, spec.target_density):
         raise LotteryError(
             f"is at or above the density of {parent.path} ({{theirs}}); density "
             "is absolute (the share of all prunable weights kept, not of the "
@@ -138,6 +140,14 @@ def child_spec(parent, request):
     if "final" not in checkpoints:
         raise LotteryError(f"{parent.path} has no final checkpoint")
     return spec
+
+
+def _exclude(inherited, request):
+    """The layers a child leaves: as given, else its parent's (filter
+    pruning, which touches only the layers it lists, leaves none)."""
+    if request.exclude is not None:
+        return request.exclude
+    return () if request.filters is not None else inherited.exclude
 
 
 def check_pruner(method, pruner):

@@ -13,6 +13,7 @@ import statistics
 
 from keras_lottery.errors import LotteryError
 from keras_lottery.spec.record import FINISHED
+from keras_lottery.runs import layout
 from keras_lottery.runs.run import Run
 
 SUMMARY_COLUMNS = (
@@ -130,6 +131,18 @@ def group(runs, select="final"):
     return [_group_row(groups[key]) for key in sorted(groups, key=_order)]
 
 
+def method_label(spec):
+    """The method as tables and figures name it: its mode, the filter
+    pruning configuration ("rewind resnet56-A"), " (iterative)" for rounds
+    of `iterate`; a pruner other than the method's own ("rewind zscore")."""
+    label = spec.mode
+    if spec.filters is not None:
+        label += f" {layout.filters_name(spec.filters)}"
+    elif spec.pruner not in (None, spec.method.pruner):
+        label += f" {spec.pruner}"
+    return label + (" (iterative)" if spec.round is not None else "")
+
+
 def parent_label(spec, cache=None):
     """What a run's parent is, the same for every seed: "-" for a run from
     scratch, "train" for one derived from a base run, else the parent's
@@ -159,7 +172,7 @@ def _outcome(run, select, parents):
     # Runs that prune nothing (train, branch) keep their parent's.
     asked = spec.target_density if spec.target_density is not None else run.density
     density = round(asked, 6)
-    method = spec.mode + (" (iterative)" if spec.round is not None else "")
+    method = method_label(spec)
     shown = {"arch": spec.arch, "dataset": spec.dataset, "T": spec.recipe.steps,
              "method": method, "parent": parent_label(spec, parents),
              "k": spec.iteration, "density": density}

@@ -39,7 +39,10 @@ A study's nodes are these same paths relative to the study's root.
 Every file is written atomically (`keras_lottery.files`).
 """
 
+import hashlib
+import json
 import pathlib
+import re
 
 from keras_lottery.spec import methods
 
@@ -94,34 +97,54 @@ def percent(density):
     return f"{density * 100:.4g}"
 
 
-def run_name(method, *, seed, iteration=None, density=None):
+def run_name(method, *, seed, iteration=None, density=None, pruner=None, filters=None,
+             level=None):
     """The folder name of a run of `method` (a `Method`): `train-s<seed>`,
-    `<method>-k<k>-d<percent>-s<seed>` (no -k without k), `branch-k<k>-s<seed>`."""
+    `<method>-k<k>-d<percent>-s<seed>` (no -k without k; `-<pruner>` after
+    the density for a pruner other than the method's own), filter pruning's
+    `<method>-k<k>-<config>-l<level>-s<seed>`, `branch-k<k>-s<seed>`."""
     if not method.derived:
         return f"train-s{seed}"
     k = "" if iteration is None else f"-k{iteration}"
     if not method.prunes:
         return f"{method.command}{k}-s{seed}"
-    return f"{method.command}{k}-d{percent(density)}-s{seed}"
+    if filters is not None:
+        return f"{method.command}{k}-{filters_name(filters)}-l{level}-s{seed}"
+    amount = "" if density is None else f"-d{percent(density)}"
+    own = "" if pruner in (None, method.pruner) else "-" + re.sub(r"[^\w.-]+", "_", pruner)
+    return f"{method.command}{k}{amount}{own}-s{seed}"
+
+
+def filters_name(filters):
+    """A filter pruning configuration as names write it: its own name, or
+    `filters-<hash>` for {layer: fraction} of your own."""
+    if isinstance(filters, str):
+        return filters
+    text = json.dumps(sorted(dict(filters).items()))
+    return "filters-" + hashlib.sha256(text.encode()).hexdigest()[:8]
 
 
 def default_out(spec, root=DEFAULT_ROOT):
     """A readable, collision-free run directory for `spec` (seed drawn):
     `<root>/<arch>/<run_name>`."""
     return pathlib.Path(root) / spec.arch / run_name(
-        spec.method, seed=spec.seed, iteration=spec.iteration, density=spec.target_density)
+        spec.method, seed=spec.seed, iteration=spec.iteration, density=spec.target_density,
+        pruner=spec.pruner, filters=spec.filters, level=spec.level)
 
 
-def chain_name(method, *, seed, iteration, rate):
-    """The folder name of an `iterate` chain of `method` (a `Method`)."""
+def chain_name(method, *, seed, iteration, rate, pruner=None):
+    """The folder name of an `iterate` chain of `method` (a `Method`); a
+    pruner other than the method's own is named after the rate."""
     k = "" if iteration is None else f"-k{iteration}"
-    return f"iterate-{method.command}{k}-r{percent(rate)}-s{seed}"
+    own = "" if pruner in (None, method.pruner) else "-" + re.sub(r"[^\w.-]+", "_", pruner)
+    return f"iterate-{method.command}{k}-r{percent(rate)}{own}-s{seed}"
 
 
 def chain_out(spec, arch, root=DEFAULT_ROOT):
     """The default folder of an `iterate` chain (an `IterateSpec`) of `arch`'s run."""
     return pathlib.Path(root) / arch / chain_name(
-        methods.get(spec.method), seed=spec.seed, iteration=spec.iteration, rate=spec.rate)
+        methods.get(spec.method), seed=spec.seed, iteration=spec.iteration, rate=spec.rate,
+        pruner=spec.pruner)
 
 
 def round_dir(chain, index):

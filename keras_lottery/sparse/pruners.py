@@ -5,8 +5,10 @@ A pruner is a function `pruner(model, density, **options) -> {mask key:
 masks and layers; `keras_lottery.get_masks`, `get_kernels`) and returns
 the new masks of the kernels it prunes (a kernel left out keeps its mask).
 Global and layerwise magnitude (`magnitude`, the paper's), uniform
-random pruning (`random`, the paper's control) and L1-norm filter pruning
-(`l1-filters`, the paper's structured pruning) are registered here; your
+random pruning (`random`, the paper's control), L1-norm filter pruning
+(`l1-filters`, the paper's structured pruning) and its random control
+(`random-filters`), and the original code's other families (`zscore`,
+`conv-global`; `keras_lottery.sparse.original`) are registered here; your
 own is one call:
 
 >>> def snip_like(model, density, *, exclude=()):
@@ -38,6 +40,7 @@ import numpy as np
 
 from keras_lottery import plugins
 from keras_lottery.errors import LotteryError
+from keras_lottery.sparse import original
 from keras_lottery.sparse import pruning
 from keras_lottery.sparse import ranking
 from keras_lottery.sparse import structured
@@ -219,7 +222,8 @@ def random_pruning(model, density, *, exclude=(), seed):
 
 
 BUILT_IN = {"magnitude": magnitude, "random": random_pruning,
-            "l1-filters": structured.l1_filters}
+            "l1-filters": structured.l1_filters, "random-filters": structured.random_filters,
+            "zscore": original.zscore, "conv-global": original.conv_global}
 _PRUNERS.update(BUILT_IN)
 
 

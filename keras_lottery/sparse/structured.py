@@ -76,8 +76,10 @@ def prune_filters(model, config, *, level=1):
     return new
 
 
-def structured_masks(model, config, level=1):
-    """The masks `prune_filters` sets, computed without changing `model`.
+def structured_masks(model, config, level=1, seed=None):
+    """The masks `prune_filters` sets, computed without changing `model`;
+    with a `seed`, the random control's instead: as many filters of each
+    listed layer, chosen uniformly among its nonzero ones.
 
     Returns:
         {mask key: 0/1 float32 array} of the listed layers and their readers.
@@ -89,10 +91,11 @@ def structured_masks(model, config, level=1):
     masks, kernels = pruning.get_masks(model), pruning.get_kernels(model)
     new = {}
     rng = random.Random(SEED)
+    chooser = None if seed is None else np.random.default_rng([int(seed), 0x46494C54])
     for group in groups:  # in creation order: it decides the draws
         key = group.layer.name
         fraction = 1.0 - (1.0 - fractions[key]) ** level
-        dropped = smallest_filters(kernels[key] * masks[key], fraction, rng)
+        dropped = smallest_filters(kernels[key] * masks[key], fraction, rng, chooser)
         new[key] = new.get(key, masks[key].copy())
         new[key][..., dropped] = 0
         for reader in group.readers:
@@ -102,14 +105,17 @@ def structured_masks(model, config, level=1):
     return {k: m.astype(np.float32) for k, m in new.items()}
 
 
-def smallest_filters(kernel, fraction, rng):
+def smallest_filters(kernel, fraction, rng, chooser=None):
     """The output filters (last axis) of `kernel` to remove: the smallest
     L1 norms among the nonzero filters, as many as nonzero × `fraction`
-    rounded stochastically with one draw of `rng`; sorted indices."""
+    rounded stochastically with one draw of `rng`; sorted indices. With a
+    `chooser` (a numpy generator), as many chosen uniformly at random."""
     norms = np.abs(kernel.astype(np.float64)).reshape(-1, kernel.shape[-1]).sum(axis=0)
     alive = np.flatnonzero(norms > 0)
     x = len(alive) * fraction
     count = int(x) + (rng.random() < x - int(x))
+    if chooser is not None:
+        return np.sort(chooser.choice(alive, size=count, replace=False))
     ranked = alive[np.argsort(norms[alive], kind="stable")]
     return np.sort(ranked[:count])
 
@@ -129,6 +135,17 @@ def l1_filters(model, density=None, *, config=None, level=1):
         raise LotteryError("the pruner l1-filters needs config= (a configuration's "
                            "name or {layer name: fraction})", param="config", value=None)
     return structured_masks(model, config, level)
+
+
+def random_filters(model, density=None, *, config=None, level=1, seed=None):
+    """The pruner "random-filters", the random control of filter pruning:
+    as many filters as "l1-filters" removes from each listed layer, chosen
+    uniformly among its nonzero ones (seeded by `seed`), their readers'
+    input channels with them."""
+    l1_filters(model, density, config=config, level=level)  # the same checks
+    if seed is None:
+        raise LotteryError("the pruner random-filters needs seed=", param="seed", value=None)
+    return structured_masks(model, config, level, seed=seed)
 
 
 def _groups(model, fractions, config):

@@ -214,8 +214,7 @@ REINIT = Method(
     "reinit", Masks.PRUNED, Weights.INIT, Start.ZERO, False, Iteration.NONE, True,
     "control: the magnitude mask with fresh weights, T steps",
     """Control: random reinitialization. The parent's magnitude mask with
-    freshly initialized weights, trained the full T steps from step 0 (it
-    takes no --iter).""",
+    freshly initialized weights, trained the full T steps from step 0.""",
     doc="""Random reinitialization (control): the pruned mask, fresh weights.
 
     Masks come from the parent's final magnitudes, as in `rewind`; the

@@ -28,8 +28,9 @@ class RunRecord:
         start_step, end_step: the run's first and last optimizer iteration.
         density: the realized fraction of prunable weights kept.
         seed_drawn: whether the seed was drawn rather than given.
-        root: the folder default run directories went to when it was made,
-            relative to its own directory (its children's default root).
+        root: the root its default directory went under, relative to its own
+            directory (its children's default root); None when its
+            directory was given (its children then go under "runs").
         data_dir: the folder the dataset was read from, if one was given.
         data_sha256: the fingerprint of the data trained on.
         input_shape, num_classes: what the model was built for.

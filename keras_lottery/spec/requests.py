@@ -25,6 +25,8 @@ import pathlib
 from keras_lottery import checks
 from keras_lottery.errors import LotteryError
 from keras_lottery.spec import methods
+from keras_lottery.sparse import filter_configs
+from keras_lottery.spec import pruning_methods
 from keras_lottery.spec.execution import Execution
 
 DEFAULT_SAVE_EVERY = 1000
@@ -213,6 +215,13 @@ class DeriveRequest(_FromParent, _RecipeGiven):
 
     Attributes:
         density: the target density, a fraction in (0, 1].
+        filters, level: filter pruning instead of a density: a
+            configuration (`resnet56-A`, ... or {layer: fraction}) and its
+            level i.
+        pruner_options: {option: value} given to the pruner.
+        pruning_method: the original code's name of it all
+            (`prune_all_to_global_80`, `prune_resnet56_A_3`, ...; see
+            `keras_lottery.sparse.original`), read into the fields above.
         layer_densities: with layerwise scope, {layer: density}.
         round: the round of an `iterate` chain.
         dataset, steps, epochs, batch_size, checkpoint_iters, eval_every:
@@ -221,17 +230,56 @@ class DeriveRequest(_FromParent, _RecipeGiven):
     """
 
     density: float | None = None
+    filters: object = None
+    level: int | None = None
+    pruner_options: object = ()
+    pruning_method: str | None = None
     layer_densities: tuple = ()
     round: int | None = None
 
     def __post_init__(self):
         object.__setattr__(self, "method", methods.get(self.method, derived=True).name)
         super().__post_init__()
+        if self.pruning_method is not None:
+            self._read_pruning_method()
         if self.density is not None:
             checks.fraction(self.density, "density", "expected a fraction in (0, 1] "
                             "of the prunable weights kept (0.8 keeps 80 %)")
+        checks.optional_count(self.level, "level", 1, "expected a level, an integer >= 1")
+        if self.filters is not None:
+            self._check_filters()
+        object.__setattr__(self, "pruner_options", _pairs(self.pruner_options))
+        if (self.how.prunes and self.density is None and self.filters is None
+                and not self.pruner_options):
+            raise LotteryError("give a density (the fraction of prunable weights "
+                               "kept), or filters and level", param="density", value=None)
         checks.optional_count(self.round, "round", 1)
         object.__setattr__(self, "layer_densities", _pairs(self.layer_densities))
+
+    def _check_filters(self):
+        given = dict(self.filters) if isinstance(self.filters, (list, tuple)) else self.filters
+        try:
+            filter_configs.fractions(given)
+        except LotteryError as e:
+            raise LotteryError(e.message, param="filters", value=e.value) from None
+        if isinstance(given, dict):
+            object.__setattr__(self, "filters", _pairs(given))
+        if self.level is None:
+            raise LotteryError("needs a level (1 to 5 are the paper's)", param="filters",
+                               value=self.filters)
+
+    def _read_pruning_method(self):
+        """The original's name, read into density, filters, level, pruner
+        and its options; a field given as well must agree."""
+        for name, value in pruning_methods.parse(self.pruning_method).items():
+            given = getattr(self, name)
+            if value is None:
+                continue
+            if given not in (None, (), {}) and given != value:
+                raise LotteryError(f"says {name} {value!r}, but {name}={given!r} is "
+                                   "given too; give one of them", param="pruning_method",
+                                   value=self.pruning_method)
+            object.__setattr__(self, name, value)
 
     def inherited(self):
         """{name: value} of the recipe and dataset arguments given."""

@@ -17,6 +17,9 @@ from keras_lottery.spec.recipe import Recipe
 
 SCHEMA = 1
 SCOPES = ("global", "layerwise")
+# Filter pruning's pruner for a method's own ("magnitude": the paper's L1
+# criterion; the random control's: as many random filters).
+STRUCTURED = {"magnitude": "l1-filters", "random": "random-filters"}
 PRECISIONS = (None, "bf16", "fp16")
 
 
@@ -49,6 +52,13 @@ class RunSpec:
         pruner: the pruner that chose the masks (`keras_lottery.sparse.
             pruners`: "magnitude", "random", one registered, or
             "package.module:function"); None for methods that prune nothing.
+        pruner_options: ((name, value), ...) given to the pruner, sorted.
+        filters: filter pruning's configuration (`resnet56-A`, ...; or
+            ((layer, fraction), ...)): the run removes whole filters (the
+            pruner `l1-filters`, the random control's `random-filters`)
+            instead of pruning to a target density.
+        level: filter pruning's level i (a listed layer loses 1 − (1 − f)^i
+            of its filters).
         round: the round of an `iterate` study (1, 2, ...), else None.
         val_split: test images held out as a validation set.
         precision: None (float32), "bf16" or "fp16".
@@ -70,6 +80,9 @@ class RunSpec:
     exclude: tuple = ()
     layer_densities: tuple = ()
     pruner: str | None = None
+    pruner_options: tuple = ()
+    filters: object = None
+    level: int | None = None
     round: int | None = None
     val_split: int = 0
     precision: str | None = None
@@ -95,7 +108,8 @@ class RunSpec:
         if method.derived:
             self._check_derived(method)
         else:
-            for field in ("parent", "iteration", "target_density", "lr", "pruner"):
+            for field in ("parent", "iteration", "target_density", "lr", "pruner",
+                          "filters", "level"):
                 if getattr(self, field) is not None:
                     _bad(field, getattr(self, field), "a train run has none")
 
@@ -119,18 +133,50 @@ class RunSpec:
                  "only finetune and lowlr-rewind take a constant lr")
 
     def _check_pruning(self, method):
+        object.__setattr__(self, "pruner_options", _options(self.pruner_options))
         if not method.prunes:
-            for field, value in (("density", self.target_density), ("pruner", self.pruner)):
-                if value is not None:
-                    _bad(field, value, f"{method.name} keeps the parent's "
-                         f"masks, so it takes no {field}")
+            for field in ("target_density", "pruner", "filters", "level"):
+                if getattr(self, field) is not None:
+                    _bad(field.replace("target_", ""), getattr(self, field),
+                         f"{method.name} keeps the parent's masks, so it takes no "
+                         f"{field.replace('target_', '')}")
             return
-        object.__setattr__(self, "target_density", checks.fraction(
-            self.target_density, "density", "expected a fraction in (0, 1] of "
-            "the prunable weights kept (0.8 keeps 80 %)"))
+        if self.filters is not None:
+            self._check_filters(method)
+            return
+        if self.level is not None:
+            _bad("level", self.level, "a level goes with filters (a filter "
+                 "pruning configuration)")
+        if self.target_density is not None or not self.pruner_options:
+            object.__setattr__(self, "target_density", checks.fraction(
+                self.target_density, "density", "expected a fraction in (0, 1] of "
+                "the prunable weights kept (0.8 keeps 80 %)"))
         pruner = method.pruner if self.pruner is None else self.pruner
         if not isinstance(pruner, str) or not pruner:
             _bad("pruner", pruner, "expected a pruner's name")
+        object.__setattr__(self, "pruner", pruner)
+
+    def _check_filters(self, method):
+        """Filter pruning: a configuration and a level instead of a density."""
+        filters = self.filters
+        if isinstance(filters, dict) or (isinstance(filters, (list, tuple))
+                                         and not isinstance(filters, str)):
+            filters = _layer_densities(filters, "layerwise", "filters", "fraction")
+        elif not isinstance(filters, str) or not filters:
+            _bad("filters", filters, "expected a configuration's name or "
+                 "{layer: fraction of its filters}")
+        object.__setattr__(self, "filters", filters)
+        checks.count(self.level, "level", 1, "expected a level, an integer >= 1")
+        if self.target_density is not None:
+            _bad("density", self.target_density, "filter pruning's amount is its "
+                 "configuration's and level's; give filters and level, or a density")
+        if self.exclude or self.layer_densities:
+            _bad("exclude", list(self.exclude), "filter pruning prunes the listed "
+                 "layers only; leave exclude out")
+        pruner = STRUCTURED[method.pruner]
+        if self.pruner not in (None, pruner):
+            _bad("pruner", self.pruner, f"filter pruning is the pruner {pruner} "
+                 f"for {method.name}")
         object.__setattr__(self, "pruner", pruner)
 
     @property
@@ -179,6 +225,9 @@ class RunSpec:
         config["recipe"] = self.recipe.to_dict()
         config["exclude"] = list(self.exclude)
         config["layer_densities"] = dict(self.layer_densities)
+        config["pruner_options"] = dict(self.pruner_options)
+        if isinstance(self.filters, tuple):
+            config["filters"] = dict(self.filters)
         if self.parent is not None and directory is not None:
             config.update(_parent_config(self.parent, directory))
         return config
@@ -206,6 +255,7 @@ class RunSpec:
         fields = {k: config[k] for k in names if k in config}
         fields["exclude"] = tuple(config.get("exclude") or ())
         fields["layer_densities"] = config.get("layer_densities") or ()
+        fields["pruner_options"] = config.get("pruner_options") or ()
         return cls(recipe=recipe, parent=_stored_parent(config, directory),
                    **fields)
 
@@ -325,6 +375,15 @@ def _layer_densities(value, scope, param="layer_densities", what="density"):
     if pairs and scope != "layerwise":
         _bad(param, dict(pairs), f"per-layer {what}s need the layerwise scope")
     return tuple((name, float(d)) for name, d in pairs)
+
+
+def _options(value):
+    """((name, value), ...) sorted by name, from a dict or pairs."""
+    pairs = value.items() if isinstance(value, dict) else value or ()
+    try:
+        return tuple(sorted((str(k), v) for k, v in pairs))
+    except (TypeError, ValueError):
+        _bad("pruner_options", value, "expected {option: value}")
 
 
 def _recipe_difference(mine, theirs):

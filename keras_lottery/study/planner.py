@@ -57,6 +57,9 @@ class Node:
         chain: the id of an iterative round's study directory.
         steps: training steps the run makes (T − k, or T).
         request: the request that makes it, as JSON (`Request.to_dict()`).
+        filters, level: filter pruning's configuration and level (its
+            density is the run's own, known once it is pruned), or None.
+        pruner: its pruner when not the method's own, else None.
     """
 
     id: str
@@ -72,6 +75,9 @@ class Node:
     chain: str
     steps: int
     request: dict
+    filters: object = None
+    level: int = None
+    pruner: str = None
 
     @property
     def argv(self):
@@ -170,9 +176,17 @@ def _sweep_nodes(study, sweep, base, arch, seed):
             if sweep.kind == "iterative":
                 yield from _chain(study, sweep, method, k, base, arch, seed, length)
                 continue
-            for percent in sweep.percents:
-                yield _one_shot(study, sweep.kind, method, k, percent, base,
-                                arch, seed, length)
+            for amount in _amounts(sweep):
+                yield _one_shot(study, sweep, method, k, amount, base, arch, seed, length)
+
+
+def _amounts(sweep):
+    """How much each one-shot run of `sweep` prunes: {"density"} or
+    {"filters", "level"}."""
+    if sweep.filters is not None:
+        return [{"filters": config, "level": level}
+                for config in sweep.filters for level in sweep.levels]
+    return [{"density": density_of(percent)} for percent in sweep.percents]
 
 
 def density_of(percent):
@@ -181,27 +195,34 @@ def density_of(percent):
     return float(f"{percent:g}") / 100
 
 
-def _one_shot(study, kind, method, k, percent, base, arch, seed, length):
-    density = density_of(percent)
-    name = layout.run_name(method, seed=seed, iteration=k, density=density)
+def _one_shot(study, sweep, method, k, amount, base, arch, seed, length):
+    pruner = sweep.pruner if sweep.pruner != method.pruner else None
+    name = layout.run_name(method, seed=seed, iteration=k, pruner=pruner, **amount)
     node_id = f"{arch}/{name}"
+    filters = amount.get("filters")
     request = DeriveRequest(method=method.name, parent=str(study.root / base),
-                            iteration=k, density=density, seed=seed,
-                            out=str(study.root / node_id), data_dir=study.data_dir)
-    return Node(node_id, kind, method.name, arch, seed, k, density, base, None,
-                None, None, length, request.to_dict())
+                            iteration=k, seed=seed, pruner=pruner,
+                            out=str(study.root / node_id), data_dir=study.data_dir,
+                            **dict(amount, filters=dict(filters) if isinstance(filters, tuple)
+                                   else filters))
+    return Node(node_id, sweep.kind, method.name, arch, seed, k, amount.get("density"), base,
+                None, None, None, length, request.to_dict(), filters, amount.get("level"),
+                pruner)
 
 
 def _chain(study, sweep, method, k, base, arch, seed, length):
-    chain = f"{arch}/{layout.chain_name(method, seed=seed, iteration=k, rate=sweep.rate)}"
+    pruner = sweep.pruner if sweep.pruner != method.pruner else None
+    chain = f"{arch}/{layout.chain_name(method, seed=seed, iteration=k, rate=sweep.rate, pruner=pruner)}"
     parent = base
     for index in range(1, sweep.rounds + 1):
         request = IterateRequest(method=method.name, parent=str(study.root / base),
                                  iteration=k, rounds=index, rate=sweep.rate, seed=seed,
-                                 out=str(study.root / chain), data_dir=study.data_dir)
+                                 pruner=pruner, out=str(study.root / chain),
+                                 data_dir=study.data_dir)
         node_id = str(layout.round_dir(chain, index))
         # As `iterate` computes it from a dense base (density 1.0).
         density = float(f"{sweep.rate ** index:.12g}")
         yield Node(node_id, "iterative", method.name, arch, seed, k, density,
-                   parent, index, sweep.rate, chain, length, request.to_dict())
+                   parent, index, sweep.rate, chain, length, request.to_dict(),
+                   pruner=pruner)
         parent = node_id

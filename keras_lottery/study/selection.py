@@ -55,14 +55,21 @@ def outcomes(plan, damaged=None):
             continue
         metrics = Run(path, config).metrics
         if metrics:
+            # Filter pruning's density is the run's own (as the paper plots it).
+            density = node.density if node.filters is None else config["density"]
             found.append({"node": node, "top1": metrics[-1]["top1"],
-                          "val_top1": metrics[-1].get("val_top1")})
+                          "val_top1": metrics[-1].get("val_top1"),
+                          "density": round(density, 10)})
     return found
 
 
-def _density(node):
-    # 32.77 % on the command line is 0.32770000000000005 in the run.
-    return round(node.density, 10)
+def _method(node):
+    """The method as the table names it: with filter pruning's
+    configuration (its levels are points of one line), or a pruner other than
+    the method's own."""
+    if node.filters is not None:
+        return f"{node.method} {layout.filters_name(node.filters)}"
+    return node.method if node.pruner is None else f"{node.method} {node.pruner}"
 
 
 def select(found):
@@ -70,7 +77,8 @@ def select(found):
     groups = {}
     for outcome in found:
         node = outcome["node"]
-        key = (node.arch, node.method, node.round is not None, _density(node))
+        # 32.77 % on the command line is 0.32770000000000005 in the run.
+        key = (node.arch, _method(node), node.round is not None, outcome["density"])
         groups.setdefault(key, {}).setdefault(node.iteration, []).append(outcome)
     rows = [_row(key, by_k) for key, by_k in groups.items()]
     return sorted(rows, key=lambda r: (r["arch"], r["method"], r["iterative"], -r["density"]))
@@ -109,7 +117,7 @@ def tidy_rows(plan, found):
         "is_iterative": o["node"].round is not None,
         "retrain_method": LABELS[o["node"].method],
         "retrain_time": round(o["node"].steps * epochs_per_step, 4),
-        "density": _density(o["node"]),
+        "density": o["density"],
         "test_acc": o["top1"],
         "val_acc": o["val_top1"],
         "trial": o["node"].seed,

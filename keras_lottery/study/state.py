@@ -272,6 +272,11 @@ def _differences(plan, node):
             density is not None and abs(density - spec.target_density) > 1e-9):
         found.append(f"{node.id}: density {spec.target_density!r} on disk, "
                      f"{density!r} in the file")
+    for field in ("filters", "level"):
+        theirs = getattr(spec, field)
+        mine = getattr(node, field)
+        if (tuple(mine) if isinstance(mine, list) else mine) != theirs:
+            found.append(f"{node.id}: {field} {theirs!r} on disk, {mine!r} in the file")
     if node.kind == "base":
         found += _recipe_differences(node, spec.recipe.to_dict(), study.recipe.to_dict())
     return found

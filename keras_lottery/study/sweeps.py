@@ -10,12 +10,15 @@ import difflib
 
 from keras_lottery import checks
 from keras_lottery.errors import LotteryError
+from keras_lottery.sparse import filter_configs
 from keras_lottery.spec import methods
 
-CONTROLS = {"reinit": ("densities",), "random": ("iters", "densities"),
-            "lowlr-rewind": ("iters", "densities")}
-KEYS = {"oneshot": ("methods", "iters", "densities"),
-        "iterative": ("methods", "iters", "rate", "rounds")}
+# How much a sweep prunes: densities, or filter pruning's configuration and
+# levels (the paper's structured points).
+AMOUNT = ("densities", "filters", "levels")
+CONTROLS = {"reinit": AMOUNT, "random": ("iters", *AMOUNT), "lowlr-rewind": ("iters", *AMOUNT)}
+KEYS = {"oneshot": ("methods", "iters", *AMOUNT, "pruner"),
+        "iterative": ("methods", "iters", "rate", "rounds", "pruner")}
 # Methods a sweep can name: the derived ones that take a rewind point k
 # (reinit takes none: it is a control).
 SWEEP_METHODS = tuple(m.command for m in methods.METHODS.values()
@@ -31,9 +34,14 @@ class Sweep:
         kind: "oneshot", "iterative" or "control".
         methods: run modes ("rewind_lr").
         iters: the rewind points k; (None,) for reinit.
-        percents: one-shot densities in percent (empty for iterative).
+        percents: one-shot densities in percent (empty for iterative and
+            filter pruning).
         rate: the kept fraction per iterative round.
         rounds: the number of iterative rounds.
+        filters: filter pruning's configurations (names, or ((layer,
+            fraction), ...) of your own), or None.
+        levels: filter pruning's levels.
+        pruner: the pruner of every run (None: the method's).
     """
 
     kind: str
@@ -42,6 +50,9 @@ class Sweep:
     percents: tuple = ()
     rate: float = None
     rounds: int = None
+    filters: object = None
+    levels: tuple = ()
+    pruner: str = None
 
 
 def closest(name, choices):
@@ -56,20 +67,51 @@ class SweepReader:
 
     def sweep(self, kind, table, recipe):
         where = f"[{kind}] "
-        required = ("methods", "iters", "rounds") if kind == "iterative" else KEYS[kind]
+        required = ("methods", "iters", "rounds") if kind == "iterative" else ("methods", "iters")
         for key in required:
             if key not in table:
                 self.fail(where, f"{key} is required")
         names = self.methods(where, table["methods"])
         iters = self.iters(where, table["iters"], names, recipe)
+        pruner = table.get("pruner")
+        if pruner is not None and (not isinstance(pruner, str) or not pruner):
+            self.fail(f"{where}pruner: ", f"expected a pruner's name, got {pruner!r}")
         if kind == "oneshot":
-            return Sweep(kind, names, iters, self.percents(where, table["densities"]))
+            return Sweep(kind, names, iters, **self.amount(where, table), pruner=pruner)
         rate = table.get("rate", 0.8)
         if not checks.is_number(rate) or not 0 < rate < 1:
             self.fail(f"{where}rate: ", f"expected a fraction in (0, 1) kept per "
                       f"round (0.8 keeps 80 %), got {rate!r}")
         rounds = self.count(f"{where}rounds", table["rounds"], 1)
-        return Sweep(kind, names, iters, rate=float(rate), rounds=rounds)
+        return Sweep(kind, names, iters, rate=float(rate), rounds=rounds, pruner=pruner)
+
+    def amount(self, where, table):
+        """{"percents"} or {"filters", "levels"}: how much the sweep prunes."""
+        structured = "filters" in table or "levels" in table
+        if structured == ("densities" in table):
+            self.fail(where, "give densities, or filters and levels (filter pruning)")
+        if not structured:
+            return {"percents": self.percents(where, table["densities"])}
+        for key in ("filters", "levels"):
+            if key not in table:
+                self.fail(where, f"{key} is required with filter pruning")
+        given = table["filters"]
+        configs = given if isinstance(given, list) else [given]
+        for config in configs:
+            try:
+                filter_configs.fractions(config)
+            except LotteryError as e:
+                self.fail(f"{where}filters: ", f"{config!r} {e.message}")
+        levels = table["levels"]
+        if not isinstance(levels, list) or not levels or not all(
+                checks.is_count(level, 1) for level in levels):
+            self.fail(f"{where}levels: ", f"expected a list of levels >= 1, e.g. "
+                      f"[1, 2, 3, 4, 5], got {levels!r}")
+        if len(set(levels)) < len(levels):
+            self.fail(f"{where}levels: ", f"{levels} repeats a level")
+        return {"filters": tuple(c if isinstance(c, str) else tuple(sorted(c.items()))
+                                 for c in configs),
+                "levels": tuple(levels)}
 
     def methods(self, where, value):
         if (not isinstance(value, list) or not value
@@ -148,12 +190,10 @@ class SweepReader:
             if not isinstance(entry, dict):
                 self.fail(where, "expected a table, e.g. { densities = [80] }")
             self.keys(where, entry, CONTROLS[name])
-            for key in CONTROLS[name]:
-                if key not in entry:
-                    self.fail(where, f"{key} is required")
+            if "iters" in CONTROLS[name] and "iters" not in entry:
+                self.fail(where, "iters is required")
             mode = methods.get(name).name
             iters = (None,) if "iters" not in CONTROLS[name] else self.iters(
                 where, entry["iters"], (mode,), recipe)
-            found.append(Sweep("control", (mode,), iters,
-                               self.percents(where, entry["densities"])))
+            found.append(Sweep("control", (mode,), iters, **self.amount(where, entry)))
         return found
