@@ -20,6 +20,7 @@ from keras_lottery.sparse.layers import FusedBatchNormalization
 from keras_lottery.sparse.masking import MaskedKernelLayer
 from keras_lottery.sparse.masking import mask_name
 from keras_lottery.sparse.pruning import iter_layers
+from keras_lottery.sparse.pruning import walk
 
 _TO_MASKED = dict(MASKED_TWINS)
 _TO_PLAIN = {masked: plain for plain, masked in MASKED_TWINS.items()}
@@ -35,6 +36,7 @@ NO_KERNEL_LAYERS = tuple(
     )
     if hasattr(keras.layers, name)
 )
+_NOT_LISTED = (keras.Model, MaskedKernelLayer) + NO_KERNEL_LAYERS
 
 
 def masked(model):
@@ -68,16 +70,9 @@ def masked(model):
 
 
 def unmasked_warning(model):
-    """The warning `masked()` gives about `model`'s unmasked layers with
-    weights (None if there are none)."""
-    left = [
-        (layer, _weight_count(layer))
-        for layer in iter_layers(model)
-        if not isinstance(
-            layer, (keras.Model, MaskedKernelLayer) + NO_KERNEL_LAYERS
-        )
-    ]
-    left = [(layer, count) for layer, count in left if count]
+    """The warning `masked()` gives about `model`'s unmasked layers that
+    hold a kernel (None if there are none)."""
+    left = unmasked_layers(model)
     if not left:
         return None
     listed = ", ".join(
@@ -93,11 +88,24 @@ def unmasked_warning(model):
     )
 
 
-def _weight_count(layer):
-    return sum(
-        int(np.prod(v.shape)) for v in layer.weights
-        if keras.backend.is_float_dtype(v.dtype)
-    )
+def unmasked_layers(model):
+    """[(layer, weights)]: the outermost layers of `model` that hold a
+    kernel (a weight of rank 2 or more: an Embedding's, an LSTM's) outside
+    masked layers, and how many float weights they leave out of pruning.
+    Scales and shifts (batch normalization, a LayerScale) are not listed."""
+    left, inside = [], set()
+    for layer in iter_layers(model):
+        if id(layer) in inside or isinstance(layer, _NOT_LISTED):
+            continue
+        held = list(iter_layers(layer))
+        inside.update(map(id, held))
+        skipped = {id(v) for sub in held if isinstance(sub, _NOT_LISTED)
+                   for v in sub.weights}
+        weights = [v for v in layer.weights if id(v) not in skipped
+                   and keras.backend.is_float_dtype(v.dtype)]
+        if any(len(v.shape) >= 2 for v in weights):
+            left.append((layer, sum(int(np.prod(v.shape)) for v in weights)))
+    return left
 
 
 def strip(model):
@@ -152,10 +160,10 @@ def _convert(model, mapping, verb):
 
 def _weighted_layers(model):
     # clone_model renames unnamed Inputs after their tensors; they hold no
-    # weights, so pair up everything else.
+    # weights, so pair up everything else that a model holds.
     return [
-        l for l in iter_layers(model)
-        if not isinstance(l, keras.layers.InputLayer)
+        l for _, held, l in walk(model)
+        if not held and not isinstance(l, keras.layers.InputLayer)
     ]
 
 
