@@ -4,7 +4,8 @@ The public API:
 
 - layers: `MaskedConv1D`/`2D`/`3D`, their `...Transpose` twins,
   `MaskedDepthwiseConv1D`/`2D`, `MaskedSeparableConv1D`/`2D`,
-  `MaskedEinsumDense`, `MaskedDense`;
+  `MaskedEinsumDense`, `MaskedDense`, and the attention layers
+  `MaskedMultiHeadAttention`, `MaskedGroupQueryAttention`;
 - pruning: `prune`, `density`, `get_masks`, `get_kernels`, `set_masks`,
   `sparsity_report`, the pure `magnitude_masks` and `random_masks`, and
   `register_pruner` (a pruning criterion of your own);
@@ -53,6 +54,8 @@ _PUBLIC = {
     "MaskedSeparableConv2D": "sparse.layers",
     "MaskedEinsumDense": "sparse.layers",
     "MaskedDense": "sparse.layers",
+    "MaskedGroupQueryAttention": "sparse.layers",
+    "MaskedMultiHeadAttention": "sparse.layers",
     "MomentumSGD": "training.optimizer",
     "Run": "runs.run",
     "RunRecord": "spec.record",

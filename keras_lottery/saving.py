@@ -15,6 +15,7 @@ import time.
 import importlib
 import importlib.util
 import sys
+import zipfile
 
 # The modules whose import registers the Keras objects a saved model names.
 REGISTERING = (
@@ -81,8 +82,11 @@ def load_model(path, *, custom_objects=None, compile=True, safe_mode=True):
     """Loads a `.keras` file saved from a model with masked layers.
 
     `keras.saving.load_model` with keras_lottery's Keras objects registered
-    (it also works after `import keras_lottery` alone). The masks load with
-    the weights: a pruned model comes back pruned.
+    (which `import keras_lottery` also does). For a file with masked layers,
+    the kernel layers that layers of your own make (a `TransformerBlock`'s
+    attention and `Dense` layers) are masked again as `masked()` masked
+    them, which Keras alone cannot know. The masks load with the weights: a
+    pruned model comes back pruned.
 
     Example:
 
@@ -96,5 +100,23 @@ def load_model(path, *, custom_objects=None, compile=True, safe_mode=True):
     register()
     import keras
 
-    return keras.saving.load_model(path, custom_objects=custom_objects,
-                                   compile=compile, safe_mode=safe_mode)
+    from keras_lottery.sparse import conversion
+    from keras_lottery.sparse import held
+
+    def load(objects):
+        return keras.saving.load_model(path, custom_objects=objects,
+                                       compile=compile, safe_mode=safe_mode)
+
+    if not _names_masked_layers(path):
+        return load(custom_objects)
+    with held.converting_held(conversion.TO_MASKED, custom_objects) as objects:
+        return load(objects)
+
+
+def _names_masked_layers(path):
+    """Whether the `.keras` file at `path` names a keras_lottery layer."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return '"keras_lottery>Masked' in archive.read("config.json").decode()
+    except (OSError, KeyError, zipfile.BadZipFile):
+        return False  # Keras says what is wrong with it

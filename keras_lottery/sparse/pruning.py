@@ -84,20 +84,21 @@ def iter_layers(model):
         yield layer
 
 
-def walk(model):
+def walk(model, held=False):
     """Yields (path, held, layer) for every layer of `model`, depth first in
     model order, each once: `path` is a tuple of steps from the model (names
     in models, positions inside layers), `held` whether an ancestor is a
-    layer rather than a model (its name then is not in any config)."""
+    layer rather than a model (its name then is not in any config). With
+    `held=True`, `model`'s own layers are stepped by position too."""
     seen = set()
-    stack = list(reversed(_children(model, (), False)))
+    stack = list(reversed(children(model, (), held)))
     while stack:
-        path, held, current = stack.pop()
+        path, inside, current = stack.pop()
         if id(current) in seen:
             continue
         seen.add(id(current))
-        yield path, held, current
-        stack.extend(reversed(_children(current, path, held)))
+        yield path, inside, current
+        stack.extend(reversed(children(current, path, inside)))
 
 
 # Attributes in which Keras and TensorFlow keep their own records of a
@@ -106,22 +107,28 @@ _RECORDS = ("_layers",)
 _RECORD_PREFIX = "_self_"
 
 
-def _children(layer, path, held):
-    """(path, held, child) of the layers `layer` holds."""
+def holding_attributes(layer):
+    """[(attribute, value)] of the attributes of a layer (not a model) that
+    may hold the layers it tracks: a layer, or a list, tuple or dict."""
+    return [(attribute, value) for attribute, value in layer.__dict__.items()
+            if attribute not in _RECORDS and not attribute.startswith(_RECORD_PREFIX)
+            and isinstance(value, (keras.layers.Layer, list, tuple, dict))]
+
+
+def children(layer, path=(), held=False):
+    """(path, held, child) of the layers `layer` holds directly."""
     if isinstance(layer, keras.Model):
         steps = _positions(layer.layers) if held else [c.name for c in layer.layers]
         return [((*path, step), held, c) for step, c in zip(steps, layer.layers)]
     found = []
-    for attribute, value in layer.__dict__.items():
-        if attribute in _RECORDS or attribute.startswith(_RECORD_PREFIX):
-            continue
+    for attribute, value in holding_attributes(layer):
         step = attribute.lstrip("_")
         if isinstance(value, keras.layers.Layer):
             found.append(((*path, step), True, value))
-        elif isinstance(value, (list, tuple, dict)):
-            items = value.items() if isinstance(value, dict) else enumerate(value)
-            found += [((*path, step, str(i)), True, v) for i, v in items
-                      if isinstance(v, keras.layers.Layer)]
+            continue
+        items = value.items() if isinstance(value, dict) else enumerate(value)
+        found += [((*path, step, str(i)), True, v) for i, v in items
+                  if isinstance(v, keras.layers.Layer)]
     return found
 
 
