@@ -19,6 +19,7 @@ import re
 import keras
 
 from keras_lottery import models
+from keras_lottery.models import heads
 from keras_lottery.sparse import held
 from keras_lottery.sparse import pruning
 from keras_lottery.sparse.conversion import TO_MASKED
@@ -182,7 +183,8 @@ def from_json(model_json, where):
 
 def check_fits(model, data):
     """Refuses, before anything is written, a model whose input shape or
-    number of outputs does not match the data."""
+    number of outputs does not match the data, or that ends in a sigmoid."""
+    heads.from_logits(model, param="arch")
     expected = tuple(model.input_shape[1:]) if hasattr(model, "input_shape") else None
     if expected is not None and None not in expected and expected != data.image_shape:
         raise LotteryError(
