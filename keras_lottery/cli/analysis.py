@@ -97,7 +97,8 @@ def masks(runs, iteration, per_layer, output, fmt):
     For every pair A, B: the Jaccard index |A and B| / |A or B| of their
     surviving weights (1: the same mask, 0: disjoint), and the fraction of
     B's survivors that A keeps, per layer and in total. --format json
-    prints everything, layers included.
+    prints everything, layers included. A run whose masks keep no weight of
+    a kernel (layer collapse) is named in a warning.
     """
     import json
 
@@ -112,6 +113,10 @@ def masks(runs, iteration, per_layer, output, fmt):
         click.echo(json.dumps(result.to_dict(), indent=2))
     else:
         click.echo(report.render(result.rows(per_layer), overlap.COLUMNS, fmt))
+    for path, keys in result.collapsed().items():
+        shown = ", ".join(keys[:4]) + (", ..." if len(keys) > 4 else "")
+        click.echo(f"Warning: {path}: {len(keys)} kernel(s) with no weight ({shown}); "
+                   "their layers output only their bias", err=True)
     if output is not None:
         figures.overlap_heatmap(result, path=output)
         if fmt == "table":

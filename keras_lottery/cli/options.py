@@ -63,6 +63,7 @@ FLAGS = {
     "parent": ("--from", None),
     "points": ("--points", None),
     "pruner": ("--pruner", None),
+    "min_per_layer": ("--min-per-layer", None),
     "rate": ("--rate", None),
     "recipe": ("--recipe", None),
     "reset_bn": ("--reset-bn", None),
@@ -251,6 +252,8 @@ HELP = _help_table("""
 --pruner: The pruning criterion: magnitude [default], random, a pruner
     registered with keras_lottery.register_pruner, or package.module:function
     (importable from the current folder).
+--min-per-layer: Keep at least this many weights of every kernel (magnitude,
+    global scope), so that no layer collapses [default: the parent's, else 0].
 """)
 
 # Options shared by every training command (derived runs must agree with
@@ -292,7 +295,7 @@ def execution_options(f):
     return apply(f, _options(EXECUTION_OPTIONS))
 
 
-PRUNER_OPTION = {"--pruner": {}}
+PRUNER_OPTION = {"--pruner": {}, "--min-per-layer": {"type": int}}
 
 
 def pruning_options(f):

@@ -43,6 +43,9 @@ ARGUMENTS = {
     "pruner": """the pruning criterion: "magnitude" (the default, the
         paper's), "random", a name given to `register_pruner`, or
         "package.module:function"; recorded in run.json.""",
+    "min_per_layer": """keep at least this many weights of every kernel
+        (magnitude pruning, global scope), so that no layer collapses to
+        nothing; default: the parent's (0: none).""",
     "lr": """the constant learning rate; default: the schedule's last value
         (0.001 at batch 128, scaled with the batch size as the schedule is).""",
     "out, seed, save_every, callbacks, verbose, root": """as `train`; the seed
@@ -108,7 +111,7 @@ def _own_arguments(method):
     if method.prunes:
         found += [("density", required), ("scope", None), ("exclude", None)]
     if method.chooses_pruner:
-        found.append(("pruner", None))
+        found += [("pruner", None), ("min_per_layer", None)]
     if method.constant_lr:
         found.append(("lr", None))
     return found

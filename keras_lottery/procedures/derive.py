@@ -8,6 +8,8 @@ momentum (the parent's at k, its final state, or a fresh initialization),
 and the iteration counter.
 """
 
+import warnings
+
 from keras_lottery.errors import LotteryError
 from keras_lottery.procedures import lifecycle
 from keras_lottery.procedures import parents
@@ -64,7 +66,9 @@ def start_state(model, parent, spec, data, execution, start):
     check_layer_densities(source, spec.layer_densities)
     masks = pruners.new_masks(
         source, spec.target_density, pruner=spec.pruner, exclude=spec.exclude,
-        seed=spec.seed, scope=spec.scope, layer_densities=dict(spec.layer_densities))
+        seed=spec.seed, scope=spec.scope, layer_densities=dict(spec.layer_densities),
+        min_per_layer=spec.min_per_layer)
+    warn_collapse(source, masks, spec)
     kept = sum(int(m.sum()) for m in masks.values())
     if kept == 0:
         total = sum(m.size for m in masks.values())
@@ -78,6 +82,17 @@ def start_state(model, parent, spec, data, execution, start):
         load_state(model, parent.checkpoints[spec.iteration], spec.iteration)
     model.optimizer.iterations.assign(start)
     pruning.set_masks(model, masks)
+
+
+def warn_collapse(model, masks, spec):
+    """Warns in one line about the kernels the new `masks` leave with no
+    weight (see `pruners.collapse_warning`)."""
+    excluded = pruning.excluded_keys(model, spec.exclude)
+    ranked = {key: masks.get(key, mask) for key, mask in pruning.get_masks(model).items()
+              if key not in excluded}
+    message = pruners.collapse_warning(ranked, spec.target_density)
+    if message:
+        warnings.warn(message, stacklevel=2)
 
 
 def check_exclude(model, exclude):

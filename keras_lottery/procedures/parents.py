@@ -117,6 +117,7 @@ def child_spec(parent, request):
         round=request.round, scope=request.scope or inherited.scope,
         exclude=inherited.exclude if request.exclude is None else request.exclude,
         layer_densities=request.layer_densities, pruner=request.pruner,
+        min_per_layer=_min_per_layer(method, request, inherited),
         val_split=inherited.val_split, precision=request.execution.precision,
         model=inherited.model, data_fingerprint=inherited.data_fingerprint,
     )
@@ -138,6 +139,14 @@ def child_spec(parent, request):
     if "final" not in checkpoints:
         raise LotteryError(f"{parent.path} has no final checkpoint")
     return spec
+
+
+def _min_per_layer(method, request, inherited):
+    """The request's, else the parent's for a method with a pruner of the
+    user's choosing (magnitude's option), else 0."""
+    if request.min_per_layer is not None:
+        return request.min_per_layer
+    return inherited.min_per_layer if method.chooses_pruner else 0
 
 
 def check_pruner(method, pruner):

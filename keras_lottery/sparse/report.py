@@ -19,10 +19,14 @@ class SparsityReport:
         rows: list of `LayerDensity(name, shape, total, remaining, density)`,
             one per masked layer, in model order.
         total: a `LayerDensity` named "total" over all masked layers.
+        collapsed: the names of the rows with no weight left (layer
+            collapse: their layers output only their bias); marked
+            "no weight" when printed.
     """
 
     def __init__(self, rows):
         self.rows = list(rows)
+        self.collapsed = [r.name for r in self.rows if r.total and not r.remaining]
         total = sum(r.total for r in self.rows)
         remaining = sum(r.remaining for r in self.rows)
         self.total = LayerDensity(
@@ -54,10 +58,9 @@ class SparsityReport:
             return f"{left}  {right}"
 
         rule = "-" * len(fmt(header))
-        return "\n".join(
-            [fmt(header), rule] + [fmt(c) for c in lines[:-1]]
-            + [rule, fmt(lines[-1])]
-        )
+        body = [fmt(c) + ("  no weight" if r.name in self.collapsed else "")
+                for c, r in zip(lines[:-1], self.rows)]
+        return "\n".join([fmt(header), rule] + body + [rule, fmt(lines[-1])])
 
     def __repr__(self):
         return str(self)

@@ -163,6 +163,8 @@ class DeriveRequest(Request):
         lr: the constant LR of finetune and lowlr_rewind.
         pruner: the registered pruner's name, or "module:function"; None:
             the method's (`magnitude`, the random control's `random`).
+        min_per_layer: the weights magnitude pruning keeps at least of
+            every kernel; None: the parent's (0 for a train run).
         round: the round of an `iterate` study.
         dataset, steps, epochs, batch_size, checkpoint_iters, eval_every:
             inherited from the parent; given, they must agree with it.
@@ -177,6 +179,7 @@ class DeriveRequest(Request):
     layer_densities: tuple = ()
     lr: float = None
     pruner: str = None
+    min_per_layer: int = None
     round: int = None
     dataset: object = None
     steps: int = None
@@ -220,7 +223,7 @@ class IterateRequest(Request):
         iteration: k of every round (None for reinit).
         rounds: the number of rounds, >= 1.
         rate: the fraction of the remaining weights each round keeps.
-        scope, exclude, pruner, lr: as `DeriveRequest`.
+        scope, exclude, pruner, min_per_layer, lr: as `DeriveRequest`.
         layer_rates: with layerwise scope, {layer: rate}.
         dataset: the parent's data given again (arrays in memory).
     """
@@ -235,6 +238,7 @@ class IterateRequest(Request):
     layer_rates: tuple = ()
     lr: float = None
     pruner: str = None
+    min_per_layer: int = None
     dataset: object = None
 
     def __post_init__(self):
@@ -255,8 +259,9 @@ class IterateRequest(Request):
             method=self.method, parent=parent, iteration=self.iteration,
             density=density, scope=scope, exclude=exclude,
             layer_densities=layer_densities, lr=self.lr, pruner=self.pruner,
-            round=index, dataset=self.dataset, out=out, seed=seed, root=self.root,
-            data_dir=self.data_dir, save_every=self.save_every,
+            min_per_layer=self.min_per_layer, round=index, dataset=self.dataset,
+            out=out, seed=seed, root=self.root, data_dir=self.data_dir,
+            save_every=self.save_every,
             execution=self.execution)
 
 
@@ -265,6 +270,7 @@ def _check_pruning(request):
         checks.choice(request.scope, "scope", SCOPES)
     if request.exclude is not None:
         object.__setattr__(request, "exclude", checks.names(request.exclude, "exclude"))
+    checks.optional_count(request.min_per_layer, "min_per_layer")
     if request.pruner is not None and not isinstance(request.pruner, str):
         raise LotteryError("expected a registered pruner's name or "
                            "package.module:function", param="pruner",

@@ -49,6 +49,9 @@ class RunSpec:
         pruner: the pruner that chose the masks (`keras_lottery.sparse.
             pruners`: "magnitude", "random", one registered, or
             "package.module:function"); None for methods that prune nothing.
+        min_per_layer: the weights the pruner keeps at least of every
+            kernel (0: none; run.json omits it then, as runs written before
+            it existed).
         round: the round of an `iterate` study (1, 2, ...), else None.
         val_split: test images held out as a validation set.
         precision: None (float32), "bf16" or "fp16".
@@ -70,6 +73,7 @@ class RunSpec:
     exclude: tuple = ()
     layer_densities: tuple = ()
     pruner: str = None
+    min_per_layer: int = 0
     round: int = None
     val_split: int = 0
     precision: str = None
@@ -85,6 +89,7 @@ class RunSpec:
             _bad("recipe", self.recipe, "expected a keras_lottery.spec.recipe.Recipe")
         checks.optional_count(self.seed, "seed")
         checks.count(self.val_split, "val_split")
+        checks.count(self.min_per_layer, "min_per_layer")
         checks.optional_count(self.round, "round", 1)
         checks.choice(self.scope, "scope", SCOPES)
         object.__setattr__(self, "exclude", checks.names(self.exclude, "exclude"))
@@ -98,6 +103,8 @@ class RunSpec:
             for field in ("parent", "iteration", "target_density", "lr", "pruner"):
                 if getattr(self, field) is not None:
                     _bad(field, getattr(self, field), "a train run has none")
+            if self.min_per_layer:
+                _bad("min_per_layer", self.min_per_layer, "a train run prunes nothing")
 
     def _check_derived(self, method):
         if not isinstance(self.parent, str) or not os.path.isabs(self.parent):
@@ -120,7 +127,8 @@ class RunSpec:
 
     def _check_pruning(self, method):
         if not method.prunes:
-            for field, value in (("density", self.target_density), ("pruner", self.pruner)):
+            for field, value in (("density", self.target_density), ("pruner", self.pruner),
+                                 ("min_per_layer", self.min_per_layer or None)):
                 if value is not None:
                     _bad(field, value, f"{method.name} keeps the parent's "
                          f"masks, so it takes no {field}")
@@ -179,6 +187,8 @@ class RunSpec:
         config["recipe"] = self.recipe.to_dict()
         config["exclude"] = list(self.exclude)
         config["layer_densities"] = dict(self.layer_densities)
+        if not self.min_per_layer:  # as runs written before it existed
+            del config["min_per_layer"]
         if self.parent is not None and directory is not None:
             config.update(_parent_config(self.parent, directory))
         return config
