@@ -67,3 +67,27 @@ def names(value, param, what="a list of layer names"):
     if isinstance(value, str) or not all(isinstance(n, str) for n in value or ()):
         raise LotteryError(f"expected {what}", param=param, value=value)
     return tuple(value or ())
+
+
+class Summary:
+    """A value shown by what it is, for errors about large values (arrays)."""
+
+    def __init__(self, text):
+        self.text = text
+
+    def __repr__(self):
+        return self.text
+
+
+def summary(value):
+    """`value` with a short repr: arrays by shape, tuples and lists by
+    their items' (a repr of the data would fill the screen)."""
+    def what(item):
+        shape = getattr(item, "shape", None)
+        if shape is not None:
+            return f"array of shape {tuple(shape)}"
+        return type(item).__name__
+
+    if isinstance(value, (tuple, list)):
+        return Summary(f"<{type(value).__name__} of {', '.join(map(what, value))}>")
+    return Summary(f"<{what(value)}>")

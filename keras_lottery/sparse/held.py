@@ -147,8 +147,8 @@ def _own_weights(layer):
 def _copy_own(old, new):
     sources, old_masks = _own_weights(old)
     targets, new_masks = _own_weights(new)
-    if [(v.name, tuple(v.shape)) for v in sources] != [
-            (v.name, tuple(v.shape)) for v in targets]:
+    # By shape: a weight made without a name gets a new one in the copy.
+    if [tuple(v.shape) for v in sources] != [tuple(v.shape) for v in targets]:
         raise RuntimeError(
             f"Layer '{old.name}': weights {[v.name for v in sources]} do not match "
             f"its converted copy's {[v.name for v in targets]}; please report "

@@ -144,6 +144,7 @@ class TrainRequest(Request):
 
     def __post_init__(self):
         super().__post_init__()
+        _check_dataset(self.dataset)
         _check_recipe(self)
 
 
@@ -201,6 +202,7 @@ class DeriveRequest(Request):
             checks.number(self.lr, "lr", above=0, message="expected a positive learning rate")
         checks.optional_count(self.round, "round", 1)
         object.__setattr__(self, "layer_densities", _pairs(self.layer_densities))
+        _check_dataset(self.dataset)
         _check_recipe(self)
 
     @property
@@ -250,6 +252,7 @@ class IterateRequest(Request):
         checks.number(self.rate, "rate", above=0, below=1, message="expected a "
                       "fraction in (0, 1) (0.8 keeps 80 % per round)")
         object.__setattr__(self, "layer_rates", _pairs(self.layer_rates))
+        _check_dataset(self.dataset)
 
     def round_request(self, index, *, parent, density, layer_densities, out, seed,
                       scope, exclude):
@@ -275,6 +278,17 @@ def _check_pruning(request):
         raise LotteryError("expected a registered pruner's name or "
                            "package.module:function", param="pruner",
                            value=request.pruner)
+
+
+def _check_dataset(dataset):
+    """A name, "npz:PATH" or a `keras_lottery.data.Dataset` (None: the
+    default); arrays are refused in one line naming `data.arrays`."""
+    if dataset is None or isinstance(dataset, str) or hasattr(dataset, "x_train"):
+        return
+    raise LotteryError(
+        "expected a dataset name, npz:PATH or a keras_lottery.data.Dataset; for "
+        "arrays pass keras_lottery.data.arrays(x_train, y_train, x_test, y_test)",
+        param="dataset", value=checks.summary(dataset))
 
 
 def _check_recipe(request):
