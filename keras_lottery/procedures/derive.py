@@ -86,11 +86,13 @@ def start_state(model, parent, spec, data, execution, start):
 
 def warn_collapse(model, masks, spec):
     """Warns in one line about the kernels the new `masks` leave with no
-    weight (see `pruners.collapse_warning`)."""
+    weight that had some in `model` (the prune point; see
+    `pruners.collapse_warning`)."""
     excluded = pruning.excluded_keys(model, spec.exclude)
-    ranked = {key: masks.get(key, mask) for key, mask in pruning.get_masks(model).items()
+    before = pruning.get_masks(model)
+    ranked = {key: masks.get(key, mask) for key, mask in before.items()
               if key not in excluded}
-    message = pruners.collapse_warning(ranked, spec.target_density)
+    message = pruners.collapse_warning(ranked, before, spec.target_density)
     if message:
         warnings.warn(message, stacklevel=2)
 

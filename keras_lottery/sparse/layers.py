@@ -123,9 +123,10 @@ class MaskedProjections(Twin):
 _ATTENTION_DOC = """`keras.layers.{base}` whose projections are masked.
 
     Takes the arguments of `keras.layers.{base}`. After `build`, its query,
-    key, value and output projections are `MaskedEinsumDense` layers
-    (`layer._query_dense`, ...), each with its mask; `masked(model)` turns
-    a model's `{base}` layers into this one.
+    key, value and output projections are `MaskedEinsumDense` layers, each
+    with its mask (mask keys "<layer>/query_dense", "<layer>/key_dense",
+    "<layer>/value_dense", "<layer>/output_dense"); `masked(model)` turns a
+    model's `{base}` layers into this one.
     """
 
 

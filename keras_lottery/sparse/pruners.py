@@ -264,16 +264,18 @@ def prune(model, density, *, scope="global", exclude=(), layer_densities=None,
             f"Nothing pruned: density {density:g} is not below the current "
             f"{kept / total:.6g} of the ranked layers.", stacklevel=2)
     pruning.set_masks(model, new)
-    message = collapse_warning(ranked, density)
+    message = collapse_warning(ranked, current, density)
     if message:
         warnings.warn(message, stacklevel=2)
     return new
 
 
-def collapse_warning(masks, density):
-    """The one-line warning about the kernels `masks` ({mask key: mask}, the
-    ranked ones after pruning) leave with no weight; None if none."""
-    empty = [key for key, mask in masks.items() if np.size(mask) and not np.any(mask)]
+def collapse_warning(masks, before, density):
+    """The one-line warning about the kernels that `masks` ({mask key:
+    mask}, the ranked ones after pruning) leave with no weight and that had
+    some `before` (their masks until then); None if none."""
+    empty = [key for key, mask in masks.items()
+             if np.size(mask) and not np.any(mask) and np.any(before[key])]
     if not empty:
         return None
     shown = ", ".join(empty[:4]) + (", ..." if len(empty) > 4 else "")

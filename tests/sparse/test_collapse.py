@@ -67,6 +67,10 @@ def test_prune_warns_in_one_line_naming_the_collapsed_kernels():
     assert report.collapsed == ["thin"]
     (line,) = [r for r in str(report).splitlines() if r.startswith("thin")]
     assert line.endswith("0.0000  no weight")
+    # Said once: pruning further does not repeat it for a kernel already empty.
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        kl.prune(model, 0.1)
 
 
 def test_prune_with_min_per_layer_collapses_nothing():

@@ -9,6 +9,7 @@ import pytest
 
 import keras_lottery as kl
 from keras_lottery.sparse import pruning
+from keras_lottery.sparse.masking import MaskedKernelLayer
 
 
 @keras.saving.register_keras_serializable(package="tests_held")
@@ -86,7 +87,7 @@ def test_pruned_transformer_strips_saves_and_loads(tmp_path):
     for key, mask in kl.get_masks(model).items():
         np.testing.assert_array_equal(kl.get_masks(loaded)[key], mask)
     stripped = kl.strip(model)
-    assert not any(isinstance(layer, pruning.MaskedKernelLayer)
+    assert not any(isinstance(layer, MaskedKernelLayer)
                    for layer in pruning.iter_layers(stripped))
     np.testing.assert_allclose(_np(stripped(_x())), expected, rtol=1e-6, atol=1e-6)
     stripped.save(tmp_path / "plain.keras")
