@@ -1,6 +1,7 @@
 """A softmax head is trained as one, a sigmoid head refused (issue 23)."""
 
 import keras
+import numpy as np
 import pytest
 
 import keras_lottery as kl
@@ -74,3 +75,16 @@ def test_a_sigmoid_head_is_refused_before_a_run_is_written(tmp_path):
     with pytest.raises(kl.LotteryError, match="^arch=.*ends in a sigmoid"):
         kl.train(model, dataset="digits", steps=2, seed=0, verbose=0, root=tmp_path / "runs")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_softmax_application_trains_on_its_probabilities(tmp_path):
+    # keras.applications end in a softmax: the loss must not take its
+    # probabilities for logits (which trains towards a uniform output).
+    model = keras.applications.MobileNetV2(input_shape=(32, 32, 3), alpha=0.35,
+                                           weights=None, classes=10)
+    run = kl.train(model, dataset="synthetic", steps=2, batch_size=16, eval_every=2,
+                   checkpoint_iters=[0, 2], seed=0, verbose=0, out=tmp_path / "train")
+    assert run.status == "finished"
+    trained = run.load_model()
+    assert trained.loss.get_config()["from_logits"] is False
+    assert np.isfinite(run.metrics[-1]["loss"])
