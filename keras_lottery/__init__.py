@@ -4,14 +4,17 @@ The public API:
 
 - layers: `MaskedConv1D`/`2D`/`3D`, their `...Transpose` twins,
   `MaskedDepthwiseConv1D`/`2D`, `MaskedSeparableConv1D`/`2D`,
-  `MaskedEinsumDense`, `MaskedDense`;
+  `MaskedEinsumDense`, `MaskedDense`, and the attention layers
+  `MaskedMultiHeadAttention`, `MaskedGroupQueryAttention`;
 - pruning: `prune`, `density`, `get_masks`, `get_kernels`, `set_masks`,
   `sparsity_report`, the pure `magnitude_masks` and `random_masks`, and
   `register_pruner` (a pruning criterion of your own);
 - structured pruning: `prune_filters` (L1-norm filters, the paper's
   configurations or your own) and `thin` (a plain model without the pruned
   filters: fewer parameters and FLOPs);
-- your own models: `masked`, `strip`;
+- your own models: `masked`, `strip`, `load_model` (a `.keras` file with
+  masked layers; plain `keras.models.load_model` works too after
+  `import keras_lottery`);
 - optimizers: `MomentumSGD` (TF1 momentum update) and `LossScaleOptimizer`
   (float16 loss scaling in which a skipped step still counts);
 - architectures: `keras_lottery.models.build(name)`, `models.available()`;
@@ -34,6 +37,7 @@ Names are imported on first use, so `import keras_lottery` (and the
 
 import importlib
 
+from keras_lottery import saving
 from keras_lottery.version import __version__  # noqa: F401  (the package attribute)
 
 # Public name -> the module that defines it.
@@ -53,6 +57,8 @@ _PUBLIC = {
     "MaskedSeparableConv2D": "sparse.layers",
     "MaskedEinsumDense": "sparse.layers",
     "MaskedDense": "sparse.layers",
+    "MaskedGroupQueryAttention": "sparse.layers",
+    "MaskedMultiHeadAttention": "sparse.layers",
     "MomentumSGD": "training.optimizer",
     "Run": "runs.run",
     "RunRecord": "spec.record",
@@ -64,6 +70,7 @@ _PUBLIC = {
     "get_kernels": "sparse.pruning",
     "get_masks": "sparse.pruning",
     "iterate": "procedures",
+    "load_model": "saving",
     "load_state": "training.state",
     "lowlr_rewind": "procedures",
     "magnitude_masks": "sparse.ranking",
@@ -91,6 +98,10 @@ _SUBMODULES = {"analysis": "analysis", "data": "data", "models": "models",
                "report": "results.tables"}
 
 __all__ = sorted([*_PUBLIC, *_SUBMODULES])
+
+# Saved models with masked layers load once Keras is imported, without a
+# keras_lottery name being touched first (and without importing Keras here).
+saving.register_when_keras_loads()
 
 
 def __getattr__(name):

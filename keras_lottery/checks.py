@@ -101,3 +101,25 @@ def percent(value, param):
             f"{number * 100:g} % of the weights write {percent_text(number)}",
             param=param, value=value)
     return number / 100
+class Summary:
+    """A value shown by what it is, for errors about large values (arrays)."""
+
+    def __init__(self, text):
+        self.text = text
+
+    def __repr__(self):
+        return self.text
+
+
+def summary(value):
+    """`value` with a short repr: arrays by shape, tuples and lists by
+    their items' (a repr of the data would fill the screen)."""
+    def what(item):
+        shape = getattr(item, "shape", None)
+        if shape is not None:
+            return f"array of shape {tuple(shape)}"
+        return type(item).__name__
+
+    if isinstance(value, (tuple, list)):
+        return Summary(f"<{type(value).__name__} of {', '.join(map(what, value))}>")
+    return Summary(f"<{what(value)}>")

@@ -86,12 +86,25 @@ class MaskOverlap:
                       for layer in shown]
         return found
 
+    def collapsed(self):
+        """{run path: [mask keys]} of the runs whose masks keep no weight
+        of some kernel (layer collapse), in order."""
+        found = {}
+        for (i, j), layers in self.pairs.items():
+            for layer in self.layers:
+                for index, kept in ((i, "kept_a"), (j, "kept_b")):
+                    if layers[layer][kept] == 0:
+                        found.setdefault(index, set()).add(layer)
+        return {str(self.runs[i].path): [k for k in self.layers if k in keys]
+                for i, keys in sorted(found.items())}
+
     def to_dict(self):
         """The whole result as JSON-ready values."""
         return {"runs": [str(run.path) for run in self.runs],
                 "iteration": self.iteration, "layers": self.layers,
                 "pairs": [{"a": i, "b": j, "layers": layers}
-                          for (i, j), layers in self.pairs.items()]}
+                          for (i, j), layers in self.pairs.items()],
+                "collapsed": self.collapsed()}
 
 
 def mask_overlap(runs, iteration="final"):

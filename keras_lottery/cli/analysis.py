@@ -99,7 +99,9 @@ def masks(runs, iteration, per_layer, output, fmt):
     surviving weights (1: the same mask, 0: disjoint), and the fraction of
     B's survivors that A keeps, per layer and in total. --format json
     prints everything, layers included. One run: each kernel's weights and
-    filters kept, and the network's multiply-accumulates (FLOPs).
+    filters kept, and the network's multiply-accumulates (FLOPs). A run
+    whose masks keep no weight of a kernel (layer collapse) is named in a
+    warning.
     """
     import json
 
@@ -116,6 +118,10 @@ def masks(runs, iteration, per_layer, output, fmt):
         click.echo(json.dumps(result.to_dict(), indent=2))
     else:
         click.echo(report.render(result.rows(per_layer), overlap.COLUMNS, fmt))
+    for path, keys in result.collapsed().items():
+        shown = ", ".join(keys[:4]) + (", ..." if len(keys) > 4 else "")
+        click.echo(f"Warning: {path}: {len(keys)} kernel(s) with no weight ({shown}); "
+                   "their layers output only their bias", err=True)
     if output is not None:
         figures.overlap_heatmap(result, path=output)
         if fmt == "table":

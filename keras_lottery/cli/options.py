@@ -75,6 +75,7 @@ FLAGS = {
     "level": ("--level", None),
     "pruning_method": ("--pruning-method", None),
     "pruner": ("--pruner", None),
+    "min_per_layer": ("--min-per-layer", None),
     "rate": ("--rate", None),
     "recipe": ("--recipe", None),
     "reset_bn": ("--reset-bn", None),
@@ -261,6 +262,8 @@ HELP = _help_table("""
 --pruner: The pruning criterion: magnitude [default], random, zscore, a
     pruner registered with keras_lottery.register_pruner, or
     package.module:function (importable from the current folder).
+--min-per-layer: Keep at least this many weights of every kernel (magnitude,
+    global scope), so that no layer collapses [default: the parent's, else 0].
 --filters: Filter pruning instead of --density (with --level): the paper's
     configuration, resnet56-A, resnet56-B, resnet110-A, resnet110-B,
     resnet34-A, resnet34-B or vgg16-A, or LAYER=FRACTION,... of your own.
@@ -369,7 +372,7 @@ def execution_options(f):
     return apply(f, _options(EXECUTION_OPTIONS))
 
 
-PRUNER_OPTION = {"--pruner": {}}
+PRUNER_OPTION = {"--pruner": {}, "--min-per-layer": {"type": int}}
 
 
 def pruner_option(f):

@@ -120,7 +120,8 @@ DERIVED = [derived_command(methods.METHODS[name]) for name in methods.DERIVED]
 @options.execution_options
 @options.friendly_errors
 def iterate(parent, method, iteration, rounds, rate, layer_rates, scope, exclude,
-            pruner, lr, data_dir, seed, out, save_every, quiet, **execution):
+            pruner, min_per_layer, lr, data_dir, seed, out, save_every, quiet,
+            **execution):
     """Iterative pruning: R rounds, each pruning the previous round's final
     weights to rate x its density and retraining with --method.
 
@@ -135,7 +136,7 @@ def iterate(parent, method, iteration, rounds, rate, layer_rates, scope, exclude
     request = _request("IterateRequest", dict(
         parent=parent, method=method.name, iteration=iteration, rounds=rounds,
         rate=rate, scope=scope, exclude=exclude, pruner=pruner,
-        layer_rates=layer_rates, lr=lr, out=out, seed=seed, data_dir=data_dir,
+        min_per_layer=min_per_layer, layer_rates=layer_rates, lr=lr, out=out, seed=seed, data_dir=data_dir,
         save_every=save_every, **execution))
     from keras_lottery.procedures import chains
 

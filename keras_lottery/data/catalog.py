@@ -7,6 +7,7 @@ from keras_lottery.data import bundled
 from keras_lottery.data import cifar
 from keras_lottery.data import keras_cache
 from keras_lottery.data import mnist
+from keras_lottery import checks
 from keras_lottery.errors import LotteryError
 
 DATASETS = ("cifar10", "cifar100", "mnist", "fashion_mnist", "digits", "synthetic")
@@ -94,6 +95,11 @@ def own_fingerprint(dataset):
 
 
 def _check_name(name):
+    if not isinstance(name, str):
+        raise LotteryError(
+            "expected a dataset name or npz:PATH; for arrays use "
+            "keras_lottery.data.arrays(x_train, y_train, x_test, y_test)",
+            param="dataset", value=checks.summary(name))
     if name not in DATASETS:
         raise LotteryError(
             f"unknown dataset; choose one of: {', '.join(DATASETS)}, or npz:PATH",

@@ -19,9 +19,13 @@ import re
 import keras
 
 from keras_lottery import models
+from keras_lottery.models import heads
+from keras_lottery.sparse import held
 from keras_lottery.sparse import pruning
+from keras_lottery.sparse.conversion import TO_MASKED
 from keras_lottery.sparse.conversion import masked
 from keras_lottery import plugins
+from keras_lottery import saving
 from keras_lottery.errors import LotteryError
 
 Arch = collections.namedtuple("Arch", ["name", "model_json", "fingerprint"])
@@ -44,9 +48,7 @@ def resolve(arch, data=None, name=None):
         check_name(arch)
         return Arch(arch, None, None)
     if isinstance(arch, keras.Model):
-        try:
-            pruning.masked_layers(arch)
-        except ValueError:
+        if not _is_masked(arch):
             arch = masked(arch)
         model_json = arch.to_json()
         fingerprint = config_fingerprint(model_json)
@@ -56,6 +58,16 @@ def resolve(arch, data=None, name=None):
         f"expected an architecture name or a keras.Model, got {type(arch).__name__}",
         param="arch", value=arch,
     )
+
+
+def _is_masked(model):
+    """Whether `model` has masked layers and no plain layer `masked()` would
+    convert (a model of your own written with masked layers is kept)."""
+    try:
+        pruning.masked_layers(model)
+    except ValueError:
+        return False
+    return not any(type(layer) in TO_MASKED for layer in pruning.iter_layers(model))
 
 
 def check_name(arch):
@@ -76,7 +88,7 @@ def _load_file(path):
     if not pathlib.Path(path).is_file():
         raise LotteryError("no such model file", param="arch", value=path)
     try:
-        return keras.saving.load_model(path, compile=False, safe_mode=True)
+        return saving.load_model(path, compile=False, safe_mode=True)
     except Exception as e:
         raise LotteryError(
             f"cannot be loaded safely ({type(e).__name__}: {_first_line(e)}); "
@@ -153,9 +165,14 @@ def build(name, model_json, data, weight_decay=None):
 
 def from_json(model_json, where):
     """A model rebuilt from its JSON config in Keras's safe mode: a config
-    that would run code (a Lambda layer's pickled function) is refused."""
+    that would run code (a Lambda layer's pickled function) is refused.
+
+    The config is a masked model's (`resolve` converts first), so layers of
+    your own get their kernel layers masked again (`held.converting_held`).
+    """
     try:
-        return keras.models.model_from_json(model_json)
+        with held.converting_held(TO_MASKED) as custom_objects:
+            return keras.models.model_from_json(model_json, custom_objects=custom_objects)
     except Exception as e:
         raise LotteryError(
             f"{where} cannot be loaded safely ({type(e).__name__}: "
@@ -166,7 +183,8 @@ def from_json(model_json, where):
 
 def check_fits(model, data):
     """Refuses, before anything is written, a model whose input shape or
-    number of outputs does not match the data."""
+    number of outputs does not match the data, or that ends in a sigmoid."""
+    heads.from_logits(model, param="arch")
     expected = tuple(model.input_shape[1:]) if hasattr(model, "input_shape") else None
     if expected is not None and None not in expected and expected != data.image_shape:
         raise LotteryError(

@@ -116,7 +116,8 @@ branch = PROCEDURES["branch"]
 
 @calls.bind(IterateRequest, chains.iterate)
 def iterate(parent=None, *, method="rewind", iteration=None, rounds, rate=0.8,
-            scope=None, exclude=None, pruner=None, layer_rates=None, lr=None, out=None,
+            scope=None, exclude=None, pruner=None, min_per_layer=None, layer_rates=None,
+            lr=None, out=None,
             seed=None, dataset=None, data_dir=None,
             save_every=DEFAULT_SAVE_EVERY, callbacks=None, verbose=1,
             root=None, jit_compile="auto", mixed_precision=None,
@@ -143,8 +144,8 @@ def iterate(parent=None, *, method="rewind", iteration=None, rounds, rate=0.8,
         iteration: k of every round (not for "reinit").
         rounds: number of rounds, >= 1.
         rate: kept fraction per round, in (0, 1).
-        scope, exclude, pruner: as `rewind` (default: the base's scope and
-            exclusions, magnitude pruning).
+        scope, exclude, pruner, min_per_layer: as `rewind` (default: the
+            base's scope and exclusions, magnitude pruning).
         layer_rates: with `scope="layerwise"`, {layer: rate} for layers
             pruned at a rate of their own (the lottery-ticket paper prunes
             LeNet's output layer at half the hidden layers' rate:

@@ -52,6 +52,9 @@ ARGUMENTS = {
         `register_pruner`, or "package.module:function"; recorded in run.json.""",
     "pruner_options": """{option: value} given to the pruner (its own keyword
         arguments); recorded in run.json.""",
+    "min_per_layer": """keep at least this many weights of every kernel
+        (magnitude pruning, global scope), so that no layer collapses to
+        nothing; default: the parent's (0: none).""",
     "pruning_method": """the original code's name for what to prune
         ("prune_all_to_global_80", "zprune_all_to_global_80",
         "prune_global_20", "prune_resnet56_A_3", ...), read into the
@@ -122,7 +125,7 @@ def _own_arguments(method):
         found += [("density", None), ("filters", None), ("level", None),
                   ("scope", None), ("exclude", None)]
     if method.chooses_pruner:
-        found += [("pruner", None), ("pruner_options", None)]
+        found += [("pruner", None), ("pruner_options", None), ("min_per_layer", None)]
     if method.prunes:
         found.append(("pruning_method", None))
     if method.constant_lr:

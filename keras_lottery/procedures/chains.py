@@ -7,7 +7,7 @@ from keras_lottery.procedures import lifecycle
 from keras_lottery.procedures import parents
 from keras_lottery.runs import layout
 from keras_lottery.runs import resolver
-from keras_lottery.spec.runspec import IterateSpec
+from keras_lottery.spec.chainspec import IterateSpec
 from keras_lottery.spec.runspec import resolve_parent
 
 

@@ -8,6 +8,8 @@ momentum (the parent's at k, its final state, or a fresh initialization),
 and the iteration counter.
 """
 
+import warnings
+
 from keras_lottery.errors import LotteryError
 from keras_lottery.procedures import lifecycle
 from keras_lottery.procedures import parents
@@ -67,7 +69,8 @@ def start_state(model, parent, spec, data, execution, start):
     masks = pruners.new_masks(
         source, spec.target_density, pruner=spec.pruner, exclude=spec.exclude,
         seed=spec.seed, scope=spec.scope, layer_densities=dict(spec.layer_densities),
-        **_options(spec))
+        min_per_layer=spec.min_per_layer, **_options(spec))
+    warn_collapse(source, masks, spec)
     kept = sum(int(m.sum()) for m in masks.values())
     if kept == 0:
         total = sum(m.size for m in masks.values())
@@ -93,6 +96,17 @@ def _options(spec):
         options.update(config=dict(filters) if isinstance(filters, tuple) else filters,
                        level=spec.level)
     return options
+def warn_collapse(model, masks, spec):
+    """Warns in one line about the kernels the new `masks` leave with no
+    weight that had some in `model` (the prune point; see
+    `pruners.collapse_warning`)."""
+    excluded = pruning.excluded_keys(model, spec.exclude)
+    before = pruning.get_masks(model)
+    ranked = {key: masks.get(key, mask) for key, mask in before.items()
+              if key not in excluded}
+    message = pruners.collapse_warning(ranked, before, spec.target_density)
+    if message:
+        warnings.warn(message, stacklevel=2)
 
 
 def check_exclude(model, exclude):

@@ -118,7 +118,7 @@ def child_spec(parent, request):
         exclude=_exclude(inherited, request),
         layer_densities=request.layer_densities, pruner=request.pruner,
         pruner_options=request.pruner_options, filters=request.filters,
-        level=request.level,
+        level=request.level, min_per_layer=_min_per_layer(method, request, inherited),
         val_split=inherited.val_split, precision=request.execution.precision,
         model=inherited.model, data_fingerprint=inherited.data_fingerprint,
     )
@@ -148,6 +148,12 @@ def _exclude(inherited, request):
     if request.exclude is not None:
         return request.exclude
     return () if request.filters is not None else inherited.exclude
+def _min_per_layer(method, request, inherited):
+    """The request's, else the parent's for a method with a pruner of the
+    user's choosing (magnitude's option), else 0."""
+    if request.min_per_layer is not None:
+        return request.min_per_layer
+    return inherited.min_per_layer if method.chooses_pruner else 0
 
 
 def check_pruner(method, pruner):

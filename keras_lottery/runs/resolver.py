@@ -22,7 +22,7 @@ from keras_lottery.spec import record
 
 from keras_lottery.runs.run import Run
 from keras_lottery.errors import LotteryError
-from keras_lottery.spec.runspec import IterateSpec
+from keras_lottery.spec.chainspec import IterateSpec
 
 Resolved = collections.namedtuple("Resolved", ["run", "path", "spec", "seed_drawn"])
 

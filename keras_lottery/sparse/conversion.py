@@ -1,13 +1,16 @@
 """Convert a user's Keras model to masked layers and back.
 
-`masked(model)` swaps every plain layer that has a masked twin (Conv1D/2D/3D,
-their transposes, DepthwiseConv1D/2D, SeparableConv1D/2D, EinsumDense and
-Dense; see `keras_lottery.sparse.layers.MASKED_TWINS`) for that twin (weights
-copied, all masks ones, outputs identical) and warns once about the layers
-with weights that stay unmasked; `strip(model)` does the reverse, folding
-kernel × mask into plain layers for export. Both work on Sequential and
-Functional models, nested ones included; subclassed models must use the
-masked layers in their own definition.
+`masked(model)` swaps every plain layer that has a masked twin for that
+twin (weights copied, all masks ones, outputs identical), wherever Keras
+tracks it: in the model, in nested Sequential and Functional models, in
+attention layers (their query, key, value and output projections) and in
+layers of your own (the layers their `__init__` makes; see
+`keras_lottery.sparse.held`); it warns once about the layers that hold a
+kernel and stay unmasked. `strip(model)` does the reverse, folding kernel ×
+mask into plain layers for export; it also rebuilds a subclassed model
+written with masked layers as plain Keras. `masked()` takes Sequential and
+Functional models; a subclassed model uses the masked layers in its own
+definition.
 """
 
 import warnings
@@ -15,14 +18,20 @@ import warnings
 import keras
 import numpy as np
 
+from keras_lottery.sparse import held
+from keras_lottery.sparse.layers import ATTENTION_TWINS
 from keras_lottery.sparse.layers import MASKED_TWINS
 from keras_lottery.sparse.layers import FusedBatchNormalization
 from keras_lottery.sparse.masking import MaskedKernelLayer
+from keras_lottery.sparse.masking import constructing_plain
 from keras_lottery.sparse.masking import mask_name
 from keras_lottery.sparse.pruning import iter_layers
+from keras_lottery.sparse.pruning import walk
 
-_TO_MASKED = dict(MASKED_TWINS)
-_TO_PLAIN = {masked: plain for plain, masked in MASKED_TWINS.items()}
+# What `masked()` converts, by exact type (a user's subclass of Dense is
+# not converted, since its `call` may differ), and what `strip()` undoes.
+TO_MASKED = {**MASKED_TWINS, **ATTENTION_TWINS}
+_TO_PLAIN = {masked: plain for plain, masked in TO_MASKED.items()}
 _TO_PLAIN[FusedBatchNormalization] = keras.layers.BatchNormalization
 
 # Layers with weights but no kernel that multiplies their input (they scale,
@@ -35,19 +44,23 @@ NO_KERNEL_LAYERS = tuple(
     )
     if hasattr(keras.layers, name)
 )
+_NOT_LISTED = (keras.Model, MaskedKernelLayer) + NO_KERNEL_LAYERS
 
 
 def masked(model):
     """Returns a copy of `model` whose kernel layers are masked.
 
-    Every layer of a type in `keras_lottery.sparse.layers.MASKED_TWINS` (Conv*,
-    Conv*Transpose, DepthwiseConv*, SeparableConv*, EinsumDense, Dense;
-    exact types, not subclasses) becomes its masked twin. Weights are copied
-    and every mask is all ones, so the copy computes exactly what the
-    original does. Other layers are copied unchanged and never pruned; if
-    any of them holds weights (an LSTM, an Embedding, a subclass of Dense;
-    not the `NO_KERNEL_LAYERS`, such as batch normalization), one
-    `UserWarning` lists them and the number of weights left out of pruning.
+    Every layer of a type in `TO_MASKED` (Conv*, Conv*Transpose,
+    DepthwiseConv*, SeparableConv*, EinsumDense, Dense; MultiHeadAttention
+    and GroupQueryAttention, whose projections are masked; exact types, not
+    subclasses) becomes its masked twin, wherever Keras tracks it: in the
+    model, in nested models, and in layers of your own that make it in
+    their `__init__`. Weights are copied and every mask is all ones, so the
+    copy computes exactly what the original does. Other layers are copied
+    unchanged and never pruned; if any of them holds a kernel (an LSTM, an
+    Embedding, a subclass of Dense; not scales and shifts such as batch
+    normalization), one `UserWarning` lists them and the number of weights
+    left out of pruning.
 
     Example:
 
@@ -60,7 +73,7 @@ def masked(model):
     Args:
         model: a built Sequential or Functional model.
     """
-    clone = _convert(model, _TO_MASKED, "masked")
+    clone = _convert(model, TO_MASKED, "masked")
     message = unmasked_warning(clone)
     if message:
         warnings.warn(message, UserWarning, stacklevel=2)
@@ -68,16 +81,9 @@ def masked(model):
 
 
 def unmasked_warning(model):
-    """The warning `masked()` gives about `model`'s unmasked layers with
-    weights (None if there are none)."""
-    left = [
-        (layer, _weight_count(layer))
-        for layer in iter_layers(model)
-        if not isinstance(
-            layer, (keras.Model, MaskedKernelLayer) + NO_KERNEL_LAYERS
-        )
-    ]
-    left = [(layer, count) for layer, count in left if count]
+    """The warning `masked()` gives about `model`'s unmasked layers that
+    hold a kernel (None if there are none)."""
+    left = unmasked_layers(model)
     if not left:
         return None
     listed = ", ".join(
@@ -89,27 +95,74 @@ def unmasked_warning(model):
         f"keras_lottery.masked(): {len(left)} layer(s) with weights stay "
         f"unmasked and are never pruned: {listed}. That leaves {total:,} "
         "weights out of pruning and out of density. Masked layer types: "
-        + ", ".join(plain.__name__ for plain in MASKED_TWINS) + "."
+        + ", ".join(plain.__name__ for plain in TO_MASKED) + "."
     )
 
 
-def _weight_count(layer):
-    return sum(
-        int(np.prod(v.shape)) for v in layer.weights
-        if keras.backend.is_float_dtype(v.dtype)
-    )
+def unmasked_layers(model):
+    """[(layer, weights)]: the outermost layers of `model` that hold a
+    kernel (a weight of rank 2 or more: an Embedding's, an LSTM's) outside
+    masked layers, and how many float weights they leave out of pruning.
+    Scales and shifts (batch normalization, a LayerScale) are not listed."""
+    left, inside = [], set()
+    for layer in iter_layers(model):
+        if id(layer) in inside or isinstance(layer, _NOT_LISTED):
+            continue
+        held = list(iter_layers(layer))
+        inside.update(map(id, held))
+        skipped = {id(v) for sub in held if isinstance(sub, _NOT_LISTED)
+                   for v in sub.weights}
+        weights = [v for v in layer.weights if id(v) not in skipped
+                   and keras.backend.is_float_dtype(v.dtype)]
+        if any(len(v.shape) >= 2 for v in weights):
+            left.append((layer, sum(int(np.prod(v.shape)) for v in weights)))
+    return left
 
 
 def strip(model):
     """Returns a plain Keras copy of `model` with kernel × mask folded in.
 
     The copy has no mask variables, computes exactly what `model` does, and
-    loads anywhere Keras does (no custom objects needed).
+    loads anywhere Keras does (no custom objects needed). A subclassed
+    model is rebuilt from its config (`get_config`) as an instance of its
+    class in which every masked layer its code makes is the plain Keras
+    layer (`MaskedDense(...)` makes a `Dense`): for `model.export`,
+    quantization, or `save_weights` into your class written with plain
+    layers. (Saved as `.keras`, it reloads as its class's code builds it,
+    masked layers included.)
 
     Args:
-        model: a built Sequential or Functional model with masked layers.
+        model: a built model with masked layers.
     """
-    return _convert(model, _TO_PLAIN, "strip")
+    if isinstance(model, keras.Model) and type(model).__name__ not in (
+            "Functional", "Sequential"):
+        return _strip_subclassed(model)
+    with constructing_plain():  # your own layers may make masked ones
+        return _convert(model, _TO_PLAIN, "strip")
+
+
+def _strip_subclassed(model):
+    name = type(model).__name__
+    build = model.get_build_config() if model.built else None
+    if build is None:
+        raise ValueError(f"keras_lottery.strip() needs a built model: call {name} "
+                         "on data (or build it) first.")
+    try:
+        config = model.get_config()
+        with constructing_plain():
+            copy = type(model).from_config(config)
+    except Exception as e:  # your class's own get_config / __init__
+        raise TypeError(
+            f"keras_lottery.strip() rebuilds a subclassed model from its config, "
+            f"and {name}.from_config(model.get_config()) failed ({type(e).__name__}); "
+            f"give {name} a get_config() returning its __init__ arguments, or "
+            "copy the weights yourself: keras_lottery.get_kernels(model) holds "
+            "each kernel with its mask folded in where pruned."
+        ) from None
+    copy.build_from_config(build)
+    copy.built = True  # as Keras's own loader does after build_from_config
+    held.copy_weights(model, copy)
+    return copy
 
 
 def plain_class(layer):
@@ -136,7 +189,9 @@ def _convert(model, mapping, verb):
 
     def clone_layer(layer):
         target = mapping.get(type(layer), type(layer))
-        return target.from_config(layer.get_config())
+        new = target.from_config(layer.get_config())
+        held.convert_held(new, mapping)
+        return new
 
     clone = keras.models.clone_model(
         model, clone_function=clone_layer, recursive=True
@@ -147,21 +202,17 @@ def _convert(model, mapping, verb):
                 f"Layer order changed while cloning ({old.name} vs "
                 f"{new.name}); please report this model."
             )
-        if isinstance(new, keras.Model):
-            continue  # its layers are visited on their own
-        if type(old) in mapping:
-            copy_weights(old, new)
-        else:
-            new.set_weights(old.get_weights())
+        if not isinstance(new, keras.Model):  # a model's layers come on their own
+            held.copy_weights(old, new)
     return clone
 
 
 def _weighted_layers(model):
     # clone_model renames unnamed Inputs after their tensors; they hold no
-    # weights, so pair up everything else.
+    # weights, so pair up everything else that a model holds.
     return [
-        l for l in iter_layers(model)
-        if not isinstance(l, keras.layers.InputLayer)
+        l for _, inside, l in walk(model)
+        if not inside and not isinstance(l, keras.layers.InputLayer)
     ]
 
 
@@ -176,19 +227,3 @@ def values_by_name(layer):
                 kernel.raw
             ) * keras.ops.convert_to_numpy(kernel.mask)
     return values
-
-
-def copy_weights(old, new):
-    """Copies weights between a layer and its (un)masked twin, by name."""
-    values = values_by_name(old)
-    targets = {v.name: v for v in new.weights}
-    if isinstance(new, MaskedKernelLayer):
-        for name in new.kernel_names:
-            del targets[mask_name(name)]  # stays all ones
-    if sorted(values) != sorted(targets):
-        raise RuntimeError(
-            f"Layer '{old.name}': weights {sorted(values)} do not match its "
-            f"converted twin's {sorted(targets)}; please report this model."
-        )
-    for name, target in targets.items():
-        target.assign(values[name])

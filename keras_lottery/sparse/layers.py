@@ -15,12 +15,16 @@ Separable convolutions mask both kernels: `depthwise_kernel` (stored as
 
 Checkpoints hold every variable in creation order: kernel(s), bias, mask(s),
 the layout keras_lottery 0.1's `MaskedConv2D` / `MaskedDense` wrote.
+
+`MaskedMultiHeadAttention` and `MaskedGroupQueryAttention` are Keras's
+attention layers with masked projections (`MaskedEinsumDense`).
 """
 
 import keras
 
 from keras_lottery.sparse.masking import MaskedSeparableKernels
 from keras_lottery.sparse.masking import MaskedSingleKernel
+from keras_lottery.sparse.masking import Twin
 
 _PACKAGE = "keras_lottery"
 _register = keras.saving.register_keras_serializable(package=_PACKAGE)
@@ -99,6 +103,45 @@ def _twin(name):
 # user's subclass of Dense is not converted, since its `call` may differ).
 MASKED_TWINS = {getattr(keras.layers, name): globals()[f"Masked{name}"] for name in _TWINS}
 MASKED_LAYERS = tuple(MASKED_TWINS.values())
+
+
+class MaskedProjections(Twin):
+    """An attention layer whose projections are masked.
+
+    Keras's attention layers make their query, key, value and output
+    projections (`EinsumDense` layers) in `build`, and assign each to
+    themselves before building it; each is made a `MaskedEinsumDense` of
+    the same config there, so the layer's own `build` and `call` run.
+    """
+
+    def __setattr__(self, name, value):
+        if type(value) is keras.layers.EinsumDense and not value.built:
+            value = MaskedEinsumDense.from_config(value.get_config())
+        super().__setattr__(name, value)
+
+
+_ATTENTION_DOC = """`keras.layers.{base}` whose projections are masked.
+
+    Takes the arguments of `keras.layers.{base}`. After `build`, its query,
+    key, value and output projections are `MaskedEinsumDense` layers, each
+    with its mask (mask keys "<layer>/query_dense", "<layer>/key_dense",
+    "<layer>/value_dense", "<layer>/output_dense"); `masked(model)` turns a
+    model's `{base}` layers into this one.
+    """
+
+
+def _attention_twin(name):
+    base = getattr(keras.layers, name)
+    cls = type(f"Masked{name}", (MaskedProjections, base),
+               {"__doc__": _ATTENTION_DOC.format(base=name), "__module__": __name__})
+    return _register(cls)
+
+
+MaskedMultiHeadAttention = _attention_twin("MultiHeadAttention")
+MaskedGroupQueryAttention = _attention_twin("GroupQueryAttention")
+# Each attention layer whose projections `masked()` masks, by Keras class.
+ATTENTION_TWINS = {keras.layers.MultiHeadAttention: MaskedMultiHeadAttention,
+                   keras.layers.GroupQueryAttention: MaskedGroupQueryAttention}
 
 
 @keras.saving.register_keras_serializable(package=_PACKAGE)

@@ -21,6 +21,8 @@ to keep the variable it returns under the kernel's name.
 """
 
 import collections
+import contextlib
+import threading
 
 import keras
 import numpy as np
@@ -79,7 +81,41 @@ def raw_kernel(kernel_name):
     return property(get, doc=f"The stored `{kernel_name}` variable.")
 
 
-class MaskedKernelLayer:
+class _Construction(threading.local):
+    plain = False
+
+
+_CONSTRUCTION = _Construction()
+
+
+@contextlib.contextmanager
+def constructing_plain():
+    """Within it, constructing a masked layer (`MaskedDense(...)`, or from
+    its config) makes its plain Keras twin instead: how `strip` rebuilds
+    code that names masked layers (a subclassed model, your own layer)."""
+    before = _CONSTRUCTION.plain
+    _CONSTRUCTION.plain = True
+    try:
+        yield
+    finally:
+        _CONSTRUCTION.plain = before
+
+
+class Twin:
+    """What every masked class is: the twin of a plain Keras class."""
+
+    def __new__(cls, *args, **kwargs):
+        if _CONSTRUCTION.plain:  # __init__ is not called again on it
+            return cls.plain_class()(*args, **kwargs)
+        return super().__new__(cls, *args, **kwargs)
+
+    @classmethod
+    def plain_class(cls):
+        """The Keras class this masked class is the twin of (`Dense`)."""
+        return next(c for c in cls.__mro__ if not issubclass(c, Twin))
+
+
+class MaskedKernelLayer(Twin):
     """The mask variables of a layer, their checkpoints and `set_mask`.
 
     Mixed in front of a Keras layer class; `kernel_names` lists the kernel

@@ -22,7 +22,14 @@ mycriteria:snip_like` on the command line).
 
 The options a pruner declares as keyword arguments are given to it:
 `exclude` (the mask keys left unpruned and out of the density), `seed`
-(the run's seed), `scope` and `layer_densities`, and any of your own.
+(the run's seed), `scope`, `layer_densities` and `min_per_layer`, and any
+of your own.
+
+Global pruning can leave a kernel with no weight at all (layer collapse:
+MobileNetV2's depthwise kernels, DenseNet's stem at density 0.2), which
+disconnects the network; `prune` and every run that prunes warn in one line
+naming them (`collapse_warning`), and `min_per_layer=` (magnitude pruning)
+keeps at least that many weights of every kernel.
 What is checked here, once for every pruner: the masks' keys, shapes and
 0/1 values; that masks only shrink (no pruned weight revives); that the
 excluded kernels are untouched; that no more weights are kept than the
@@ -47,7 +54,8 @@ from keras_lottery.sparse import structured
 
 # Options every pruning run offers; given to a pruner that declares them.
 # A value other than the default, for a pruner that does not, is an error.
-OFFERED = {"exclude": (), "seed": None, "scope": "global", "layer_densities": None}
+OFFERED = {"exclude": (), "seed": None, "scope": "global", "layer_densities": None,
+           "min_per_layer": 0}
 # Offered only: a pruner that has no use for the seed need not take it.
 SILENT = ("seed",)
 _PRUNERS = {}
@@ -95,7 +103,7 @@ def get(name):
 
 
 def new_masks(model, density=None, *, pruner="magnitude", exclude=(), seed=None,
-              scope="global", layer_densities=None, **options):
+              scope="global", layer_densities=None, min_per_layer=0, **options):
     """The masks `pruner` chooses for `model` at `density`, checked.
 
     Args:
@@ -105,8 +113,8 @@ def new_masks(model, density=None, *, pruner="magnitude", exclude=(), seed=None,
             chooses how much it prunes (it declares `density=None`).
         pruner: a registered pruner's name or "package.module:function".
         exclude: masked layer names or mask keys to leave unpruned.
-        seed, scope, layer_densities, **options: given to the pruner when it
-            takes them.
+        seed, scope, layer_densities, min_per_layer, **options: given to the
+            pruner when it takes them.
 
     Returns:
         {mask key: new 0/1 mask (float32)} of the kernels the pruner set.
@@ -120,7 +128,7 @@ def new_masks(model, density=None, *, pruner="magnitude", exclude=(), seed=None,
     current = pruning.get_masks(model)
     excluded = tuple(k for k in current if k in pruning.excluded_keys(model, exclude))
     offered = dict(exclude=excluded, seed=seed, scope=scope,
-                   layer_densities=layer_densities, **options)
+                   layer_densities=layer_densities, min_per_layer=min_per_layer, **options)
     result = function(model, density, **_accepted(function, pruner, offered, options))
     # With densities of their own, some kernels keep more than `density`.
     asked = None if layer_densities else density
@@ -196,11 +204,14 @@ def _checked(result, current, excluded, density, pruner):
     return new
 
 
-def magnitude(model, density, *, exclude=(), scope="global", layer_densities=None):
+def magnitude(model, density, *, exclude=(), scope="global", layer_densities=None,
+              min_per_layer=0):
     """Magnitude pruning (the paper's): keeps the round(density × N) largest
     |kernel × mask| over all ranked kernels together (`scope="global"`) or
     each kernel to the density ("layerwise"; `layer_densities`, {layer or
-    mask key: density}, for kernels with a density of their own)."""
+    mask key: density}, for kernels with a density of their own). With
+    `min_per_layer`, global pruning keeps at least that many weights of
+    every kernel (its largest) within the same total."""
     masks, kernels = pruning.get_masks(model), pruning.get_kernels(model)
     names = [n for n in masks if n not in exclude]
     if not names:
@@ -209,9 +220,15 @@ def magnitude(model, density, *, exclude=(), scope="global", layer_densities=Non
     for item, value in (layer_densities or {}).items():
         for key in pruning.excluded_keys(model, (item,)):
             own[key] = value
-    return ranking.magnitude_masks(
-        {n: kernels[n] for n in names}, {n: masks[n] for n in names}, density,
-        scope=scope, layer_densities={k: v for k, v in own.items() if k in names})
+    try:
+        return ranking.magnitude_masks(
+            {n: kernels[n] for n in names}, {n: masks[n] for n in names}, density,
+            scope=scope, layer_densities={k: v for k, v in own.items() if k in names},
+            min_per_layer=min_per_layer)
+    except ValueError as e:  # each names the argument and the value at fault
+        if not min_per_layer:
+            raise
+        raise LotteryError(str(e).rstrip(".")) from None
 
 
 def random_pruning(model, density, *, exclude=(), seed):
@@ -228,7 +245,7 @@ _PRUNERS.update(BUILT_IN)
 
 
 def prune(model, density=None, *, scope="global", exclude=(), layer_densities=None,
-          pruner="magnitude", **options):
+          pruner="magnitude", min_per_layer=0, **options):
     """Prunes a model in place to an absolute density.
 
     By default by weight magnitude: ranks |kernel * mask| over all masked
@@ -236,7 +253,8 @@ def prune(model, density=None, *, scope="global", exclude=(), layer_densities=No
     exactly `round(density * N)` of them, N being the prunable weights of
     the kernels not excluded. Already-pruned weights stay pruned; the
     stored kernel (and the optimizer's momentum) is zeroed where the new
-    mask is 0.
+    mask is 0. A kernel left with no weight (layer collapse) is named in a
+    one-line warning.
 
     Example:
 
@@ -256,8 +274,11 @@ def prune(model, density=None, *, scope="global", exclude=(), layer_densities=No
             ("sep/depthwise_kernel") to leave untouched and uncounted.
         layer_densities: with `scope="layerwise"`, {layer name or mask key:
             density} for kernels pruned to a density of their own.
-        pruner: the criterion: "magnitude", "random", "l1-filters", one
-            you registered (`register_pruner`) or "package.module:function".
+        pruner: the criterion: "magnitude", "random", "l1-filters",
+            "zscore", "conv-global", one you registered (`register_pruner`)
+            or "package.module:function".
+        min_per_layer: keep at least this many weights of every kernel
+            (magnitude pruning, global scope), so that none collapses.
         **options: the pruner's own options (`seed=` for "random",
             `config=` and `level=` for "l1-filters").
 
@@ -265,15 +286,34 @@ def prune(model, density=None, *, scope="global", exclude=(), layer_densities=No
         dict mask key -> new mask (numpy), for the kernels that were ranked.
     """
     new = new_masks(model, density, pruner=pruner, exclude=exclude, scope=scope,
-                    layer_densities=layer_densities, **options)
+                    layer_densities=layer_densities, min_per_layer=min_per_layer,
+                    **options)
     current = pruning.get_masks(model)
+    ranked = {k: new.get(k, m) for k, m in current.items()
+              if k not in pruning.excluded_keys(model, exclude)}
     if all(np.array_equal(current[k], m) for k, m in new.items()):
-        ranked = [m for k, m in current.items()
-                  if k not in pruning.excluded_keys(model, exclude)]
-        kept, total = sum(int(m.sum()) for m in ranked), sum(m.size for m in ranked)
+        kept = sum(int(m.sum()) for m in ranked.values())
+        total = sum(m.size for m in ranked.values())
         why = ("the pruner changed no mask; the density stays" if density is None
                else f"density {density:g} is not below the current")
         warnings.warn(f"Nothing pruned: {why} {kept / total:.6g} of the ranked "
                       "layers.", stacklevel=2)
     pruning.set_masks(model, new)
+    message = collapse_warning(ranked, current, density)
+    if message:
+        warnings.warn(message, stacklevel=2)
     return new
+
+
+def collapse_warning(masks, before, density):
+    """The one-line warning about the kernels that `masks` ({mask key:
+    mask}, the ranked ones after pruning) leave with no weight and that had
+    some `before` (their masks until then); None if none."""
+    empty = [key for key, mask in masks.items()
+             if np.size(mask) and not np.any(mask) and np.any(before[key])]
+    if not empty:
+        return None
+    shown = ", ".join(empty[:4]) + (", ..." if len(empty) > 4 else "")
+    return (f"pruning to density {density:g} left {len(empty)} kernel(s) with no "
+            f"weight ({shown}); their layers output only their bias: keep some "
+            "with min_per_layer=1 (or more)")

@@ -10,10 +10,27 @@ kernel not excluded) that survive, relative to the unpruned model. Exactly
 by (currently unmasked first, then flat position in model order), so
 already-pruned weights stay pruned and masks nest across rounds.
 
-Masks are keyed by layer name, or by "<layer>/<kernel>" for each kernel of a
-layer with several (a separable convolution's "sep/depthwise_kernel" and
-"sep/pointwise_kernel"); see `mask_key`.
+Masks are keyed by the position of their layer in the model (`layer_keys`):
+
+- a layer of the model, or of a Sequential or Functional model nested in
+  it, is keyed by its name ("conv_1"), saved in the model's config; where
+  two masked layers share a name (two towers built by one function: Keras
+  scopes names per sub-model), by its path instead, the names of the
+  sub-models that hold it and its own ("tower_a/dense", "tower_b/dense");
+- a layer held by another layer (the projections of a MultiHeadAttention,
+  the layers of a layer of your own) is keyed by its path, the holder's
+  key then the attribute that holds it ("mha/query_dense",
+  "block/ffn/dense_1": inside a layer, names are generated anew each time
+  it is built, so positions stand in for them, as in Keras's own weight
+  files: a model's layers there are numbered by type, "dense", "dense_1").
+
+Keys are the same for every model built from one config, so they survive
+save/load and every rebuild of a run. A layer with several kernels (a
+separable convolution) has a key per kernel, "<key>/<kernel>"
+("sep/depthwise_kernel", "sep/pointwise_kernel"); see `mask_key`.
 """
+
+import re
 
 import keras
 import numpy as np
@@ -24,65 +41,132 @@ from keras_lottery.sparse.slots import zero_where
 
 
 def masked_layers(model):
-    """Returns the masked layers of a model, nested models included, in order.
+    """Returns the masked layers of a model, nested ones included, in order.
 
     Raises:
-        ValueError: if the model has no masked layers, or two share a name.
+        ValueError: if the model has no masked layers, or one is not built.
     """
-    layers = [
-        l for l in iter_layers(model) if isinstance(l, MaskedKernelLayer)
-    ]
-    if not layers:
+    return [layer for _, layer in layer_keys(model)]
+
+
+def layer_keys(model):
+    """[(key, layer)] of the masked layers of `model`, in model order: the
+    layer's name, or its path where the name is not unique or the layer is
+    held by another layer (see the module's docstring).
+
+    Raises:
+        ValueError: if the model has no masked layers, or one is not built.
+    """
+    found = [(path, held, layer) for path, held, layer in walk(model)
+             if isinstance(layer, MaskedKernelLayer)]
+    if not found:
         raise ValueError(
             f"Model '{model.name}' has no masked layers: build it with "
             "keras_lottery.models.build(...) or convert it with "
             "keras_lottery.masked(model)."
         )
-    names = [l.name for l in layers]
-    duplicates = sorted({n for n in names if names.count(n) > 1})
-    if duplicates:
-        raise ValueError(
-            f"Masked layer names must be unique; repeated: {duplicates}."
-        )
-    for layer in layers:
+    names = [path[-1] for path, held, _ in found if not held]
+    keys = [path[-1] if not held and names.count(path[-1]) == 1 else "/".join(path)
+            for path, held, _ in found]
+    for (_, _, layer), key in zip(found, keys):
         if not layer.built:
             raise ValueError(
-                f"Layer '{layer.name}' is not built yet: call the model on "
+                f"Layer '{key}' is not built yet: call the model on "
                 "data (or build it with an input shape) before pruning."
             )
-    return layers
+    return list(zip(keys, (layer for _, _, layer in found)))
 
 
 def iter_layers(model):
-    """Yields every layer of a model, nested models and their layers included."""
+    """Yields every layer of a model: its own, those of nested models and
+    those held by other layers (attention projections, your own layers)."""
+    for _, _, layer in walk(model):
+        yield layer
+
+
+def walk(model, held=False):
+    """Yields (path, held, layer) for every layer of `model`, depth first in
+    model order, each once: `path` is a tuple of steps from the model (names
+    in models, positions inside layers), `held` whether an ancestor is a
+    layer rather than a model (its name then is not in any config). With
+    `held=True`, `model`'s own layers are stepped by position too."""
     seen = set()
-    stack = list(reversed(getattr(model, "layers", [])))
+    stack = list(reversed(children(model, (), held)))
     while stack:
-        current = stack.pop()
+        path, inside, current = stack.pop()
         if id(current) in seen:
             continue
         seen.add(id(current))
-        yield current
-        stack.extend(reversed(getattr(current, "layers", [])))
+        yield path, inside, current
+        stack.extend(reversed(children(current, path, inside)))
 
 
-def mask_key(layer, kernel_name):
+# Attributes in which Keras and TensorFlow keep their own records of a
+# layer's sublayers: the sublayers are found under their own attributes.
+_RECORDS = ("_layers",)
+_RECORD_PREFIX = "_self_"
+
+
+def holding_attributes(layer):
+    """[(attribute, value)] of the attributes of a layer (not a model) that
+    may hold the layers it tracks: a layer, or a list, tuple or dict."""
+    return [(attribute, value) for attribute, value in layer.__dict__.items()
+            if attribute not in _RECORDS and not attribute.startswith(_RECORD_PREFIX)
+            and isinstance(value, (keras.layers.Layer, list, tuple, dict))]
+
+
+def children(layer, path=(), held=False):
+    """(path, held, child) of the layers `layer` holds directly."""
+    if isinstance(layer, keras.Model):
+        steps = _positions(layer.layers) if held else [c.name for c in layer.layers]
+        return [((*path, step), held, c) for step, c in zip(steps, layer.layers)]
+    found = []
+    for attribute, value in holding_attributes(layer):
+        step = attribute.lstrip("_")
+        if isinstance(value, keras.layers.Layer):
+            found.append(((*path, step), True, value))
+            continue
+        items = value.items() if isinstance(value, dict) else enumerate(value)
+        found += [((*path, step, str(i)), True, v) for i, v in items
+                  if isinstance(v, keras.layers.Layer)]
+    return found
+
+
+def _positions(layers):
+    """Names made from the layers' types and order, as Keras's weight files
+    name a model's layers: "dense", "dense_1", "conv2d"."""
+    steps, used = [], {}
+    for layer in layers:
+        kind = type(layer).__name__
+        if isinstance(layer, MaskedKernelLayer):
+            kind = kind.removeprefix("Masked")
+        kind = re.sub(r"([a-z])([A-Z])", r"\1_\2",
+                      re.sub(r"(.)([A-Z][a-z]+)", r"\1_\2", kind)).lower()
+        count = used.get(kind, -1) + 1
+        used[kind] = count
+        steps.append(kind if count == 0 else f"{kind}_{count}")
+    return steps
+
+
+def mask_key(layer, kernel_name, key=None):
     """The key of a layer's kernel in `get_masks` and the other functions.
 
-    A layer with one kernel is keyed by its name ("conv_1"); one with
-    several (a separable convolution) by name and kernel
-    ("sep/depthwise_kernel", "sep/pointwise_kernel").
+    `key` is the layer's key (`layer_keys`; default its name). A layer with
+    one kernel is keyed by it ("conv_1"); one with several (a separable
+    convolution) by it and the kernel ("sep/depthwise_kernel",
+    "sep/pointwise_kernel").
     """
+    key = layer.name if key is None else key
     if len(layer.kernel_names) == 1:
-        return layer.name
-    return f"{layer.name}/{kernel_name}"
+        return key
+    return f"{key}/{kernel_name}"
 
 
 def masked_kernels(model):
     """Returns {mask key: (layer, `MaskedKernel`)} of a model, in order."""
     return {
-        mask_key(layer, kernel.name): (layer, kernel)
-        for layer in masked_layers(model)
+        mask_key(layer, kernel.name, key): (layer, kernel)
+        for key, layer in layer_keys(model)
         for kernel in layer.masked_kernels()
     }
 
@@ -143,13 +227,16 @@ def set_masks(model, masks):
 
 
 def _unknown_keys_message(unknown, entries):
-    layers = {}
+    keys, layers = {}, {}
     for key, (layer, _) in entries.items():
-        layers.setdefault(layer.name, []).append(key)
+        keys.setdefault(layer.name, []).append(key)
+        layers.setdefault(layer.name, set()).add(id(layer))
     hints = [
-        f"layer '{name}' has several kernels, name one of {layers[name]}"
+        f"layer '{name}' has several kernels, name one of {keys[name]}"
+        if len(layers[name]) == 1 else
+        f"'{name}' names several layers, name one of {keys[name]}"
         for name in unknown
-        if name in layers
+        if name in keys
     ]
     return (
         f"No masked layer named {unknown}; "

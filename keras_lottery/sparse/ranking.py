@@ -59,7 +59,8 @@ def random_masks(masks, density, *, seed):
     return magnitude_masks(scores, masks, density)
 
 
-def magnitude_masks(weights, masks, density, *, scope="global", layer_densities=None):
+def magnitude_masks(weights, masks, density, *, scope="global", layer_densities=None,
+                    min_per_layer=0):
     """Computes magnitude-pruning masks at an absolute density.
 
     Pure function: nothing is modified.
@@ -79,6 +80,9 @@ def magnitude_masks(weights, masks, density, *, scope="global", layer_densities=
         scope: "global" ranks all layers together, "layerwise" each alone.
         layer_densities: with "layerwise", {name: density} for the layers
             pruned to a density of their own (the others get `density`).
+        min_per_layer: with "global", keep at least this many weights of
+            each layer (its largest; all it has left, if fewer), within
+            the same total: global pruning without layer collapse.
 
     Returns:
         dict name -> new 0/1 mask (float32). A weight whose current mask is
@@ -95,16 +99,21 @@ def magnitude_masks(weights, masks, density, *, scope="global", layer_densities=
     unknown = sorted(set(layer_densities) - set(weights))
     if unknown:
         raise ValueError(f"layer_densities name no layer: {unknown}.")
+    if not checks.is_count(min_per_layer):
+        raise ValueError(f"min_per_layer must be an integer >= 0, got {min_per_layer!r}.")
+    if min_per_layer and scope != "global":
+        raise ValueError("min_per_layer applies to scope='global'; layerwise pruning "
+                         "keeps each layer's own share.")
     if scope == "layerwise":
         new = {}
         for name in weights:
             own = check_density(layer_densities.get(name, density))
             new.update(_keep_top({name: weights[name]}, {name: masks[name]}, own))
         return new
-    return _keep_top(weights, masks, density)
+    return _keep_top(weights, masks, density, min_per_layer)
 
 
-def _keep_top(weights, masks, density):
+def _keep_top(weights, masks, density, min_per_layer=0):
     shapes = {name: np.shape(w) for name, w in weights.items()}
     for name in weights:
         if np.shape(masks[name]) != shapes[name]:
@@ -126,6 +135,15 @@ def _keep_top(weights, masks, density):
     key = np.where(flat_m > 0, -score, 1.0)
     order = np.argsort(key, kind="stable")
     flat_new = np.zeros(flat_w.size, np.float32)
+    if min_per_layer:
+        floors = _floors(key, flat_m, shapes, min_per_layer)
+        if floors.size > keep:
+            raise ValueError(
+                f"min_per_layer={min_per_layer} keeps at least {floors.size:,} "
+                f"weights ({len(shapes)} layers), more than the {keep:,} of density "
+                f"{density:g}; lower min_per_layer or raise the density.")
+        flat_new[floors] = 1.0
+        order = order[flat_new[order] == 0][: keep - floors.size]
     flat_new[order[:keep]] = 1.0
     new, start = {}, 0
     for name, shape in shapes.items():
@@ -133,3 +151,15 @@ def _keep_top(weights, masks, density):
         new[name] = flat_new[start : start + size].reshape(shape)
         start += size
     return new
+
+
+def _floors(key, flat_m, shapes, minimum):
+    """Flat indices of the `minimum` best-ranked surviving weights of each
+    layer (all its survivors, if fewer)."""
+    found, start = [], 0
+    for shape in shapes.values():
+        size = int(np.prod(shape))
+        n = min(minimum, int(np.count_nonzero(flat_m[start : start + size])))
+        found.append(start + np.argsort(key[start : start + size], kind="stable")[:n])
+        start += size
+    return np.concatenate(found) if found else np.zeros(0, np.int64)

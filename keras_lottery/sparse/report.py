@@ -30,10 +30,14 @@ class SparsityReport:
             `keras_lottery.sparse.flops` for the convention), or None.
         flops: the model's `Flops` (every convolution and dense layer,
             unmasked ones in full), or None.
+        collapsed: the names of the rows with no weight left (layer
+            collapse: their layers output only their bias); marked
+            "no weight" when printed.
     """
 
     def __init__(self, rows, filters=None, layer_flops=None, flops=None):
         self.rows = list(rows)
+        self.collapsed = [r.name for r in self.rows if r.total and not r.remaining]
         total = sum(r.total for r in self.rows)
         remaining = sum(r.remaining for r in self.rows)
         self.total = LayerDensity(
@@ -70,10 +74,9 @@ class SparsityReport:
             return f"{left}  {right}"
 
         rule = "-" * len(fmt(header))
-        return "\n".join(
-            [fmt(header), rule] + [fmt(c) for c in lines[:-1]]
-            + [rule, fmt(lines[-1])]
-        )
+        body = [fmt(c) + ("  no weight" if r.name in self.collapsed else "")
+                for c, r in zip(lines[:-1], self.rows)]
+        return "\n".join([fmt(header), rule] + body + [rule, fmt(lines[-1])])
 
     def _extra(self, name):
         """The filters and flops cells of a row (none without them)."""

@@ -13,7 +13,11 @@ wrapper around one:
   `f"{v.path.replace('/', '_')}_{kind}"` (`dense_kernel_momentum`) with
   `v`'s shape. A slot is matched to the model variable whose name prefix is
   the longest one it starts with, so `dense/kernel` does not take the slots
-  of a layer named `dense_kernel`.
+  of a layer named `dense_kernel`. Variables can share a path (layers of
+  one name in two sub-models, "tower_a" and "tower_b", both make
+  `dense/kernel`), so their slots share a name too: Keras builds an
+  optimizer's slots in the order of the model's variables, so the i-th
+  slot of a name (and shape) is the i-th variable's.
 """
 
 import keras
@@ -40,24 +44,23 @@ def slot_variables(optimizer, variable, model_variables):
     Args:
         optimizer: a Keras optimizer, a wrapper of one, or None.
         variable: the model variable.
-        model_variables: every variable of the model (`model.variables`):
-            a slot goes to the one of them whose path names it most closely.
+        model_variables: every variable of the model (`model.variables`,
+            in order): a slot goes to the one of them whose path names it
+            most closely, and by order among those that share a path.
 
     Raises:
-        ValueError: if another model variable has the same path, so that
-            the slots of the two cannot be told apart.
+        ValueError: if variables share `variable`'s path and the slots of
+            that name are not one per variable, so they cannot be told apart.
     """
     prefix = _prefix(variable)
-    others = [v for v in model_variables if v is not variable]
-    twins = [v.path for v in others if _prefix(v) == prefix]
-    if twins:
-        raise ValueError(
-            f"Two model variables share the path {variable.path!r}, so their "
-            "optimizer slots cannot be told apart; give their layers (or "
-            "the models that contain them) different names."
-        )
-    longer = [p for p in map(_prefix, others) if p.startswith(prefix)]
-    slots, seen = [], set()
+    # A slot has its variable's shape: among variables of one path, those of
+    # another shape have slots of that shape.
+    twins = [v for v in model_variables if _prefix(v) == prefix
+             and tuple(v.shape) == tuple(variable.shape)]
+    if not any(v is variable for v in twins):
+        twins.append(variable)
+    longer = [p for p in map(_prefix, model_variables) if p.startswith(prefix) and p != prefix]
+    by_name, seen = {}, set()  # (optimizer, slot name) -> slots
     for opt in optimizers(optimizer):
         if not getattr(opt, "built", False):
             continue
@@ -65,15 +68,24 @@ def slot_variables(optimizer, variable, model_variables):
             name = candidate.name
             if (
                 id(candidate) in seen
-                or candidate is variable
+                or any(candidate is v for v in twins)
                 or not name.startswith(prefix)
                 or any(name.startswith(p) for p in longer)
                 or tuple(candidate.shape) != tuple(variable.shape)
             ):
                 continue
             seen.add(id(candidate))
-            slots.append(candidate)
-    return slots
+            by_name.setdefault((id(opt), name), []).append(candidate)
+    if len(twins) == 1:
+        return [slot for found in by_name.values() for slot in found]
+    index = next(i for i, v in enumerate(twins) if v is variable)
+    if any(len(found) != len(twins) for found in by_name.values()):
+        raise ValueError(
+            f"{len(twins)} model variables share the path {variable.path!r}, "
+            "and their optimizer slots cannot be told apart; give their "
+            "layers (or the models that contain them) different names."
+        )
+    return [found[index] for found in by_name.values()]
 
 
 def _prefix(variable):

@@ -31,6 +31,7 @@ from keras_lottery import checks
 from keras_lottery.errors import LotteryError
 from keras_lottery.sparse import channels
 from keras_lottery.sparse import conversion
+from keras_lottery.sparse import held
 
 _WHAT = "thin()"
 Live = collections.namedtuple("Live", ["tensor", "kept"])
@@ -245,7 +246,7 @@ class _Rebuild:
         if type(new) is type(op):
             new.set_weights(op.get_weights())
         else:  # a masked layer of another kind, folded as strip() folds it
-            conversion.copy_weights(op, new)
+            held.copy_weights(op, new)
         return [Live(t, np.arange(t.shape[-1])) for t in channels.flat(outputs)]
 
     def _call(self, op, config, tensor, values):

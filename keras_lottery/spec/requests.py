@@ -156,6 +156,10 @@ class TrainRequest(_RecipeGiven):
     recipe: object = None
     val_split: int | None = None
 
+    def __post_init__(self):
+        super().__post_init__()
+        _check_dataset(self.dataset)
+
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class _FromParent(Request):
@@ -173,6 +177,8 @@ class _FromParent(Request):
             the method's (`magnitude`, the random control's `random`).
         dataset: the parent's data given again (arrays in memory, an npz
             file that moved).
+        min_per_layer: the weights magnitude pruning keeps at least of
+            every kernel; None: the parent's (0 for a train run).
     """
 
     method: str
@@ -182,6 +188,7 @@ class _FromParent(Request):
     exclude: tuple | None = None
     lr: float | None = None
     pruner: str | None = None
+    min_per_layer: int | None = None
     dataset: object = None
 
     def __post_init__(self):
@@ -199,8 +206,10 @@ class _FromParent(Request):
                                "package.module:function", param="pruner",
                                value=self.pruner)
         checks.optional_count(self.iteration, "iteration")
+        checks.optional_count(self.min_per_layer, "min_per_layer")
         if self.lr is not None:
             checks.number(self.lr, "lr", above=0, message="expected a positive learning rate")
+        _check_dataset(self.dataset)
 
     @property
     def how(self):
@@ -320,9 +329,21 @@ class IterateRequest(_FromParent):
             method=self.method, parent=parent, iteration=self.iteration,
             density=density, scope=scope, exclude=exclude,
             layer_densities=layer_densities, lr=self.lr, pruner=self.pruner,
-            round=index, dataset=self.dataset, out=out, seed=seed, root=self.root,
-            data_dir=self.data_dir, save_every=self.save_every,
+            min_per_layer=self.min_per_layer, round=index, dataset=self.dataset,
+            out=out, seed=seed, root=self.root, data_dir=self.data_dir,
+            save_every=self.save_every,
             execution=self.execution)
+
+
+def _check_dataset(dataset):
+    """A name, "npz:PATH" or a `keras_lottery.data.Dataset` (None: the
+    default); arrays are refused in one line naming `data.arrays`."""
+    if dataset is None or isinstance(dataset, str) or hasattr(dataset, "x_train"):
+        return
+    raise LotteryError(
+        "expected a dataset name, npz:PATH or a keras_lottery.data.Dataset; for "
+        "arrays pass keras_lottery.data.arrays(x_train, y_train, x_test, y_test)",
+        param="dataset", value=checks.summary(dataset))
 
 
 def _check_recipe(request):

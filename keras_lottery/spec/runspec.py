@@ -59,6 +59,9 @@ class RunSpec:
             instead of pruning to a target density.
         level: filter pruning's level i (a listed layer loses 1 − (1 − f)^i
             of its filters).
+        min_per_layer: the weights the pruner keeps at least of every
+            kernel (0: none; run.json omits it then, as runs written before
+            it existed).
         round: the round of an `iterate` study (1, 2, ...), else None.
         val_split: test images held out as a validation set.
         precision: None (float32), "bf16" or "fp16".
@@ -83,6 +86,7 @@ class RunSpec:
     pruner_options: tuple = ()
     filters: object = None
     level: int | None = None
+    min_per_layer: int = 0
     round: int | None = None
     val_split: int = 0
     precision: str | None = None
@@ -93,51 +97,54 @@ class RunSpec:
         method = methods.get(self.mode, param="mode")
         for field in ("arch", "dataset"):
             if not isinstance(getattr(self, field), str) or not getattr(self, field):
-                _bad(field, getattr(self, field), "expected a non-empty name")
+                bad(field, getattr(self, field), "expected a non-empty name")
         if not isinstance(self.recipe, Recipe):
-            _bad("recipe", self.recipe, "expected a keras_lottery.spec.recipe.Recipe")
+            bad("recipe", self.recipe, "expected a keras_lottery.spec.recipe.Recipe")
         checks.optional_count(self.seed, "seed")
         checks.count(self.val_split, "val_split")
+        checks.count(self.min_per_layer, "min_per_layer")
         checks.optional_count(self.round, "round", 1)
         checks.choice(self.scope, "scope", SCOPES)
         object.__setattr__(self, "exclude", checks.names(self.exclude, "exclude"))
-        object.__setattr__(self, "layer_densities", _layer_densities(
+        object.__setattr__(self, "layer_densities", layer_pairs(
             self.layer_densities, self.scope))
         if self.precision not in PRECISIONS:
-            _bad("mixed_precision", self.precision, "expected bf16, fp16 or None")
+            bad("mixed_precision", self.precision, "expected bf16, fp16 or None")
         if method.derived:
             self._check_derived(method)
         else:
             for field in ("parent", "iteration", "target_density", "lr", "pruner",
                           "filters", "level"):
                 if getattr(self, field) is not None:
-                    _bad(field, getattr(self, field), "a train run has none")
+                    bad(field, getattr(self, field), "a train run has none")
+            if self.min_per_layer:
+                bad("min_per_layer", self.min_per_layer, "a train run prunes nothing")
 
     def _check_derived(self, method):
         if not isinstance(self.parent, str) or not os.path.isabs(self.parent):
-            _bad("parent", self.parent, "expected the parent run's absolute path")
+            bad("parent", self.parent, "expected the parent run's absolute path")
         steps = self.recipe.steps
         if not method.iteration.taken:
             if self.iteration is not None:
-                _bad("iteration", self.iteration,
+                bad("iteration", self.iteration,
                      f"{method.name} trains from step 0, so it takes no iteration")
         elif checks.count(self.iteration, "iteration") >= steps:
-            _bad("iteration", self.iteration,
+            bad("iteration", self.iteration,
                  f"must lie in [0, {steps}) for a recipe of {steps} steps")
         self._check_pruning(method)
         if method.constant_lr:
             object.__setattr__(self, "lr", checks.number(
                 self.lr, "lr", above=0, message="expected a positive learning rate"))
         elif self.lr is not None:
-            _bad("lr", self.lr, f"{method.name} follows the recipe's schedule; "
+            bad("lr", self.lr, f"{method.name} follows the recipe's schedule; "
                  "only finetune and lowlr-rewind take a constant lr")
 
     def _check_pruning(self, method):
         object.__setattr__(self, "pruner_options", _options(self.pruner_options))
         if not method.prunes:
-            for field in ("target_density", "pruner", "filters", "level"):
-                if getattr(self, field) is not None:
-                    _bad(field.replace("target_", ""), getattr(self, field),
+            for field in ("target_density", "pruner", "filters", "level", "min_per_layer"):
+                if getattr(self, field):
+                    bad(field.replace("target_", ""), getattr(self, field),
                          f"{method.name} keeps the parent's masks, so it takes no "
                          f"{field.replace('target_', '')}")
             return
@@ -145,7 +152,7 @@ class RunSpec:
             self._check_filters(method)
             return
         if self.level is not None:
-            _bad("level", self.level, "a level goes with filters (a filter "
+            bad("level", self.level, "a level goes with filters (a filter "
                  "pruning configuration)")
         if self.target_density is not None or not self.pruner_options:
             object.__setattr__(self, "target_density", checks.fraction(
@@ -153,7 +160,7 @@ class RunSpec:
                 "the prunable weights kept (0.8 keeps 80 %)"))
         pruner = method.pruner if self.pruner is None else self.pruner
         if not isinstance(pruner, str) or not pruner:
-            _bad("pruner", pruner, "expected a pruner's name")
+            bad("pruner", pruner, "expected a pruner's name")
         object.__setattr__(self, "pruner", pruner)
 
     def _check_filters(self, method):
@@ -161,21 +168,21 @@ class RunSpec:
         filters = self.filters
         if isinstance(filters, dict) or (isinstance(filters, (list, tuple))
                                          and not isinstance(filters, str)):
-            filters = _layer_densities(filters, "layerwise", "filters", "fraction")
+            filters = layer_pairs(filters, "layerwise", "filters", "fraction")
         elif not isinstance(filters, str) or not filters:
-            _bad("filters", filters, "expected a configuration's name or "
+            bad("filters", filters, "expected a configuration's name or "
                  "{layer: fraction of its filters}")
         object.__setattr__(self, "filters", filters)
         checks.count(self.level, "level", 1, "expected a level, an integer >= 1")
         if self.target_density is not None:
-            _bad("density", self.target_density, "filter pruning's amount is its "
+            bad("density", self.target_density, "filter pruning's amount is its "
                  "configuration's and level's; give filters and level, or a density")
         if self.exclude or self.layer_densities:
-            _bad("exclude", list(self.exclude), "filter pruning prunes the listed "
+            bad("exclude", list(self.exclude), "filter pruning prunes the listed "
                  "layers only; leave exclude out")
         pruner = STRUCTURED[method.pruner]
         if self.pruner not in (None, pruner):
-            _bad("pruner", self.pruner, f"filter pruning is the pruner {pruner} "
+            bad("pruner", self.pruner, f"filter pruning is the pruner {pruner} "
                  f"for {method.name}")
         object.__setattr__(self, "pruner", pruner)
 
@@ -228,8 +235,10 @@ class RunSpec:
         config["pruner_options"] = dict(self.pruner_options)
         if isinstance(self.filters, tuple):
             config["filters"] = dict(self.filters)
+        if not self.min_per_layer:  # as runs written before it existed
+            del config["min_per_layer"]
         if self.parent is not None and directory is not None:
-            config.update(_parent_config(self.parent, directory))
+            config.update(parent_config(self.parent, directory))
         return config
 
     @classmethod
@@ -256,83 +265,11 @@ class RunSpec:
         fields["exclude"] = tuple(config.get("exclude") or ())
         fields["layer_densities"] = config.get("layer_densities") or ()
         fields["pruner_options"] = config.get("pruner_options") or ()
-        return cls(recipe=recipe, parent=_stored_parent(config, directory),
+        return cls(recipe=recipe, parent=stored_parent(config, directory),
                    **fields)
 
 
-@dataclasses.dataclass(frozen=True)
-class IterateSpec:
-    """What an `iterate` study is; its rounds are runs of their own.
-
-    Attributes:
-        method: the method of every round (a derived one that prunes).
-        parent: the base run's directory, absolute.
-        iteration: k of every round (None for reinit).
-        rate: the fraction of the remaining weights each round keeps.
-        seed: the seed of every round (None in a request: draw one).
-        scope, exclude: how every round ranks weights, what it leaves.
-        layer_rates: with layerwise scope, ((layer, rate), ...).
-        pruner: every round's pruner (default: the method's).
-    """
-
-    method: str
-    parent: str
-    iteration: int | None = None
-    rate: float = 0.8
-    seed: int | None = None
-    scope: str = "global"
-    exclude: tuple = ()
-    layer_rates: tuple = ()
-    pruner: str | None = None
-
-    def __post_init__(self):
-        if self.scope not in SCOPES:
-            _bad("scope", self.scope, f"expected one of {', '.join(SCOPES)}")
-        object.__setattr__(self, "exclude", tuple(self.exclude))
-        object.__setattr__(self, "layer_rates", _layer_densities(
-            self.layer_rates, self.scope, "layer_rates", "rate"))
-        if any(rate >= 1 for _, rate in self.layer_rates):
-            _bad("layer_rates", dict(self.layer_rates), "expected rates in (0, 1)")
-        method = methods.get(self.method, pruning=True)
-        object.__setattr__(self, "method", method.name)
-        object.__setattr__(self, "pruner", self.pruner or method.pruner)
-        checks.number(self.rate, "rate", above=0, below=1, message="expected a "
-                      "fraction in (0, 1) (0.8 keeps 80 % per round)")
-        checks.optional_count(self.seed, "seed")
-        if not isinstance(self.parent, str) or not os.path.isabs(self.parent):
-            _bad("parent", self.parent, "expected the base run's absolute path")
-
-    def replace(self, **changes):
-        """A copy with some fields changed (validated again)."""
-        return dataclasses.replace(self, **changes)
-
-    def density(self, base_density, index):
-        """The absolute target density of round `index` (1, 2, ...)."""
-        return float(f"{base_density * self.rate ** index:.12g}")
-
-    def layer_densities(self, base_densities, index):
-        """{layer: density} of round `index` for the layers with a rate of
-        their own, from their densities in the base run."""
-        return {name: float(f"{base_densities[name] * rate ** index:.12g}")
-                for name, rate in self.layer_rates}
-
-    def to_config(self, directory):
-        config = dataclasses.asdict(self)
-        config.update(_parent_config(self.parent, directory))
-        config["exclude"] = list(self.exclude)
-        config["layer_rates"] = dict(self.layer_rates)
-        return config
-
-    @classmethod
-    def from_config(cls, config, directory):
-        names = {f.name for f in dataclasses.fields(cls)} - {"parent"}
-        fields = {k: config[k] for k in names if k in config}
-        fields["exclude"] = tuple(fields.get("exclude") or ())
-        fields["layer_rates"] = fields.get("layer_rates") or ()
-        return cls(parent=_stored_parent(config, directory), **fields)
-
-
-def _parent_config(parent, directory):
+def parent_config(parent, directory):
     """run.json's parent fields: relative to the run (so a moved tree of
     runs still finds it), and absolute as a hint."""
     relative = os.path.relpath(parent, os.path.abspath(directory))
@@ -344,12 +281,12 @@ def resolve_parent(path):
     return str(pathlib.Path(path).resolve())
 
 
-def _stored_parent(config, directory):
+def stored_parent(config, directory):
     parent = config.get("parent")
     if parent is None:
         return None
     if not isinstance(parent, str):
-        _bad("parent", parent, "expected the parent run's path")
+        bad("parent", parent, "expected the parent run's path")
     hint = config.get("parent_absolute")
     if directory is not None and hint is not None:
         relative = pathlib.Path(directory) / parent
@@ -361,19 +298,19 @@ def _stored_parent(config, directory):
     return resolve_parent(hint or parent)
 
 
-def _layer_densities(value, scope, param="layer_densities", what="density"):
+def layer_pairs(value, scope, param="layer_densities", what="density"):
     """((layer, fraction), ...) sorted by layer, from pairs or a dict; an
     error names `param` (`layer_rates` for an iterate chain's rates)."""
     pairs = value.items() if isinstance(value, dict) else value
     try:
         pairs = tuple(sorted((str(k), v) for k, v in pairs))
     except (TypeError, ValueError):
-        _bad(param, value, f"expected {{layer: {what}}}")
+        bad(param, value, f"expected {{layer: {what}}}")
     for name, density in pairs:
         if not checks.is_number(density) or not 0 < density <= 1:
-            _bad(param, dict(pairs), f"the {what} of {name} must be a fraction in (0, 1]")
+            bad(param, dict(pairs), f"the {what} of {name} must be a fraction in (0, 1]")
     if pairs and scope != "layerwise":
-        _bad(param, dict(pairs), f"per-layer {what}s need the layerwise scope")
+        bad(param, dict(pairs), f"per-layer {what}s need the layerwise scope")
     return tuple((name, float(d)) for name, d in pairs)
 
 
@@ -383,7 +320,7 @@ def _options(value):
     try:
         return tuple(sorted((str(k), v) for k, v in pairs))
     except (TypeError, ValueError):
-        _bad("pruner_options", value, "expected {option: value}")
+        bad("pruner_options", value, "expected {option: value}")
 
 
 def _recipe_difference(mine, theirs):
@@ -392,5 +329,5 @@ def _recipe_difference(mine, theirs):
     return ({k: a[k] for k in keys}, {k: b.get(k) for k in keys})
 
 
-def _bad(field, value, message):
+def bad(field, value, message):
     raise LotteryError(message, param=field, value=value)

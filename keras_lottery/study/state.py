@@ -29,7 +29,7 @@ from keras_lottery.runs import layout
 from keras_lottery.spec import record
 from keras_lottery.runs.run import Run
 from keras_lottery.errors import LotteryError
-from keras_lottery.spec.runspec import IterateSpec
+from keras_lottery.spec.chainspec import IterateSpec
 from keras_lottery.study import claims
 
 SCHEMA = 1
@@ -100,13 +100,16 @@ def status_in(root, node, claimed=False):
 
 
 def damage(path):
-    """Why the run directory `path` cannot be read (its run.json, or a
-    finished run's metrics.csv), as `lottery results` says it; None when
-    it can."""
+    """Why the run directory `path` cannot be read (its run.json is not a
+    JSON object, or a finished run's metrics.csv is damaged), as `lottery
+    results` says it; None when it can."""
+    run_json = pathlib.Path(path) / layout.RUN_JSON
+    config = read_config(run_json)
+    if config is None:
+        return f"{run_json} is not valid JSON; restore it or delete the run directory"
     try:
-        run = Run.open(path).check()
-        if run.status == record.FINISHED:
-            run.metrics  # noqa: B018  (a damaged metrics.csv is found here)
+        if config.get("status") == record.FINISHED:
+            Run(path, config).metrics  # noqa: B018  (a damaged metrics.csv is found here)
     except LotteryError as e:
         return str(e)
     return None

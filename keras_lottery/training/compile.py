@@ -7,6 +7,7 @@ they become Keras objects: the LR schedule (`schedule_for`), the optimizer
 
 import keras
 
+from keras_lottery.models import heads
 from keras_lottery.sparse import pruning
 from keras_lottery.spec.execution import Execution
 from keras_lottery.training import schedules
@@ -30,14 +31,16 @@ def optimizer_for(recipe, schedule):
                                 nesterov=recipe.optimizer == "nesterov")
 
 
-def compile_model(model, recipe, execution=None, *, lr=None):
+def compile_model(model, recipe, execution=None, *, lr=None, loss=None):
     """Compiles `model` as every run does, and builds its optimizer.
 
     The optimizer is the recipe's (`MomentumSGD`, TF1's momentum rule, in
     the paper's) driven by the recipe's LR schedule, or by a constant `lr`
     (still a schedule object, so checkpoints load either way); float16
-    models get the loss scaler that counts skipped steps. Metrics are `top1` and `top5`; the loss is sparse
-    categorical cross-entropy on logits.
+    models get the loss scaler that counts skipped steps. Metrics are `top1`
+    and `top5`; the loss is sparse categorical cross-entropy, on logits or,
+    for a model that ends in a softmax, on its probabilities
+    (`keras_lottery.models.heads`).
 
     Example:
 
@@ -45,12 +48,24 @@ def compile_model(model, recipe, execution=None, *, lr=None):
     >>> keras_lottery.compile_model(model, keras_lottery.spec.recipe.make(steps=500))
 
     Args:
-        model: a Keras model that outputs logits.
+        model: a Keras classifier that outputs logits or a softmax (a
+            sigmoid output is refused).
         recipe: a `keras_lottery.spec.recipe.Recipe`.
         execution: a `keras_lottery.spec.execution.Execution` (XLA, precision,
             steps per execution); default: Keras's defaults.
         lr: a constant learning rate instead of the recipe's schedule.
+        loss: a loss of your own instead; a cross-entropy whose
+            `from_logits` contradicts the model's output is refused.
+
+    Raises:
+        LotteryError: the model ends in a sigmoid, or `loss` expects the
+            other kind of output.
     """
+    if loss is None:
+        loss = keras.losses.SparseCategoricalCrossentropy(
+            from_logits=heads.from_logits(model))
+    else:
+        heads.check_loss(model, loss)
     execution = execution or Execution()
     schedule = schedule_for(recipe) if lr is None else schedules.ConstantSchedule(lr)
     optimizer = optimizer_for(recipe, schedule)
@@ -60,7 +75,7 @@ def compile_model(model, recipe, execution=None, *, lr=None):
     model.compile(
         **execution.compile_kwargs(),
         optimizer=optimizer,
-        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        loss=loss,
         metrics=[
             keras.metrics.SparseCategoricalAccuracy(name="top1"),
             # Cast: TF's in_top_k takes float32 only (logits are bfloat16

@@ -152,7 +152,6 @@ def _edited_arch(run, where):
 
 
 @pytest.mark.parametrize("case, message", [
-    ("single", "Error: RUNS {r20}: need two or more runs to compare masks, got 1"),
     ("none", "Error: RUNS (none): need two or more runs"),
     ("other", "are different architectures; compare runs of one architecture"),
     ("renamed", "(lenet300) and {renamed} (resnet8) are different architectures"),
@@ -162,7 +161,7 @@ def _edited_arch(run, where):
 def test_cli_masks_bad_input_is_one_error_line(made, other, tmp_path, case, message):
     base, r20, r05 = made
     renamed = _edited_arch(base, tmp_path / "renamed")
-    args = {"single": [r20.path], "none": [], "other": [r20.path, other.path],
+    args = {"none": [], "other": [r20.path, other.path],
             "renamed": [base.path, renamed], "iter": [r20.path, r05.path, "--iter", "7"],
             "missing": [r20.path, tmp_path / "nowhere"]}[case]
     before = snapshot(tmp_path), snapshot(r20.path.parent)

@@ -434,8 +434,8 @@ def test_iterate_controls_grouped_results_and_plots(tmp_path, monkeypatch):
         result = _invoke(*command, "--density", "50", "--seed", "2", "-q")
         assert result.exit_code == 0, (command, result.output)
     result = CliRunner().invoke(main, ["reinit", "--density", "50", "--iter", "4"])
-    assert result.exit_code == 1
-    assert "Error: --iter 4: reinit trains from step 0, so it takes no iteration" in result.output
+    assert result.exit_code == 2  # reinit has no --iter (it trains from step 0)
+    assert "no such option" in result.output.lower() and "--iter" in result.output
     result = CliRunner().invoke(main, ["random", "--density", "50"])
     assert result.exit_code == 2 and "Missing option '--iter'" in result.output
 
@@ -573,10 +573,17 @@ def test_iterate_takes_rewind_lr_in_either_spelling(bad_input_folder, tmp_path, 
 
 
 def _hand_run(path, *, dataset="synthetic", steps=10, seed=0, top1=(0.5,)):
-    """A finished rewind run written by hand: run.json and metrics.csv."""
+    """A finished rewind run written by hand: run.json and metrics.csv (its
+    parent, a train run, too)."""
+    base = path.parent.parent / "parents" / "base"
+    if not base.exists():
+        train = keras_lottery.RunSpec("train", "resnet8", dataset,
+                                      keras_lottery.spec.recipe.make(steps=steps), seed=0)
+        keras_lottery.Run.create(base, train, RunRecord(
+            status="finished", start_step=0, end_step=steps, density=1.0))
     spec = keras_lottery.RunSpec(
         "rewind", "resnet8", dataset, keras_lottery.spec.recipe.make(steps=steps), seed=seed,
-        parent="/runs/base", iteration=3, target_density=0.8)
+        parent=str(base.resolve()), iteration=3, target_density=0.8)
     run = keras_lottery.Run.create(path, spec, RunRecord(status="running", start_step=3, end_step=steps, density=0.8))
     for i, value in enumerate(top1):
         run.append_metrics({"step": 4 + i, "top1": value, "top5": 0.9, "loss": 1.0,

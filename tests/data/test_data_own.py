@@ -177,7 +177,7 @@ def test_npy_is_not_an_npz(tmp_path):
 def test_npz_missing_file_and_data_dir(tmp_path, npz):
     with pytest.raises(LotteryError, match="no such file") as error:
         data.load(f"npz:{tmp_path / 'nope.npz'}")
-    assert error.value.param == "path"
+    assert error.value.param == "dataset"
     with pytest.raises(LotteryError, match="drop it for your npz file") as error:
         data.load(f"npz:{npz}", tmp_path)
     assert error.value.param == "data_dir"

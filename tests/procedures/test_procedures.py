@@ -372,7 +372,7 @@ def test_a_density_at_or_above_the_parents_or_keeping_nothing_is_refused(parent,
         kl.rewind(pruned.path, iteration=K, density=0.9, seed=5, out=root / "above")
     assert str(error.value) == (
         f"density=0.9: is at or above the density of {pruned.path} (0.8); density is "
-        "absolute (the fraction of all prunable weights kept, not of the parent's), so ask "
+        "absolute (the share of all prunable weights kept, not of the parent's), so ask "
         "for less than 0.8")
     with pytest.raises(kl.LotteryError) as error:
         kl.rewind(parent.path, iteration=K, density=1e-6, seed=5, out=root / "nothing" / "x")

@@ -17,7 +17,7 @@ from keras_lottery.spec import record
 from keras_lottery.runs.run import Run
 from keras_lottery import files
 from keras_lottery.errors import LotteryError
-from keras_lottery.spec.runspec import IterateSpec
+from keras_lottery.spec.chainspec import IterateSpec
 from keras_lottery.spec.runspec import RunSpec
 
 STATE = dict(start_step=0, end_step=10, density=1.0)

@@ -494,13 +494,13 @@ class _Subclassed(keras.Model):
         return self.dense(inputs)
 
 
-@pytest.mark.parametrize("convert", [kl.masked, kl.strip])
-def test_subclassed_model_raises_type_error(convert):
+def test_subclassed_model_raises_type_error():
+    # strip() rebuilds subclassed models (tests/sparse/test_held.py).
     model = _Subclassed()
     model(np.ones((1, 4), "float32"))
     assert model.built
     with pytest.raises(TypeError, match="Sequential and Functional"):
-        convert(model)
+        kl.masked(model)
 
 
 @pytest.mark.parametrize("convert", [kl.masked, kl.strip])
@@ -525,3 +525,16 @@ def test_sequential_built_with_build_is_accepted():
 def test_non_model_raises_type_error():
     with pytest.raises(TypeError, match="Sequential and Functional"):
         kl.masked(keras.layers.Dense(3))
+
+
+def test_layers_that_hold_no_kernel_are_not_warned_about():
+    # ConvNeXt's LayerScale layers scale channels (one gamma vector each):
+    # nothing to prune, nothing to warn about.
+    model = keras.applications.ConvNeXtTiny(input_shape=(32, 32, 3), weights=None,
+                                            classes=10)
+    scales = [l for l in _layers(model) if type(l).__name__ == "LayerScale"]
+    assert len(scales) == 18 and all(len(l.weights) == 1 for l in scales)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        kl.masked(model)
+    assert not [w for w in caught if "keras_lottery" in str(w.message)]

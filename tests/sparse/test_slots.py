@@ -158,11 +158,21 @@ def test_no_optimizer_or_unbuilt_optimizer_has_no_slots():
     assert optimizers(model.optimizer)[1] is model.optimizer.inner_optimizer
 
 
-def test_two_variables_with_one_path_are_refused():
+def test_variables_sharing_a_path_get_their_slots_by_order():
+    # Layers of one name in two sub-models make variables of one path, and
+    # Keras builds the slots in the order of the variables.
     a, b = keras.layers.Dense(2, name="d"), keras.layers.Dense(2, name="d")
     a.build((None, 3)), b.build((None, 3))
     assert a.kernel.path == b.kernel.path
-    optimizer = keras.optimizers.SGD(0.1, momentum=0.9)
+    optimizer = keras.optimizers.Adam(0.1)
     optimizer.build([a.kernel, b.kernel])
-    with pytest.raises(ValueError, match="share the path 'd/kernel'"):
-        slot_variables(optimizer, a.kernel, [a.kernel, b.kernel])
+    both = [a.kernel, b.kernel]
+    momentums = [v for v in optimizer.variables if v.name == "d_kernel_momentum"]
+    velocities = [v for v in optimizer.variables if v.name == "d_kernel_velocity"]
+    for i, kernel in enumerate(both):
+        assert slot_variables(optimizer, kernel, both) == [momentums[i], velocities[i]]
+    # Slots of only one of them: which is whose cannot be told.
+    lone = keras.optimizers.SGD(0.1, momentum=0.9)
+    lone.build([a.kernel])
+    with pytest.raises(ValueError, match="2 model variables share the path 'd/kernel'"):
+        slot_variables(lone, a.kernel, both)

@@ -110,3 +110,16 @@ def test_inputs_once_accepted_silently_are_refused():
     result = CliRunner().invoke(main, ["results", "--select", "best_val"])
     assert result.exit_code == 2 and "--select picks each run's result within a --group" in (
         result.output)
+def test_arrays_given_as_a_dataset_are_refused_in_one_short_line():
+    import numpy as np
+
+    x, y = np.zeros((100, 8, 8, 1), "float32"), np.zeros(100, "int64")
+    message = ("dataset=<tuple of array of shape (100, 8, 8, 1), array of shape (100,)>: "
+               "expected a dataset name, npz:PATH or a keras_lottery.data.Dataset; for "
+               "arrays pass keras_lottery.data.arrays(x_train, y_train, x_test, y_test)")
+    with pytest.raises(LotteryError) as error:
+        TrainRequest(arch="lenet300", dataset=(x, y))
+    assert str(error.value) == message
+    with pytest.raises(LotteryError) as error:
+        DeriveRequest(method="rewind", iteration=1, density=0.5, dataset=[x, y])
+    assert str(error.value) == message.replace("<tuple", "<list")

@@ -4,7 +4,7 @@ import pytest
 
 from keras_lottery.spec import recipe
 from keras_lottery.errors import LotteryError
-from keras_lottery.spec.runspec import IterateSpec
+from keras_lottery.spec.chainspec import IterateSpec
 from keras_lottery.spec.runspec import RunSpec
 
 RECIPE = recipe.make(steps=20)

@@ -232,7 +232,7 @@ def test_a_failed_run_blocks_its_dependents_and_is_retried_only_when_asked(
     counts = Scheduler(plan, engine, ["cpu"], 2, progress=_quiet, poll=0).run()
     # Base s0 failed: its 16 descendants are blocked; one s1 command broke
     # without a run (a launch error): it counts as failed, nothing depends on it.
-    assert counts == {"finished": 16, "running": 0, "resumable": 0, "failed": 2,
+    assert counts == {"finished": 16, "running": 0, "resumable": 0, "failed": 2, "damaged": 0,
                       "blocked": 16, "pending": 0}
     found = state.statuses(plan)
     assert found["lenet300/train-s0"] == state.FAILED

@@ -179,7 +179,7 @@ def submit(plan, found, retry_failed, start):
     for node in plan.nodes:
         status = found[node.id]
         if status == state.FINISHED or (
-                status in state.DEAD_ENDS and not (retry_failed and status == state.FAILED)):
+                status in state.DEAD_ENDS and not (retry_failed and status != state.DAMAGED)):
             continue
         if node.parent is None or found[node.parent] == state.FINISHED:
             parents = []

@@ -72,7 +72,7 @@ def waves(plan, found, retry_failed, size):
     for node in plan.nodes:
         status = found[node.id]
         if status == state.FINISHED or (
-                status in state.DEAD_ENDS and not (retry_failed and status == state.FAILED)):
+                status in state.DEAD_ENDS and not (retry_failed and status != state.DAMAGED)):
             continue
         if status == state.RUNNING:
             left_out += 1
