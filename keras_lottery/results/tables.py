@@ -279,13 +279,16 @@ def render(rows, columns, fmt="table"):
     cells = [[_cell(r[c], percent=c in PERCENT_COLUMNS) for c in columns]
              for r in rows]
     widths = [max(len(x) for x in col) for col in zip(columns, *cells)]
-    lines = ["  ".join(f"{h:<{w}}" for h, w in zip(columns, widths))]
-    lines.append("  ".join("-" * w for w in widths))
-    for line in cells:
-        lines.append("  ".join(
-            f"{c:<{w}}" if i == 0 else f"{c:>{w}}"
-            for i, (c, w) in enumerate(zip(line, widths))
-        ))
+    # Numbers right-aligned under a right-aligned heading, text left-aligned.
+    numeric = [all(isinstance(r[c], (int, float)) or r[c] is None for r in rows)
+               and any(r[c] is not None for r in rows) for c in columns]
+
+    def line(values):
+        return "  ".join(f"{v:>{w}}" if right else f"{v:<{w}}"
+                         for v, w, right in zip(values, widths, numeric)).rstrip()
+
+    lines = [line(columns), "  ".join("-" * w for w in widths)]
+    lines += [line(values) for values in cells]
     return "\n".join(lines)
 
 

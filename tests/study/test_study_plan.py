@@ -556,6 +556,14 @@ def test_paths_in_a_study_file_are_relative_to_the_file_not_the_working_folder(
     assert studyfile.load(default).root == tmp_path / "project" / "runs" / "b"
 
 
+def test_the_plan_counts_in_words_that_agree_with_their_number(tmp_path):
+    path = _write(tmp_path, "[base]\nseeds = [1]\narch = 'lenet300'\ndataset = 'digits'\n"
+                  "steps = 40\n[iterative]\nmethods = ['rewind']\niters = [7]\nrounds = 1\n")
+    result = _invoke("study", "plan", path)
+    assert result.exit_code == 0, result.output
+    assert "(1 chain of up to 1 round)" in result.output
+
+
 def test_the_default_validation_split_is_lottery_trains(tmp_path):
     cifar = _write(tmp_path, "[base]\nseeds = [1]\narch = 'resnet20'\n", "c.toml")
     digits = _write(tmp_path, "[base]\nseeds = [1]\narch = 'lenet300'\ndataset = 'digits'\n")
