@@ -188,8 +188,8 @@ class _FromParent(Request):
     exclude: tuple | None = None
     lr: float | None = None
     pruner: str | None = None
-    min_per_layer: int | None = None
     dataset: object = None
+    min_per_layer: int | None = None
 
     def __post_init__(self):
         super().__post_init__()
