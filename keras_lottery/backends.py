@@ -9,6 +9,7 @@ This module imports neither Keras nor a backend.
 """
 
 import importlib
+import importlib.util
 import json
 import os
 import platform
@@ -40,6 +41,14 @@ def configured():
             return json.load(f).get("backend") or "tensorflow"
     except (OSError, ValueError, AttributeError):
         return "tensorflow"
+
+
+def described():
+    """The configured backend in words, for `lottery --version`, found
+    without importing it: "Keras backend: jax" (", not installed")."""
+    name = configured()
+    installed = name not in INSTALL or importlib.util.find_spec(name) is not None
+    return f"Keras backend: {name}" + ("" if installed else ", not installed")
 
 
 def missing():
