@@ -3,7 +3,8 @@
 TensorFlow is not a hard requirement of keras_lottery, so that a machine
 with `tensorflow` (on Linux the CUDA build) or `tensorflow-cpu` keeps the
 one it has: the extra `[cpu]` brings `tensorflow-cpu`, `[and-cuda]`
-`tensorflow[and-cuda]`. Without either, Keras fails on its
+`tensorflow[and-cuda]`, `[jax]` and `[torch]` Keras's other backends
+(chosen with `KERAS_BACKEND`). Without one, Keras fails on its
 first import; `missing` turns that failure into one line naming the fix.
 This module imports neither Keras nor a backend.
 """
@@ -24,7 +25,8 @@ INSTALL = {
     "tensorflow": f"pip install {_CPU_TF} (CPU), or pip install "
                   "'tensorflow[and-cuda]' (NVIDIA GPU)",
     "jax": "pip install jax (CPU), or pip install 'jax[cuda12]' (NVIDIA GPU)",
-    "torch": "pip install torch",
+    "torch": "pip install torch --index-url https://download.pytorch.org/whl/cpu "
+             "(CPU), or pip install torch (NVIDIA GPU on Linux)",
 }
 
 
