@@ -183,3 +183,19 @@ def test_an_importable_backend_is_not_reported_missing(monkeypatch):
     # This process runs the suite on TensorFlow, so it imports.
     monkeypatch.setenv("KERAS_BACKEND", "tensorflow")
     assert backends.missing() is None
+
+
+def test_each_backend_has_its_extra_and_ci_installs_pytorchs_cpu_build():
+    assert [r.name for r in _extra("jax")] == ["jax"]
+    assert [r.name for r in _extra("torch")] == ["torch"]
+    lines = (CI / "run").read_text().splitlines()
+    readme_test = "pip install '.[cpu,test]' && python -m pytest tests"
+    assert lines.index("pip install 'torch==2.13.0'") < lines.index(readme_test)
+    assert "download.pytorch.org/whl/cpu" in backends.INSTALL["torch"]
+
+
+def test_lottery_version_names_the_backend_without_importing_it():
+    done = subprocess.run([sys.executable, "-m", "keras_lottery.cli", "--version"],
+                          env=dict(os.environ, KERAS_BACKEND="jax"), capture_output=True,
+                          text=True, timeout=60)
+    assert done.stdout.strip().endswith("(Keras backend: jax)"), done.stdout + done.stderr

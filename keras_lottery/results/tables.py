@@ -101,7 +101,7 @@ def group(runs, select="final"):
     no finished run is still listed, with `n` 0 and no statistics, so a
     missing result is visible rather than silently absent. A group in which
     a seed repeats, or whose runs were made by different keras_lottery
-    versions, says so in its `notes`. Rows are sorted by arch, dataset, T,
+    versions or on different Keras backends, says so in its `notes`. Rows are sorted by arch, dataset, T,
     method, k and density from dense to sparse.
 
     Example:
@@ -178,7 +178,8 @@ def _outcome(run, select, parents):
              "k": spec.iteration, "density": density}
     outcome = {"key": (tuple(shown.values()), spec.comparable()), "shown": shown,
                "run": str(run.path), "seed": spec.seed,
-               "version": (run.config.get("versions") or {}).get("keras_lottery")}
+               "version": (run.config.get("versions") or {}).get("keras_lottery"),
+               "backend": run.backend}
     metrics = run.metrics
     if run.status != FINISHED or not metrics:
         return dict(outcome, counted=False)
@@ -218,6 +219,9 @@ def _group_row(outcomes):
     versions = sorted({str(o["version"]) for o in counted})
     if len(versions) > 1:
         row["notes"].append(f"made by keras_lottery {', '.join(versions)}")
+    backends = sorted({str(o["backend"]) for o in counted})
+    if len(backends) > 1:  # same seeds, other numbers: say why
+        row["notes"].append(f"trained on the backends {', '.join(backends)}")
     for name in ("top1", "best"):
         values = [o[name] for o in counted]
         row[f"{name}_median"] = statistics.median(values) if values else None

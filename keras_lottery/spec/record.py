@@ -14,6 +14,7 @@ from keras_lottery import checks
 RUNNING, FINISHED, FAILED = "running", "finished", "failed"
 INTERRUPTED = "interrupted"  # stopped by Ctrl-C; resumes like a killed run
 STATUSES = (RUNNING, FINISHED, FAILED, INTERRUPTED)
+BACKENDS = ("tensorflow", "jax", "torch", "numpy", "openvino")
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -35,6 +36,9 @@ class RunRecord:
         data_sha256: the fingerprint of the data trained on.
         input_shape, num_classes: what the model was built for.
         execution: how the run executed (`Execution.to_dict()`).
+        backend: the Keras backend it trained on ("tensorflow", "jax",
+            "torch"); None in runs written before it was recorded (their
+            `versions` say).
         versions: the packages it ran with.
     """
 
@@ -57,6 +61,7 @@ class RunRecord:
     num_classes: int | None = None
     # How it executed, with which packages.
     execution: dict | None = None
+    backend: str | None = None
     versions: dict | None = None
     # What every run.json has (missing ones are reported by name).
     REQUIRED: typing.ClassVar = ("status", "start_step", "end_step", "density")
@@ -67,6 +72,8 @@ class RunRecord:
         checks.count(self.end_step, "end_step", self.start_step + 1,
                      f"expected an integer above start_step ({self.start_step})")
         checks.fraction(self.density, "density")
+        if self.backend is not None:
+            checks.choice(self.backend, "backend", BACKENDS)
         if self.input_shape is not None:
             object.__setattr__(self, "input_shape", tuple(self.input_shape))
 
