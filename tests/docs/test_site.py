@@ -7,6 +7,7 @@ resolve, a docstring it cannot parse. About 15 s on 2 CPU cores.
 """
 
 import inspect
+import os
 import pathlib
 import re
 import shutil
@@ -24,10 +25,19 @@ pytest.importorskip("mkdocs")
 pytest.importorskip("mkdocstrings")
 
 
-def _build(config, site):
+def _build(config, site, **env):
     return subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "-f", str(config),
                            "-d", str(site)], cwd=config.parent, capture_output=True, text=True,
-                          timeout=600, env={**__import__("os").environ, "NO_MKDOCS_2_WARNING": "1"})
+                          timeout=600, env={**os.environ, "NO_MKDOCS_2_WARNING": "1", **env})
+
+
+def _without_tensorflow(tmp_path):
+    """A PYTHONPATH on which `import tensorflow` fails, as where the docs
+    extra alone is installed."""
+    blocked = tmp_path / "no_tf" / "tensorflow"
+    blocked.mkdir(parents=True)
+    (blocked / "__init__.py").write_text('raise ImportError("TensorFlow is not installed")\n')
+    return os.pathsep.join([str(blocked.parent), os.environ.get("PYTHONPATH", "")])
 
 
 def _copy_of_the_docs(tmp_path):
@@ -40,8 +50,9 @@ def _copy_of_the_docs(tmp_path):
     return tmp_path
 
 
-def test_the_site_builds_strictly(tmp_path):
-    done = _build(ROOT / "mkdocs.yml", tmp_path / "site")
+def test_the_site_builds_strictly_without_tensorflow(tmp_path):
+    done = _build(ROOT / "mkdocs.yml", tmp_path / "site", PYTHONPATH=_without_tensorflow(tmp_path),
+                  KERAS_BACKEND="tensorflow")
     assert done.returncode == 0, done.stderr[-4000:]
     site = tmp_path / "site"
     api = (site / "reference" / "api" / "index.html").read_text(encoding="utf-8")
