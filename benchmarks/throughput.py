@@ -663,6 +663,13 @@ def environment():
 
             versions["jax"] = jax.__version__
             versions["devices"] = [str(d) for d in jax.devices()]
+        elif backend == "torch":
+            import torch
+
+            versions["torch"] = torch.__version__
+            versions["devices"] = (
+                [torch.cuda.get_device_name(i)
+                 for i in range(torch.cuda.device_count())] or ["cpu"])
     git = None
     with contextlib.suppress(OSError, subprocess.SubprocessError):
         git = subprocess.run(
