@@ -74,6 +74,9 @@ TARGETS = {
 }
 DEFAULT_TFMOT_PYTHON = "/tmp/tfmot-venv/bin/python"
 FIXED_BATCHES = 8
+# Environment variables that set the frameworks' thread counts, recorded.
+THREAD_SETTINGS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "TF_NUM_INTRAOP_THREADS",
+                   "TF_NUM_INTEROP_THREADS", "XLA_FLAGS")
 TRAIN_IMAGES = 50_000
 TEST_IMAGES = 10_000
 
@@ -676,9 +679,10 @@ def environment():
             ["git", "-C", str(ROOT), "describe", "--always", "--dirty"],
             capture_output=True, text=True, timeout=10,
         ).stdout.strip() or None
+    threads = {k: os.environ[k] for k in THREAD_SETTINGS if k in os.environ}
     return {"cpu": cpu or platform.processor(), "cores": os.cpu_count(),
             "backend": backend, "versions": versions, "git": git,
-            "load_average": os.getloadavg()}
+            "threads": threads, "load_average": os.getloadavg()}
 
 
 # -- Main ------------------------------------------------------------------------
