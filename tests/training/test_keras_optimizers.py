@@ -144,9 +144,10 @@ def test_a_partial_config_and_the_optimizer_make_the_same_run():
     # Driven by a schedule object: no learning_rate variable, like every run.
     optimizer = keras_optimizers.build(float_lr.optimizer,
                                        keras_optimizers.schedule(float_lr.optimizer))
-    optimizer.build([keras.Variable(np.zeros(3))])
-    assert [v.name for v in optimizer.variables] == ["iteration", "variable_momentum",
-                                                     "variable_velocity"]
+    # (named: an unnamed variable's name counts the variables made before it)
+    optimizer.build([keras.Variable(np.zeros(3), name="w")])
+    assert [v.name for v in optimizer.variables] == ["iteration", "w_momentum",
+                                                     "w_velocity"]
 
 
 REFUSED = {
