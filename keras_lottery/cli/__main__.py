@@ -1,5 +1,5 @@
 """`python -m keras_lottery.cli`: the `lottery` command (how studies start runs)."""
 
-from keras_lottery.cli import main
+from keras_lottery.cli import entry
 
-main()
+entry()
