@@ -3,12 +3,14 @@
 TensorFlow is not a hard requirement of keras_lottery, so that a machine
 with `tensorflow` (on Linux the CUDA build) or `tensorflow-cpu` keeps the
 one it has: the extra `[cpu]` brings `tensorflow-cpu`, `[and-cuda]`
-`tensorflow[and-cuda]`. Without either, Keras fails on its
+`tensorflow[and-cuda]`, `[jax]` and `[torch]` Keras's other backends
+(chosen with `KERAS_BACKEND`). Without one, Keras fails on its
 first import; `missing` turns that failure into one line naming the fix.
 This module imports neither Keras nor a backend.
 """
 
 import importlib
+import importlib.util
 import json
 import os
 import platform
@@ -23,7 +25,8 @@ INSTALL = {
     "tensorflow": f"pip install {_CPU_TF} (CPU), or pip install "
                   "'tensorflow[and-cuda]' (NVIDIA GPU)",
     "jax": "pip install jax (CPU), or pip install 'jax[cuda12]' (NVIDIA GPU)",
-    "torch": "pip install torch",
+    "torch": "pip install torch --index-url https://download.pytorch.org/whl/cpu "
+             "(CPU), or pip install torch (NVIDIA GPU on Linux)",
 }
 
 
@@ -40,6 +43,14 @@ def configured():
             return json.load(f).get("backend") or "tensorflow"
     except (OSError, ValueError, AttributeError):
         return "tensorflow"
+
+
+def described():
+    """The configured backend in words, for `lottery --version`, found
+    without importing it: "Keras backend: jax" (", not installed")."""
+    name = configured()
+    installed = name not in INSTALL or importlib.util.find_spec(name) is not None
+    return f"Keras backend: {name}" + ("" if installed else ", not installed")
 
 
 def missing():

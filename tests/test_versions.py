@@ -3,6 +3,7 @@ TensorFlow the user chooses, and one line saying what to install when
 there is none."""
 
 import configparser
+import importlib.util
 import json
 import os
 import pathlib
@@ -79,12 +80,16 @@ def test_ci_runs_the_floors_after_the_readme_test_command():
     assert lines.index("bash .ci/floors") > lines.index(readme_test)
 
 
-def test_the_floor_selection_names_test_files_that_exist():
+def test_the_floor_selection_names_tests_that_exist():
+    # A renamed test stops the floors' pytest with "not found" at the end of CI.
     for line in (CI / "floors-tests.txt").read_text().splitlines():
         line = re.sub("#.*", "", line).strip()
         if line:
-            path = line.split("=", 1)[-1].split("::")[0]
+            path, _, test = line.split("=", 1)[-1].partition("::")
             assert (ROOT / path).is_file(), line
+            name = test.split("[")[0]
+            source = (ROOT / path).read_text()
+            assert not name or re.search(rf"^def {name}\(", source, re.M), line
 
 
 def test_no_tensorflow_distribution_is_a_hard_requirement():
@@ -179,3 +184,21 @@ def test_an_importable_backend_is_not_reported_missing(monkeypatch):
     # This process runs the suite on TensorFlow, so it imports.
     monkeypatch.setenv("KERAS_BACKEND", "tensorflow")
     assert backends.missing() is None
+
+
+def test_each_backend_has_its_extra_and_ci_installs_pytorchs_cpu_build():
+    assert [r.name for r in _extra("jax")] == ["jax"]
+    assert [r.name for r in _extra("torch")] == ["torch"]
+    lines = (CI / "run").read_text().splitlines()
+    readme_test = "pip install '.[cpu,test]' && python -m pytest tests"
+    assert lines.index("pip install 'torch==2.13.0'") < lines.index(readme_test)
+    assert "download.pytorch.org/whl/cpu" in backends.INSTALL["torch"]
+
+
+def test_lottery_version_names_the_backend_without_importing_it():
+    done = subprocess.run([sys.executable, "-m", "keras_lottery.cli", "--version"],
+                          env=dict(os.environ, KERAS_BACKEND="jax"), capture_output=True,
+                          text=True, timeout=60)
+    installed = "" if importlib.util.find_spec("jax") else ", not installed"
+    assert done.stdout.strip().endswith(f"(Keras backend: jax{installed})"), \
+        done.stdout + done.stderr

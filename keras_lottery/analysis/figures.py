@@ -135,7 +135,9 @@ def layer_densities(runs, path=None, iteration="final", title=None):
     ax.set_xticks(range(len(layers)), layers, rotation=45, ha="right", fontsize="small")
     ax.set_ylabel("Weights remaining (%)")
     ax.set_xlabel("Layer")
-    return _finish(fig, ax, path, title or f"Density per layer (masks at {iteration})")
+    # Beside the plot, where no bar is: inside, it covered the last (total) ones.
+    return _finish(fig, ax, path, title or f"Density per layer (masks at {iteration})",
+                   legend={"loc": "upper left", "bbox_to_anchor": (1.01, 1.0)})
 
 
 def check_path(path):
@@ -169,9 +171,9 @@ def _figure(width, height, panels=1):
     return fig, axes
 
 
-def _finish(fig, ax, path, title):
+def _finish(fig, ax, path, title, legend=None):
     ax.grid(True, alpha=0.3)
-    ax.legend(fontsize="small")
+    ax.legend(fontsize="small", **(legend or {}))
     if title:
         ax.set_title(title, fontsize="medium")
     if path is not None:

@@ -8,6 +8,8 @@ command runs.
 
 import click
 
+from keras_lottery import backends
+
 from keras_lottery.cli import analysis
 from keras_lottery.cli import data
 from keras_lottery.cli import demo
@@ -26,7 +28,8 @@ class Commands(click.Group):
 
 
 @click.group(cls=Commands, context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, prog_name="lottery")
+@click.version_option(__version__, prog_name="lottery",
+                      message=f"%(prog)s, version %(version)s ({backends.described()})")
 def main():
     """Lottery-ticket pruning experiments in Keras 3.
 

@@ -68,7 +68,11 @@ def plan(file, images_per_second):
     click.echo(f"study {file}: root {found.study.root}")
     click.echo(f"  base runs        {counts['base']:>8,}")
     click.echo(f"  one-shot runs    {counts['oneshot']:>8,}")
-    chains = f"  ({counts['chains']:,} chains of up to {max(rounds)} rounds)" if rounds else ""
+    chains = ""
+    if rounds:
+        many = counts["chains"] != 1
+        chains = (f"  ({counts['chains']:,} chain{'s' if many else ''} of up to "
+                  f"{max(rounds)} round{'s' if max(rounds) != 1 else ''})")
     click.echo(f"  iterative rounds {counts['iterative']:>8,}{chains}")
     click.echo(f"  controls         {counts['control']:>8,}")
     click.echo(f"  in all           {len(found.nodes):>8,}")

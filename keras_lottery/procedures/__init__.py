@@ -36,7 +36,7 @@ def execute(request, *, verbose=1, callbacks=None):
 
 @calls.bind(TrainRequest, fresh.train)
 def train(arch="resnet20", *, out=None, dataset="cifar10", data_dir=None,
-          recipe=None, steps=None, epochs=None, batch_size=None,
+          recipe=None, optimizer=None, steps=None, epochs=None, batch_size=None,
           checkpoint_iters=None, eval_every=None, seed=None,
           save_every=DEFAULT_SAVE_EVERY, val_split=None, jit_compile="auto",
           mixed_precision=None, steps_per_execution=1, strategy=None,
@@ -69,6 +69,16 @@ def train(arch="resnet20", *, out=None, dataset="cifar10", data_dir=None,
         recipe: a preset name (`keras_lottery.spec.recipe.PRESETS`; default
             "renda2020", the paper's), a `.toml` file of recipe fields, or a
             `Recipe` (`keras_lottery.spec.recipe.make(...)`).
+        optimizer: the recipe's optimizer instead: any Keras optimizer
+            (`keras.optimizers.AdamW(keras.optimizers.schedules.CosineDecay(
+            1e-3, 2000), weight_decay=0.05)`), its learning rate a number or
+            any `LearningRateSchedule` (a class of your own registered with
+            `keras.saving.register_keras_serializable`), or its config
+            `{class_name, config}`; a built-in name ("momentum", "sgd",
+            "nesterov", "adam") picks one of the recipe's. Stored in run.json
+            (its full config), inherited by derived runs, which restore its
+            slots at k (whatever they are) and replay its schedule. Refused in
+            one line when a rewind could not rebuild it from its config.
         steps, epochs, batch_size, checkpoint_iters, eval_every: override the
             recipe's (step quantities scale with `steps`/`epochs`).
         seed: seeds initialization and data order; drawn (and recorded in

@@ -13,6 +13,7 @@ from keras_lottery.spec.requests import CIFAR_TEST_IMAGES
 from keras_lottery.spec.requests import PAPER_DATASETS
 from keras_lottery.spec.requests import PAPER_VAL_SPLIT
 from keras_lottery.spec.runspec import RunSpec
+from keras_lottery.training import keras_optimizers
 from keras_lottery.training import timing
 
 
@@ -35,8 +36,9 @@ def train(request, *, verbose=1, callbacks=None):
         "renda2020" if request.recipe is None else request.recipe,
         steps=request.steps, epochs=request.epochs, batch_size=request.batch_size,
         checkpoint_iters=request.checkpoint_iters, eval_every=request.eval_every,
-        train_images=len(data.x_train),
+        optimizer=request.optimizer, train_images=len(data.x_train),
     )
+    recipe = keras_optimizers.canonical(recipe)
     if recipe.batch_size > len(data.x_train):
         raise LotteryError(
             f"is larger than the training set ({len(data.x_train)} examples); "

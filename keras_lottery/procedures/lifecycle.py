@@ -19,6 +19,7 @@ import dataclasses
 import os
 import pathlib
 import shutil
+import warnings
 
 import keras
 
@@ -33,6 +34,7 @@ from keras_lottery.spec import recipe as recipe_lib
 from keras_lottery.spec.record import RunRecord
 from keras_lottery.training import compile as compile_lib
 from keras_lottery.training import evaluation
+from keras_lottery.training import keras_optimizers
 from keras_lottery.training import loop
 from keras_lottery.training import timing
 from keras_lottery.training.state import load_state
@@ -134,7 +136,7 @@ def _create(job, model):
         data_dir=None if job.data_dir is None else str(job.data_dir),
         data_sha256=data.fingerprint, input_shape=data.image_shape,
         num_classes=data.num_classes, execution=job.execution.to_dict(),
-        versions=versions()))
+        backend=keras.backend.backend(), versions=versions()))
     if job.model_json is not None:
         new.write_model_config(job.model_json)
     evaluation.write_hparams(new.path / layout.LOGS_DIR / "hparams", found.spec)
@@ -161,6 +163,11 @@ def resume(run, model, verbose=1):
         return None
     step = max(states)
     load_state(model, states[step], step)
+    if run.backend not in (None, keras.backend.backend()):
+        warnings.warn(f"{run.path} trained on {run.backend} to step {step} and resumes "
+                      f"on {keras.backend.backend()}: its later steps are "
+                      f"{keras.backend.backend()}'s (runs repeat bit for bit on one "
+                      "backend)", stacklevel=2)
     run.set_status(record.RUNNING)
     if verbose:
         print(f"resuming {run.path} from step {step} ({states[step].name})")
@@ -178,7 +185,7 @@ def plan_for(spec, run, save_every):
     # Training loss and LR every 100 steps at the paper's length, as the
     # original's summaries; scaled like every step quantity.
     every = max(1, round(100 * recipe.steps / recipe_lib.BASE_STEPS))
-    lr_at = recipe.lr_at if spec.lr is None else (lambda step: spec.lr)
+    lr_at = keras_optimizers.lr_function(recipe, spec.lr)
     return loop.Plan(start, end, spec.seed, recipe.batch_size, tuple(iters),
                      tuple(recipe.eval_steps(start, end)), save_every, spec.val_split,
                      every, spec.exclude, lr_at)

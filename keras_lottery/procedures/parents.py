@@ -11,6 +11,7 @@ from keras_lottery.errors import LotteryError
 from keras_lottery.spec.methods import Iteration
 from keras_lottery.spec.runspec import RunSpec
 from keras_lottery.spec.runspec import resolve_parent
+from keras_lottery.training import keras_optimizers
 
 NPZ = "npz:"
 
@@ -109,7 +110,7 @@ def child_spec(parent, request):
     check_pruner(method, request.pruner)
     lr = request.lr
     if method.constant_lr and lr is None:  # the schedule's last value
-        lr = inherited.recipe.lr_values[-1]
+        lr = keras_optimizers.final_lr(inherited.recipe)
     spec = RunSpec(
         method.name, inherited.arch, inherited.dataset, inherited.recipe,
         seed=request.seed, parent=resolve_parent(parent.path),

@@ -124,7 +124,7 @@ def group(runs, select="final"):
     no finished run is still listed, with `n` 0 and no statistics, so a
     missing result is visible rather than silently absent. A group in which
     a seed repeats, or whose runs were made by different keras_lottery
-    versions, says so in its `notes`. Rows are sorted by arch, dataset, T,
+    versions or on different Keras backends, says so in its `notes`. Rows are sorted by arch, dataset, T,
     method, k and density from dense to sparse.
 
     Example:
@@ -201,7 +201,8 @@ def _outcome(run, select, parents):
              "k": spec.iteration, "density": density}
     outcome = {"key": (tuple(shown.values()), spec.comparable()), "shown": shown,
                "run": str(run.path), "seed": spec.seed,
-               "version": (run.config.get("versions") or {}).get("keras_lottery")}
+               "version": (run.config.get("versions") or {}).get("keras_lottery"),
+               "backend": run.backend}
     metrics = run.metrics
     if run.status != FINISHED or not metrics:
         return dict(outcome, counted=False)
@@ -241,6 +242,9 @@ def _group_row(outcomes):
     versions = sorted({str(o["version"]) for o in counted})
     if len(versions) > 1:
         row["notes"].append(f"made by keras_lottery {', '.join(versions)}")
+    backends = sorted({str(o["backend"]) for o in counted})
+    if len(backends) > 1:  # same seeds, other numbers: say why
+        row["notes"].append(f"trained on the backends {', '.join(backends)}")
     for name in ("top1", "best"):
         values = [o[name] for o in counted]
         row[f"{name}_median"] = statistics.median(values) if values else None
@@ -302,13 +306,16 @@ def render(rows, columns, fmt="table"):
     cells = [[_cell(r[c], percent=c in PERCENT_COLUMNS, seconds=c in SECONDS_COLUMNS)
               for c in columns] for r in rows]
     widths = [max(len(x) for x in col) for col in zip(columns, *cells)]
-    lines = ["  ".join(f"{h:<{w}}" for h, w in zip(columns, widths))]
-    lines.append("  ".join("-" * w for w in widths))
-    for line in cells:
-        lines.append("  ".join(
-            f"{c:<{w}}" if i == 0 else f"{c:>{w}}"
-            for i, (c, w) in enumerate(zip(line, widths))
-        ))
+    # Numbers right-aligned under a right-aligned heading, text left-aligned.
+    numeric = [all(isinstance(r[c], (int, float)) or r[c] is None for r in rows)
+               and any(r[c] is not None for r in rows) for c in columns]
+
+    def line(values):
+        return "  ".join(f"{v:>{w}}" if right else f"{v:<{w}}"
+                         for v, w, right in zip(values, widths, numeric)).rstrip()
+
+    lines = [line(columns), "  ".join("-" * w for w in widths)]
+    lines += [line(values) for values in cells]
     return "\n".join(lines)
 
 

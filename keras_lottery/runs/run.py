@@ -248,6 +248,13 @@ class Run:
     density = _field("density", "the realized fraction of prunable weights kept")
 
     @property
+    def backend(self):
+        """The Keras backend the run trained on (for runs written before it
+        was recorded, as their `versions` say; None if they do not)."""
+        return self.config.get("backend") or (self.config.get("versions") or {}).get(
+            "keras_backend")
+
+    @property
     def metrics(self):
         """The rows of metrics.csv as dicts of numbers.
 

@@ -68,8 +68,10 @@ class Execution:
             )
         if self.strategy and _backend() != "tensorflow":
             raise LotteryError(
-                "needs the TensorFlow backend; unset KERAS_BACKEND or set it "
-                "to tensorflow", param="strategy", value=self.strategy,
+                f"is TensorFlow's (tf.distribute) and the backend is {_backend()}"
+                + (" (whose data parallelism, keras.distribution, runs do not use)"
+                   if _backend() == "jax" else "") + "; unset KERAS_BACKEND or set "
+                "it to tensorflow", param="strategy", value=self.strategy,
             )
         return self
 
@@ -145,17 +147,20 @@ def mirrored_strategy():
 
 
 def has_gpu():
-    """Whether a GPU is visible (to TensorFlow, else to JAX): fp16 needs one.
+    """Whether the backend's framework sees a GPU: fp16 needs one.
 
     The one place `Execution` asks; a test replaces it to run fp16's
     semantics on a CPU (`monkeypatch.setattr(execution, "has_gpu", ...)`).
     """
-    try:
-        import tensorflow as tf
-
-        return bool(tf.config.list_physical_devices("GPU"))
-    except ImportError:
+    backend = _backend()
+    if backend == "jax":
         import jax
 
         return any(d.platform == "gpu" for d in jax.devices())
+    if backend == "torch":
+        import torch
 
+        return torch.cuda.is_available()
+    import tensorflow as tf
+
+    return bool(tf.config.list_physical_devices("GPU"))

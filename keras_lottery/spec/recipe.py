@@ -22,7 +22,10 @@ import pathlib
 
 from keras_lottery import checks
 from keras_lottery import tomlfiles
+from keras_lottery.spec import optimizer_config
 from keras_lottery.errors import LotteryError
+from keras_lottery.spec.optimizer_config import BUILT_IN_FIELDS
+from keras_lottery.spec.optimizer_config import OptimizerConfig
 
 BASE_STEPS = 71108
 BASE_BATCH_SIZE = 128
@@ -45,7 +48,13 @@ class Recipe:
     Attributes:
         optimizer: "momentum" (SGD with TF1's momentum rule, the paper's),
             "sgd" (Keras SGD, with `momentum` if nonzero), "nesterov" (Keras
-            SGD with Nesterov momentum) or "adam".
+            SGD with Nesterov momentum), "adam", or any Keras optimizer's
+            config `{class_name, config}` (as `keras.optimizers.serialize`
+            writes it; a Keras optimizer given is serialized so), held as an
+            `OptimizerConfig`; its learning rate (a number or any
+            `LearningRateSchedule`) is in its config, and the fields below
+            down to `warmup_steps` are then unused (left at their defaults,
+            and out of run.json).
         lr: the base learning rate.
         momentum: momentum of "momentum", "sgd" and "nesterov".
         beta_1, beta_2, epsilon: Adam's.
@@ -65,7 +74,7 @@ class Recipe:
         preset: the preset it was made from (not part of its identity).
     """
 
-    optimizer: str = "momentum"
+    optimizer: object = "momentum"
     lr: float = 0.1
     momentum: float = 0.9
     beta_1: float = 0.9
@@ -84,7 +93,14 @@ class Recipe:
     def __post_init__(self):
         # Validated once here, so a recipe read back from run.json is
         # checked as thoroughly as one made by `make`.
-        _check_choice("optimizer", self.optimizer, OPTIMIZERS)
+        if isinstance(self.optimizer, str):
+            _check_choice("optimizer", self.optimizer, OPTIMIZERS)
+        else:
+            object.__setattr__(self, "optimizer", OptimizerConfig.of(self.optimizer))
+            for field in dataclasses.fields(self):  # unused: the defaults, no drops
+                if field.name in BUILT_IN_FIELDS:
+                    object.__setattr__(self, field.name, () if field.name == "lr_drops"
+                                       else field.default)
         for name in ("steps", "batch_size", "eval_every"):
             _check_int(name, getattr(self, name), 1)
         _check_int("warmup_steps", self.warmup_steps, 0)
@@ -108,6 +124,16 @@ class Recipe:
             "checkpoint_iters", self.checkpoint_iters, self.steps))
 
     @property
+    def keras_optimizer(self):
+        """Whether the optimizer is a Keras optimizer's config."""
+        return isinstance(self.optimizer, OptimizerConfig)
+
+    @property
+    def optimizer_name(self):
+        """The built-in name, or the Keras optimizer's class name."""
+        return self.optimizer.class_name if self.keras_optimizer else self.optimizer
+
+    @property
     def lr_values(self):
         """The LR of each piece of the schedule (12 significant digits, so
         0.1·0.1 is 0.01)."""
@@ -129,10 +155,15 @@ class Recipe:
         return points + [end] if end > start else points
 
     def to_dict(self):
-        return {
+        config = {
             k: list(v) if isinstance(v, tuple) else v
             for k, v in dataclasses.asdict(self).items()
         }
+        if self.keras_optimizer:
+            config["optimizer"] = self.optimizer.to_dict()
+            for name in BUILT_IN_FIELDS:
+                del config[name]
+        return config
 
     @classmethod
     def from_dict(cls, config):
@@ -238,7 +269,10 @@ def _make(base, epochs, train_images, fields):
         fields["steps"] = max(1, round(epochs * train_images / batch))
     _check_int("steps", fields.get("steps", base.steps), 1)
     _check_int("batch_size", fields.get("batch_size", base.batch_size), 1)
-    if ("batch_size" in fields and "lr" not in fields
+    built_in = isinstance(fields.get("optimizer", base.optimizer), str)
+    if not built_in:
+        optimizer_config.refuse_built_in_fields(fields)
+    if ("batch_size" in fields and "lr" not in fields and built_in
             and base.preset in LINEAR_LR_SCALING):
         fields["lr"] = base.lr * fields["batch_size"] / base.batch_size
     return _rescaled(base, fields.pop("steps", base.steps), **fields)

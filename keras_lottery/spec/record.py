@@ -15,6 +15,7 @@ from keras_lottery.errors import LotteryError
 RUNNING, FINISHED, FAILED = "running", "finished", "failed"
 INTERRUPTED = "interrupted"  # stopped by Ctrl-C; resumes like a killed run
 STATUSES = (RUNNING, FINISHED, FAILED, INTERRUPTED)
+BACKENDS = ("tensorflow", "jax", "torch", "numpy", "openvino")
 # Where a run's wall time goes (`keras_lottery.training.timing` says what
 # each phase covers); `timing` also holds their sum, "wall", and "attempts".
 TIMING_PHASES = ("startup", "data", "build", "compile", "train", "evaluate", "checkpoint")
@@ -40,6 +41,9 @@ class RunRecord:
         data_sha256: the fingerprint of the data trained on.
         input_shape, num_classes: what the model was built for.
         execution: how the run executed (`Execution.to_dict()`).
+        backend: the Keras backend it trained on ("tensorflow", "jax",
+            "torch"); None in runs written before it was recorded (their
+            `versions` say).
         versions: the packages it ran with.
         timing: where its wall time went: seconds per phase of
             `TIMING_PHASES`, their sum `wall`, summed over its `attempts`
@@ -66,6 +70,7 @@ class RunRecord:
     num_classes: int | None = None
     # How it executed, with which packages.
     execution: dict | None = None
+    backend: str | None = None
     versions: dict | None = None
     timing: dict | None = None
     # What every run.json has (missing ones are reported by name).
@@ -77,6 +82,8 @@ class RunRecord:
         checks.count(self.end_step, "end_step", self.start_step + 1,
                      f"expected an integer above start_step ({self.start_step})")
         checks.fraction(self.density, "density")
+        if self.backend is not None:
+            checks.choice(self.backend, "backend", BACKENDS)
         if self.input_shape is not None:
             object.__setattr__(self, "input_shape", tuple(self.input_shape))
         if self.timing is not None:

@@ -28,6 +28,7 @@ from keras_lottery.spec import methods
 from keras_lottery.sparse import filter_configs
 from keras_lottery.spec import pruning_methods
 from keras_lottery.spec.execution import Execution
+from keras_lottery.spec.optimizer_config import OptimizerConfig
 
 DEFAULT_SAVE_EVERY = 1000
 # The paper held out 2,000 of CIFAR's 10,000 test images for choosing: the
@@ -145,6 +146,8 @@ class TrainRequest(_RecipeGiven):
             "package.module:function".
         dataset: a dataset name, "npz:PATH" or a `keras_lottery.data.Dataset`.
         recipe: a preset name, a `.toml` file or a `Recipe`; None: renda2020.
+        optimizer: the recipe's optimizer instead: a built-in name, a Keras
+            optimizer (held as its config) or its config.
         steps, epochs, batch_size, checkpoint_iters, eval_every: override
             the recipe's.
         val_split: test images held out for validation; None: the paper's
@@ -154,11 +157,15 @@ class TrainRequest(_RecipeGiven):
     arch: object = "resnet20"
     dataset: object = "cifar10"
     recipe: object = None
+    optimizer: object = None
     val_split: int | None = None
 
     def __post_init__(self):
         super().__post_init__()
         _check_dataset(self.dataset)
+        if self.optimizer is not None and not isinstance(self.optimizer, str):
+            # Held as its config (JSON), so a study's plan can store it.
+            object.__setattr__(self, "optimizer", OptimizerConfig.of(self.optimizer).to_dict())
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -188,8 +195,8 @@ class _FromParent(Request):
     exclude: tuple | None = None
     lr: float | None = None
     pruner: str | None = None
-    min_per_layer: int | None = None
     dataset: object = None
+    min_per_layer: int | None = None
 
     def __post_init__(self):
         super().__post_init__()

@@ -42,9 +42,12 @@ def _nvidia_smi():
     return [line.strip() for line in done.stdout.splitlines() if line.strip().isdigit()]
 
 
-def environment(device, environ=None):
-    """The environment of a run on `device`."""
+def environment(device, environ=None, backend=None):
+    """The environment of a run on `device` (on the Keras `backend` given:
+    a Ray worker's own environment need not be the driver's)."""
     env = dict(os.environ if environ is None else environ)
+    if backend is not None:
+        env["KERAS_BACKEND"] = backend
     env["CUDA_VISIBLE_DEVICES"] = "" if device == CPU else str(device)
     env["TF_FORCE_GPU_ALLOW_GROWTH"] = "true"
     env["XLA_PYTHON_CLIENT_PREALLOCATE"] = "false"

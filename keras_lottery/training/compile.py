@@ -10,18 +10,24 @@ import keras
 from keras_lottery.models import heads
 from keras_lottery.sparse import pruning
 from keras_lottery.spec.execution import Execution
+from keras_lottery.training import keras_optimizers
 from keras_lottery.training import schedules
 from keras_lottery.training.optimizer import LossScaleOptimizer
 from keras_lottery.training.optimizer import MomentumSGD
 
 
 def schedule_for(recipe):
-    """The recipe's LR schedule, a Keras schedule keyed on optimizer.iterations."""
+    """The recipe's LR schedule, a Keras schedule keyed on optimizer.iterations
+    (a Keras optimizer's own, from its config)."""
+    if recipe.keras_optimizer:
+        return keras_optimizers.schedule(recipe.optimizer)
     return schedules.piecewise(recipe.lr_drops, recipe.lr_values, recipe.warmup_steps)
 
 
 def optimizer_for(recipe, schedule):
     """The recipe's Keras optimizer, driven by `schedule`."""
+    if recipe.keras_optimizer:
+        return keras_optimizers.build(recipe.optimizer, schedule)
     if recipe.optimizer == "momentum":
         return MomentumSGD(schedule, momentum=recipe.momentum)
     if recipe.optimizer == "adam":
@@ -35,7 +41,8 @@ def compile_model(model, recipe, execution=None, *, lr=None, loss=None):
     """Compiles `model` as every run does, and builds its optimizer.
 
     The optimizer is the recipe's (`MomentumSGD`, TF1's momentum rule, in
-    the paper's) driven by the recipe's LR schedule, or by a constant `lr`
+    the paper's; or a Keras optimizer's config, rebuilt) driven by the
+    recipe's LR schedule (or the Keras optimizer's), or by a constant `lr`
     (still a schedule object, so checkpoints load either way); float16
     models get the loss scaler that counts skipped steps. Metrics are `top1`
     and `top5`; the loss is sparse categorical cross-entropy, on logits or,

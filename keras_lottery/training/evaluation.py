@@ -98,35 +98,53 @@ def last_lr(lr_at, step):
 
 
 class Summaries:
-    """TensorBoard event files of a run's evaluations (where TF is present).
+    """TensorBoard event files of a run: its evaluations, and scalars.
+
+    Written with TensorFlow's `tf.summary` where TensorFlow is installed,
+    else with TensorBoard's own writer (`tensorboard.summary.Writer`, numpy
+    only), so a JAX or PyTorch install without TensorFlow logs the same
+    scalars (the HParams summary alone needs TensorFlow).
 
     Args:
         logdir: the folder for the events (`<run>/logs/eval`).
     """
 
     def __init__(self, logdir):
+        self.logdir = str(logdir)
+        self.writer = None
         try:
             import tensorflow as tf
-        except ImportError:  # JAX-only install: metrics.csv still has it all
-            self.writer = None
+        except ImportError:  # made at the first scalar: no empty event file
+            self.tf = None
             return
-        self.writer = tf.summary.create_file_writer(str(logdir))
+        self.tf = tf
+        self.writer = tf.summary.create_file_writer(self.logdir)
 
     def write(self, row):
         """Writes one metrics row as scalars at its step."""
-        if self.writer is None:
-            return
-        import tensorflow as tf
+        # "accuracy" is the tag the original's eval events used.
+        self.scalars({"accuracy": row["top1"], "accuracy_top_5": row["top5"],
+                      "loss": row["loss"], "learning_rate": row["lr"],
+                      "density": row["density"]}, row["step"])
+        self.flush()
 
-        step = row["step"]
+    def scalars(self, values, step):
+        """Writes {tag: value} at `step`."""
+        if self.tf is None:
+            if self.writer is None:
+                from tensorboard.summary import Writer
+
+                self.writer = Writer(self.logdir)
+            for tag, value in values.items():
+                self.writer.add_scalar(tag, value, step)
+            return
         with self.writer.as_default():
-            # "accuracy" is the tag the original's eval events used.
-            tf.summary.scalar("accuracy", row["top1"], step=step)
-            tf.summary.scalar("accuracy_top_5", row["top5"], step=step)
-            tf.summary.scalar("loss", row["loss"], step=step)
-            tf.summary.scalar("learning_rate", row["lr"], step=step)
-            tf.summary.scalar("density", row["density"], step=step)
-        self.writer.flush()
+            for tag, value in values.items():
+                self.tf.summary.scalar(tag, value, step=step)
+
+    def flush(self):
+        if self.writer is not None:
+            self.writer.flush()
 
 
 class TrainSummaries(keras.callbacks.Callback):
@@ -155,20 +173,16 @@ class TrainSummaries(keras.callbacks.Callback):
 
     def on_train_batch_end(self, batch, logs=None):
         self.step += 1
-        if self.summaries.writer is None or self.step % self.every or not logs:
+        if self.step % self.every or not logs:
             return
         self.pending.append((self.step, float(logs["loss"])))
 
     def on_train_end(self, logs=None):
-        if self.summaries.writer is None or not self.pending:
-            return
-        import tensorflow as tf
-
-        with self.summaries.writer.as_default():
-            for step, loss in self.pending:
-                tf.summary.scalar("loss", loss, step=step)
-                tf.summary.scalar("learning_rate", last_lr(self.lr_at, step), step=step)
+        for step, loss in self.pending:
+            self.summaries.scalars({"loss": loss,
+                                    "learning_rate": last_lr(self.lr_at, step)}, step)
         self.pending = []
+        self.summaries.flush()
 
 
 def hparams(spec):
@@ -179,14 +193,15 @@ def hparams(spec):
         "density": 1.0 if spec.target_density is None else spec.target_density,
         "seed": spec.seed, "iterative": spec.round is not None,
         "steps": spec.recipe.steps, "batch_size": spec.recipe.batch_size,
-        "optimizer": spec.recipe.optimizer, "lr": spec.recipe.lr,
+        "optimizer": spec.recipe.optimizer_name, "lr": spec.recipe.lr,
         "val_split": spec.val_split, "precision": spec.precision or "float32",
     }
     return values
 
 
 def write_hparams(logdir, spec):
-    """Writes the run's HParams summary (where TensorBoard is present)."""
+    """Writes the run's HParams summary (where TensorFlow is installed: its
+    writer is TensorFlow's)."""
     try:
         import tensorflow as tf
         from tensorboard.plugins.hparams import api as hp

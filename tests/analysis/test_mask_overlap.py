@@ -104,6 +104,11 @@ def test_layer_density_bars_are_the_sparsity_report(made, tmp_path):
     reports = [kl.sparsity_report(r.load_model()) for r in (r20, r05)]
     want = [100 * row.density for report in reports for row in report]
     assert bars == pytest.approx(want)
+    # The legend stands beside the bars, not over the last (total) ones.
+    ax = fig.axes[0]
+    renderer = fig.canvas.get_renderer()
+    legend = ax.get_legend().get_window_extent(renderer)
+    assert legend.x0 >= ax.get_window_extent(renderer).x1
     assert [r.density for r in masks_lib.layer_densities([r20])[0]] == [r.density for r in reports[0]]
     done = CliRunner().invoke(main, ["plot", "--layers", str(r20.path), str(base.path),
                                      "-o", str(tmp_path / "cli.png")])

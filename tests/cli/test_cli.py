@@ -3,6 +3,7 @@ import io
 import json
 import os
 import pathlib
+import re
 import shutil
 import subprocess
 import sys
@@ -27,7 +28,10 @@ def test_help_and_version():
     assert "Renda" in result.output
     result = runner.invoke(main, ["--version"])
     assert result.exit_code == 0
-    assert result.output.strip() == f"lottery, version {keras_lottery.__version__}"
+    backend = os.environ.get("KERAS_BACKEND", "tensorflow")
+    assert re.fullmatch(rf"lottery, version {re.escape(keras_lottery.__version__)} "
+                        rf"\(Keras backend: {backend}(, not installed)?\)",
+                        result.output.strip()), result.output
 
 
 def test_installed_console_script():

@@ -87,6 +87,28 @@ def test_set_masks_zeroes_every_slot_and_pruned_weights_stay_zero(name, wrapper,
     model.compile(optimizer=WRAPPERS[wrapper](make()), loss="mse")
     if policy == "fp16":  # Keras wraps a plain optimizer itself
         assert isinstance(model.optimizer, keras.optimizers.LossScaleOptimizer)
+    _check_pruning_zeroes_slots(model, per_variable)
+
+
+# Any Keras optimizer (a recipe can name one by its config): decoupled weight
+# decay, sign updates, AMSGrad's maxima and an EMA of the weights.
+OTHERS = {
+    "adamw": (lambda: keras.optimizers.AdamW(0.01, weight_decay=0.1), 2),
+    "lion": (lambda: keras.optimizers.Lion(0.001), 1),
+    "adam_amsgrad_ema": (lambda: keras.optimizers.Adam(0.01, amsgrad=True, use_ema=True),
+                         4),  # momentums, velocities, maxima, averages
+}
+
+
+@pytest.mark.parametrize("name", list(OTHERS))
+def test_set_masks_zeroes_the_slots_of_other_keras_optimizers(name):
+    make, per_variable = OTHERS[name]
+    model = _model()
+    model.compile(optimizer=make(), loss="mse")
+    _check_pruning_zeroes_slots(model, per_variable)
+
+
+def _check_pruning_zeroes_slots(model, per_variable):
     x, y = _data(0)
     model.fit(x, y, batch_size=4, epochs=1, verbose=0, shuffle=False)
     assert int(model.optimizer.iterations) == 3

@@ -83,6 +83,7 @@ print("tensorflow" in sys.modules, "keras" in sys.modules)
     (["train", "--steps", "-5"], "Error: --steps -5: expected a positive integer"),
     (["iterate", "--iter", "4", "--rounds", "2", "--rate", "1.5"],
      "Error: --rate 1.5: expected a fraction in (0, 1)"),
+    (["rewind", "--density", "50"], "Error: Missing option '--iter'"),
 ])
 def test_the_command_line_refuses_cheap_mistakes_before_tensorflow(args, message, tmp_path):
     done = subprocess.run([sys.executable, "-c", QUICK.format(args=args)], cwd=tmp_path,

@@ -280,6 +280,10 @@ def test_devices_and_each_runs_environment():
     assert env["TF_FORCE_GPU_ALLOW_GROWTH"] == "true"
     assert env["XLA_PYTHON_CLIENT_PREALLOCATE"] == "false"
     assert devices.environment("cpu", {})["CUDA_VISIBLE_DEVICES"] == ""
+    # A Ray worker's run trains on the driver's backend, whatever its own is.
+    assert "KERAS_BACKEND" not in devices.environment("cpu", {})
+    assert devices.environment("cpu", {"KERAS_BACKEND": "tensorflow"},
+                               backend="jax")["KERAS_BACKEND"] == "jax"
 
 
 def test_progress_prints_a_line_per_run_with_an_eta():
@@ -556,7 +560,29 @@ def test_paths_in_a_study_file_are_relative_to_the_file_not_the_working_folder(
     assert studyfile.load(default).root == tmp_path / "project" / "runs" / "b"
 
 
+def test_the_plan_counts_in_words_that_agree_with_their_number(tmp_path):
+    path = _write(tmp_path, "[base]\nseeds = [1]\narch = 'lenet300'\ndataset = 'digits'\n"
+                  "steps = 40\n[iterative]\nmethods = ['rewind']\niters = [7]\nrounds = 1\n")
+    result = _invoke("study", "plan", path)
+    assert result.exit_code == 0, result.output
+    assert "(1 chain of up to 1 round)" in result.output
+
+
 def test_the_default_validation_split_is_lottery_trains(tmp_path):
     cifar = _write(tmp_path, "[base]\nseeds = [1]\narch = 'resnet20'\n", "c.toml")
     digits = _write(tmp_path, "[base]\nseeds = [1]\narch = 'lenet300'\ndataset = 'digits'\n")
     assert (studyfile.load(cifar).val_split, studyfile.load(digits).val_split) == (2000, 0)
+
+
+def test_a_keras_optimizer_in_a_study_file_reaches_its_recipe_file(tmp_path):
+    from keras_lottery.spec import recipe as recipe_lib
+
+    optimizer = ('optimizer = {class_name = "AdamW", config = {weight_decay = 0.05, '
+                 'learning_rate = {class_name = "CosineDecay", config = '
+                 '{initial_learning_rate = 1e-3, decay_steps = 40}}}}\n')
+    study = studyfile.load(_write(tmp_path, TINY.replace("[oneshot]", optimizer + "[oneshot]")))
+    assert study.recipe.optimizer_name == "AdamW"
+    written = _write(tmp_path, state.recipe_text(study), "recipe.toml")
+    assert recipe_lib.make(written) == study.recipe
+    assert _request(planner.expand(study).by_id["lenet300/train-s1"]).recipe == str(
+        study.root / layout.STUDY_RECIPE)

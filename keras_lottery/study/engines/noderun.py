@@ -47,12 +47,14 @@ def visible(paths):
     return {"host": socket.gethostname(), "files": found}
 
 
-def run(root, node, python=None, device=None):
+def run(root, node, python=None, device=None, backend=None):
     """Runs `node` under `root` to its end; returns (status, seconds).
 
     Args:
         device: the GPU ids this worker was given as text ("0"), or None
             for the CPU.
+        backend: the Keras backend the run trains on (the driver's); None:
+            this process's.
 
     Raises:
         RunKilled: the process died by a signal.
@@ -66,7 +68,7 @@ def run(root, node, python=None, device=None):
         state.tidy_in(root, node)
         started = time.monotonic()
         returncode = _child(root, node, python or sys.executable,
-                            device or devices_lib.CPU)
+                            device or devices_lib.CPU, backend)
         status = state.status_in(root, node, claimed=True)
     finally:
         claim.release()
@@ -89,7 +91,7 @@ def _claim(root, node):
         time.sleep(WAIT_SECONDS)
 
 
-def _child(root, node, python, device):
+def _child(root, node, python, device, backend):
     log_path = state.log_in(root, node)
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "a") as log:
@@ -99,7 +101,7 @@ def _child(root, node, python, device):
         child = subprocess.Popen(
             [python, "-m", "keras_lottery.cli", *node.argv], stdin=subprocess.DEVNULL,
             stdout=log, stderr=subprocess.STDOUT,
-            env=devices_lib.environment(device))
+            env=devices_lib.environment(device, backend=backend))
     try:
         while child.poll() is None:
             time.sleep(0.5)

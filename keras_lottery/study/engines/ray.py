@@ -19,6 +19,7 @@ import os
 import secrets
 import socket
 
+from keras_lottery import backends
 from keras_lottery.errors import LotteryError
 from keras_lottery.study.engines import noderun
 from keras_lottery.study import state
@@ -56,13 +57,14 @@ def check_address(address, timeout=3.0):
                            "there first, or give the address it printed") from None
 
 
-def _task(root, node, python, *parents):
-    """A Ray task: one node's run (its parents' tasks are its arguments, so
-    Ray starts it only after they succeed)."""
+def _task(root, node, python, backend, *parents):
+    """A Ray task: one node's run on the driver's Keras `backend` (its
+    parents' tasks are its arguments, so Ray starts it only after they
+    succeed)."""
     import ray
 
     gpus = ",".join(str(i) for i in ray.get_gpu_ids()) or None
-    status, seconds = noderun.run(root, node, python, gpus)
+    status, seconds = noderun.run(root, node, python, gpus, backend)
     return node.id, status, seconds
 
 
@@ -153,7 +155,7 @@ class RayEngine:
         options = self.resources(ray, runs_per_device)
         refs = submit(plan, found, retry_failed, lambda node, parents: remote.options(
             name=node.id, **options).remote(str(plan.study.root), node, self.python,
-                                            *parents))
+                                            backends.configured(), *parents))
         left = {n.id: state.remaining_steps(plan, n, found[n.id]) for n in plan.nodes}
         report = progress(len(plan.nodes), list(found.values()).count(state.FINISHED),
                           plan.total_steps, sum(left.values()))
