@@ -16,6 +16,7 @@ from keras_lottery.cli import demo
 from keras_lottery.cli import results
 from keras_lottery.cli import study
 from keras_lottery.cli import train
+from keras_lottery.cli import worker
 from keras_lottery.version import __version__
 
 
@@ -63,7 +64,7 @@ def entry():
 
 for command in (train.train, *train.DERIVED, train.iterate, train.run_request, results.results,
                 results.plot, analysis.stability, analysis.masks, analysis.thin, demo.demo,
-                data.data, study.study):
+                data.data, study.study, worker.worker):
     main.add_command(command)
 
 

@@ -110,7 +110,7 @@ ENGINES = ("local", "ray", "slurm")
 @click.option("--retry-failed", is_flag=True, help="Start failed runs (a NaN "
               "loss, say) again instead of leaving them and their dependents.")
 @click.option("--engine", type=click.Choice(ENGINES), default="local",
-              show_default=True, help="What starts the runs: local, each a process "
+              show_default=True, help="What starts the runs: local, warm worker processes "
               "on this machine's devices; ray, each a task on a Ray cluster "
               "(pip install 'keras-lottery[ray]'); slurm, Slurm jobs through "
               "submitit, submitted and left to the queue (pip install "
@@ -119,10 +119,14 @@ ENGINES = ("local", "ray", "slurm")
               "belongs to), HOST:PORT of its head, ray://HOST:PORT, or local (a new "
               "Ray instance on this machine) [default: RAY_ADDRESS, else the cluster "
               "last started on this machine, else a new local instance].")
+@click.option("--process-per-run", is_flag=True, help="Start each run in a process "
+              "of its own instead of warm workers (slower: each pays the start-up). "
+              "Local engine only.")
 @options.friendly_errors
-def run(file, workers, retry_failed, engine, address):
+def run(file, workers, retry_failed, engine, address, process_per_run):
     """Run FILE's study: every run in dependency order, longest chain
-    first, each its own process on its device. Re-run the same command to
+    first, on its device (locally, in warm worker processes that run one
+    run after another). Re-run the same command to
     resume after any interruption; two drivers on one study never train a
     run twice. With --engine slurm the command submits the jobs and
     returns; lottery study status FILE follows them."""
@@ -130,9 +134,9 @@ def run(file, workers, retry_failed, engine, address):
 
     if address is not None and engine != "ray":
         raise click.UsageError("--address is for --engine ray")
-    if workers is not None and engine != "local":
-        raise click.UsageError("--workers is for --engine local (Ray and Slurm "
-                               "pack runs by the file's runs_per_device)")
+    if (workers is not None or process_per_run) and engine != "local":
+        raise click.UsageError("--workers and --process-per-run are for --engine local "
+                               "(Ray and Slurm pack runs by the file's runs_per_device)")
     found = _plan(file)
     state.check_disk(found)
     if engine == "slurm":
@@ -149,7 +153,8 @@ def run(file, workers, retry_failed, engine, address):
         if engine == "ray":
             counts = _run_ray(file, found, address, retry_failed, progress)
         else:
-            counts = _run_local(file, found, workers, retry_failed, progress)
+            counts = _run_local(file, found, workers, retry_failed, progress,
+                                not process_per_run)
     finally:
         signal.signal(signal.SIGTERM, previous)
     click.echo(f"done: {counts['finished']} of {len(found.nodes)} runs finished"
@@ -165,7 +170,7 @@ def run(file, workers, retry_failed, engine, address):
             f"{found.study.root / layout.STUDY_LOGS_DIR}; --retry-failed starts failed runs again")
 
 
-def _run_local(file, found, workers, retry_failed, progress):
+def _run_local(file, found, workers, retry_failed, progress, warm):
     from keras_lottery.study import devices
     from keras_lottery.study.engines import local as engines
     from keras_lottery.study import state
@@ -173,7 +178,7 @@ def _run_local(file, found, workers, retry_failed, progress):
 
     names = devices.resolve(found.study.devices)
     state.write(found)
-    scheduler = Scheduler(found, engines.LocalEngine(), names,
+    scheduler = Scheduler(found, engines.LocalEngine(warm=warm), names,
                           found.study.runs_per_device, workers, retry_failed, progress)
     click.echo(f"study {file}: {len(found.nodes)} runs under {found.study.root}; "
                f"{_counts_text(scheduler.found)}; devices {', '.join(names)}, "
