@@ -240,8 +240,9 @@ def _interrupt(signum, frame):  # a SIGTERM (a cluster's preemption) as Ctrl-C
 @options.friendly_errors
 def status(file, images_per_second):
     """Count FILE's runs by status (finished, running, resumable, failed,
-    damaged, blocked, pending) and the device-hours left; name each damaged
-    run and why."""
+    damaged, blocked, pending), the throughput so far (runs/hour,
+    device-hours used) and the device-hours left; name each damaged run and
+    why."""
     from keras_lottery.study import state
 
     found = _plan(file)
@@ -256,6 +257,11 @@ def status(file, images_per_second):
             click.echo(f"  damaged: {state.damage(found.path(node))}")
     left = {n.id: state.remaining_steps(found, n, statuses[n.id]) for n in found.nodes}
     left = {k: v for k, v in left.items() if v}
+    from keras_lottery.study import estimates
+
+    used = estimates.throughput_line(found)
+    if used:
+        click.echo(used)
     click.echo(_hours_line(found, left, images_per_second, "device-hours left"))
     saved = state.read(found.study.root)
     if saved is not None and saved.get("file_sha256") != found.study.sha256:
