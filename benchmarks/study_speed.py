@@ -57,7 +57,7 @@ batch_size = 60
 seeds = [0, 1]
 [oneshot]
 methods = ["rewind", "rewind-lr", "finetune"]
-iters = [20]
+iters = [13]
 densities = [50, 20, 5]
 [resources]
 devices = "cpu"
@@ -104,7 +104,7 @@ def _mnist_npz(path):
     def draw(n):
         y = rng.integers(0, 10, size=n).astype(np.int32)
         x = np.clip(centers[y] + 60 * rng.standard_normal((n, 28, 28, 1)), 0, 255)
-        return x.astype(np.uint8), y
+        return (x / 255).astype(np.float32), y  # in [0, 1]
 
     (x_train, y_train), (x_test, y_test) = draw(10000), draw(2000)
     np.savez(path, x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test)

@@ -17,7 +17,6 @@ saved state.
 """
 
 import contextlib
-import gc
 import json
 import os
 import sys
@@ -37,9 +36,9 @@ def worker():
                 continue
             asked = json.loads(line)
             code = serve(asked["argv"], asked["log"])
-            keras.backend.clear_session(free_memory=True)
-            gc.collect()
             replies.write(json.dumps({"returncode": code}) + "\n")
+            # After the reply: the driver picks the next run meanwhile.
+            keras.backend.clear_session(free_memory=True)  # and collects
     except KeyboardInterrupt:  # stopped while it waited
         pass
 

@@ -124,7 +124,7 @@ class LocalEngine:
                     job.returncode = job.handle.returncode
                     self._ended(job)
                 return ended
-            time.sleep(min(0.2, max(0.0, deadline - time.monotonic())))
+            time.sleep(min(0.05, max(0.0, deadline - time.monotonic())))
 
     def interrupt(self, jobs, grace=60):
         """Stops `jobs` as Ctrl-C would (each run marks itself resumable),
