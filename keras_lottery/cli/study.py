@@ -130,13 +130,27 @@ def run(file, workers, retry_failed, engine, address, process_per_run):
     resume after any interruption; two drivers on one study never train a
     run twice. With --engine slurm the command submits the jobs and
     returns; lottery study status FILE follows them."""
-    from keras_lottery.study import state
 
     if address is not None and engine != "ray":
         raise click.UsageError("--address is for --engine ray")
     if (workers is not None or process_per_run) and engine != "local":
         raise click.UsageError("--workers and --process-per-run are for --engine local "
                                "(Ray and Slurm pack runs by the file's runs_per_device)")
+    warm = None
+    if engine == "local" and not process_per_run:
+        from keras_lottery.study.engines import local as engines
+
+        warm = engines.warmed_for(file)
+    try:
+        return _run(file, workers, retry_failed, engine, address, warm)
+    finally:
+        if warm is not None:
+            warm.close()
+
+
+def _run(file, workers, retry_failed, engine, address, warm):
+    from keras_lottery.study import state
+
     found = _plan(file)
     state.check_disk(found)
     if engine == "slurm":
@@ -153,8 +167,7 @@ def run(file, workers, retry_failed, engine, address, process_per_run):
         if engine == "ray":
             counts = _run_ray(file, found, address, retry_failed, progress)
         else:
-            counts = _run_local(file, found, workers, retry_failed, progress,
-                                not process_per_run)
+            counts = _run_local(file, found, workers, retry_failed, progress, warm)
     finally:
         signal.signal(signal.SIGTERM, previous)
     click.echo(f"done: {counts['finished']} of {len(found.nodes)} runs finished"
@@ -170,7 +183,7 @@ def run(file, workers, retry_failed, engine, address, process_per_run):
             f"{found.study.root / layout.STUDY_LOGS_DIR}; --retry-failed starts failed runs again")
 
 
-def _run_local(file, found, workers, retry_failed, progress, warm):
+def _run_local(file, found, workers, retry_failed, progress, engine):
     from keras_lottery.study import devices
     from keras_lottery.study.engines import local as engines
     from keras_lottery.study import state
@@ -178,7 +191,8 @@ def _run_local(file, found, workers, retry_failed, progress, warm):
 
     names = devices.resolve(found.study.devices)
     state.write(found)
-    scheduler = Scheduler(found, engines.LocalEngine(warm=warm), names,
+    engine = engine or engines.LocalEngine(warm=False)
+    scheduler = Scheduler(found, engine, names,
                           found.study.runs_per_device, workers, retry_failed, progress)
     click.echo(f"study {file}: {len(found.nodes)} runs under {found.study.root}; "
                f"{_counts_text(scheduler.found)}; devices {', '.join(names)}, "

@@ -96,6 +96,11 @@ class LocalEngine:
             env=devices_lib.environment(device, self.environ), preexec_fn=self.preexec,
             text=True, bufsize=1))
 
+    def warm_up(self, device):
+        """Starts a worker on `device` now, unless one waits there already."""
+        if self.warm and not any(w.device == device for w in self.idle):
+            self.idle.append(self._worker(device))
+
     def _ended(self, job):
         """Puts a warm job's worker back in the pool (or closes it)."""
         worker = job.handle
@@ -143,6 +148,23 @@ class LocalEngine:
                 job.handle.wait()
             self._ended(job)
         self.close()
+
+
+def warmed_for(file):
+    """A `LocalEngine` for the study file `file`, a warm worker already
+    starting on each device it names (read from the file alone: planning
+    imports the backend, and the worker does so meanwhile)."""
+    from keras_lottery import tomlfiles
+
+    engine = LocalEngine()
+    try:
+        names = devices_lib.resolve(
+            tomlfiles.read(file).get("resources", {}).get("devices", "auto"))
+    except Exception:  # the file's errors are reported once it is read in full
+        return engine
+    for name in names:
+        engine.warm_up(name)
+    return engine
 
 
 class Worker:
@@ -197,7 +219,11 @@ class Worker:
         self.process.wait()
 
     def close(self):
-        """Ends the worker at the end of its input."""
+        """Ends the worker at the end of its input (one that never ran a
+        node at once: it has nothing to finish)."""
+        if not self.runs:
+            self.kill()
+            return
         try:
             self.process.stdin.close()
         except OSError:
