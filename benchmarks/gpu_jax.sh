@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
-# ResNet-20 training throughput on the GPU device machine, Keras on JAX.
+# ResNet-20 training throughput on a GPU machine, Keras on JAX.
 #
-# The device machine (see the device tool's README) has JAX, numpy, h5py,
-# ml-dtypes, rich and absl but neither TensorFlow nor Keras, and no network.
-# So Keras and the two packages it needs that are missing there (namex,
-# optree) travel as wheels in .whl/ (gitignored), with a keras_lottery wheel
+# Written for a GPU machine with JAX, numpy, h5py, ml-dtypes, rich and absl
+# but neither TensorFlow nor Keras, and no network. So Keras and the two
+# packages it needs that may be missing there (namex, optree) travel as
+# wheels in .whl/ (gitignored), with a keras_lottery wheel
 # to check that the package installs and imports without TensorFlow. The
 # benchmark itself (benchmarks/throughput.py) runs the checkout's code with
 # KERAS_BACKEND=jax and numpy-fed batches (no tf.data), and prints the
@@ -12,10 +12,9 @@
 #
 # 1. Here (a machine with pip and PyPI), once:
 #        bash benchmarks/gpu_jax.sh prepare
-# 2. Through the device tool:
-#        run(command="bash benchmarks/gpu_jax.sh run", carry=[".whl"],
-#            timeout_s=600)
-#    Results come back as $OUT/gpu-resnet20.{md,json}.
+# 2. On the GPU machine, with the checkout and .whl/ copied there:
+#        bash benchmarks/gpu_jax.sh run
+#    Results are written to $OUT/gpu-resnet20.{md,json}.
 # 3. To try the run step here on CPU (no install; a local JAX):
 #        SKIP_INSTALL=1 OUT=/tmp/gpu-try STEPS=4 REPS=1 \
 #            bash benchmarks/gpu_jax.sh run
@@ -47,7 +46,7 @@ prepare)
   [[ -f MANIFEST.in ]] && cp MANIFEST.in "$src"/
   "$PY" -m pip wheel -q --no-deps -w "$PWD/.whl" "$src"
   ls -l .whl
-  echo "now: device run(command=\"bash benchmarks/gpu_jax.sh run\", carry=[\".whl\"])"
+  echo "now, on the GPU machine with the checkout and .whl/: bash benchmarks/gpu_jax.sh run"
   ;;
 run)
   PY="${PYTHON:-python3}"

@@ -74,6 +74,9 @@ TARGETS = {
 }
 DEFAULT_TFMOT_PYTHON = "/tmp/tfmot-venv/bin/python"
 FIXED_BATCHES = 8
+# Environment variables that set the frameworks' thread counts, recorded.
+THREAD_SETTINGS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "TF_NUM_INTRAOP_THREADS",
+                   "TF_NUM_INTEROP_THREADS", "XLA_FLAGS")
 TRAIN_IMAGES = 50_000
 TEST_IMAGES = 10_000
 
@@ -663,15 +666,23 @@ def environment():
 
             versions["jax"] = jax.__version__
             versions["devices"] = [str(d) for d in jax.devices()]
+        elif backend == "torch":
+            import torch
+
+            versions["torch"] = torch.__version__
+            versions["devices"] = (
+                [torch.cuda.get_device_name(i)
+                 for i in range(torch.cuda.device_count())] or ["cpu"])
     git = None
     with contextlib.suppress(OSError, subprocess.SubprocessError):
         git = subprocess.run(
             ["git", "-C", str(ROOT), "describe", "--always", "--dirty"],
             capture_output=True, text=True, timeout=10,
         ).stdout.strip() or None
+    threads = {k: os.environ[k] for k in THREAD_SETTINGS if k in os.environ}
     return {"cpu": cpu or platform.processor(), "cores": os.cpu_count(),
             "backend": backend, "versions": versions, "git": git,
-            "load_average": os.getloadavg()}
+            "threads": threads, "load_average": os.getloadavg()}
 
 
 # -- Main ------------------------------------------------------------------------

@@ -5,11 +5,14 @@ figures live in benchmarks/RESULTS.md). They keep the one-command benchmark
 and the GPU script runnable, the latter on a machine without TensorFlow.
 """
 
+import importlib.util
 import json
 import os
 import pathlib
 import subprocess
 import sys
+
+import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 BENCH = ROOT / "benchmarks"
@@ -95,3 +98,87 @@ def test_thinning_script_compares_thinned_and_masked_resnet56(tmp_path):
     assert "| B5 | " in text and "| B5/8 | " in text and "FLOP ratio" in text
     assert "Target met (speed-up ≥ 0.8 × FLOP ratio), channels as pruned: inference" in text
     assert "channels in multiples of 8: inference" in text
+
+
+def _bench_module(name):
+    spec = importlib.util.spec_from_file_location(f"bench_{name}", BENCH / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("backend", ["tensorflow", "jax", "torch"])
+def test_backends_script_measures_masked_and_plain_on_each_backend(tmp_path, backend):
+    if importlib.util.find_spec(backend) is None:
+        pytest.skip(f"{backend} is not installed")
+    raw, table = tmp_path / "b.json", tmp_path / "b.md"
+    _run([sys.executable, str(BENCH / "backends.py"), "--smoke", "--backends", backend,
+          "--json", str(raw), "--markdown", str(table)], env=_env())
+
+    payload = json.loads(raw.read_text())
+    [child] = payload["runs"][backend]
+    assert child["environment"]["backend"] == backend  # KERAS_BACKEND reached it
+    [row] = payload["backends"]
+    assert row["backend"] == backend and row["framework"] == child["environment"]["versions"][backend]
+    assert row["masked"] > 0 and row["plain"] > 0
+    assert row["ratio"] == pytest.approx(row["masked"] / row["plain"])
+    assert row["fastest_ratio"] == pytest.approx(max(row["masked_rates"]) / max(row["plain_rates"]))
+    assert row["met"] in ("yes", "no", "unclear (noise)")
+    assert f"| {backend} | {row['framework']} | " in table.read_text()
+
+
+def test_backends_script_gives_each_framework_one_thread_when_asked(tmp_path):
+    raw = tmp_path / "b.json"
+    _run([sys.executable, str(BENCH / "backends.py"), "--smoke", "--single-thread",
+          "--backends", "tensorflow", "--json", str(raw)], env=_env())
+
+    payload = json.loads(raw.read_text())
+    threads = payload["runs"]["tensorflow"][0]["environment"]["threads"]
+    assert threads["OMP_NUM_THREADS"] == threads["TF_NUM_INTRAOP_THREADS"] == "1"
+    assert "intra_op_parallelism_threads=1" in threads["XLA_FLAGS"]
+    assert payload["settings"]["single_thread"]
+
+
+def test_backends_report_flags_a_slow_mask_and_lists_missing_backends(tmp_path, monkeypatch):
+    bench = _bench_module("backends")
+    rates = {"tensorflow": ([500, 300, 480], [490, 290, 500]),
+             "jax": ([180, 100, 170], [200, 110, 180]),
+             "torch": ([90, 300, 95], [100, 290, 100])}
+
+    def measure(backend, args, scratch):
+        masked, plain = rates[backend]
+        return {"configs": {"masked": {"rates": masked}, "plain": {"rates": plain}},
+                "environment": {"backend": backend, "cpu": "cpu", "cores": 2,
+                                "versions": {"python": "3", "keras": "3",
+                                             backend: "1.0"}}}
+
+    monkeypatch.setattr(bench, "measure", measure)
+    monkeypatch.setattr(bench, "installed", lambda backend: backend != "torch")
+    raw, table = tmp_path / "b.json", tmp_path / "b.md"
+    bench.main(["--json", str(raw), "--markdown", str(table)])
+
+    payload = json.loads(raw.read_text())
+    assert payload["skipped"] == ["torch"]
+    rows = {row["backend"]: row for row in payload["backends"]}
+    # Paired: the median of the per-repetition ratios, not the ratio of medians.
+    assert rows["tensorflow"]["paired"] == pytest.approx(500 / 490)
+    assert rows["tensorflow"]["ratio"] == pytest.approx(480 / 490)
+    assert rows["tensorflow"]["fastest_ratio"] == pytest.approx(500 / 500)
+    assert rows["tensorflow"]["met"] == "yes" and rows["jax"]["met"] == "no"
+    assert rows["jax"]["paired"] == pytest.approx(100 / 110)
+    text = table.read_text()
+    assert ("| jax | 1.0 | 170, 180 | 180, 200 | 0.94× | 0.91× | 0.90× | "
+            "0.90, 0.91, 0.94 | **no** |") in text
+    assert "| torch | not installed |" in text
+    assert "Fastest masked network here: **tensorflow** (500 images/s" in text
+
+    # The two estimates disagree: one paired repetition of three is fast.
+    monkeypatch.setattr(bench, "installed", lambda backend: backend == "torch")
+    bench.main(["--json", str(raw)])
+    [row] = json.loads(raw.read_text())["backends"]
+    assert row["paired"] == pytest.approx(0.95) and row["fastest_ratio"] == pytest.approx(300 / 290)
+    assert row["met"] == "unclear (noise)"
+
+    monkeypatch.setattr(bench, "installed", lambda backend: False)
+    with pytest.raises(SystemExit, match="^Error: none of the backends asked for is installed"):
+        bench.main([])

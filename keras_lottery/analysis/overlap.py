@@ -62,7 +62,7 @@ class MaskOverlap:
     pairs: dict
 
     def matrix(self, measure="jaccard", layer=TOTAL):
-        """A len(runs) × len(runs) list of lists of one measure: M[i][j] is
+        """A len(runs) × len(runs) list of lists of one measure: `M[i][j]` is
         "jaccard" of runs i and j, or "kept" (the fraction of run j's
         survivors that run i keeps); 1 on the diagonal."""
         n = len(self.runs)

@@ -38,15 +38,15 @@ def main():
     Pruning" (Renda, Frankle, Carbin, ICLR 2020) on CIFAR-10:
 
     \b
-      lottery train --arch resnet20
-      lottery rewind --iter 4701 --density 80
-      lottery rewind-lr --iter 4701 --density 80
-      lottery finetune --iter 4701 --density 80
-      lottery iterate --method rewind --iter 4701 --rounds 10
-      lottery results --group
-      lottery plot -o accuracy.png
-      lottery stability --from runs/resnet20/train-s1 --iter 4701 --density 80
-      lottery study run examples/renda2020-resnet20.toml
+        lottery train --arch resnet20
+        lottery rewind --iter 4701 --density 80
+        lottery rewind-lr --iter 4701 --density 80
+        lottery finetune --iter 4701 --density 80
+        lottery iterate --method rewind --iter 4701 --rounds 10
+        lottery results --group
+        lottery plot -o accuracy.png
+        lottery stability --from runs/resnet20/train-s1 --iter 4701 --density 80
+        lottery study run examples/renda2020-resnet20.toml
 
     Try it offline in a few minutes first: lottery demo
     """

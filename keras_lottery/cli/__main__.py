@@ -2,4 +2,5 @@
 
 from keras_lottery.cli import entry
 
-entry()
+if __name__ == "__main__":  # not when a documentation tool imports every module
+    entry()

@@ -23,12 +23,12 @@ def study():
     examples/renda2020-resnet20.toml and examples/demo-digits.toml).
 
     \b
-      lottery study plan FILE      what it would run (writes nothing)
-      lottery study run FILE       run it; re-run to resume
-      lottery study status FILE    finished / running / ... / pending
-      lottery study results FILE   the paper's selection of k, and study.csv
-      lottery study cancel FILE    cancel its Slurm jobs
-      lottery study calibrate      runs per device worth packing
+        lottery study plan FILE      what it would run (writes nothing)
+        lottery study run FILE       run it; re-run to resume
+        lottery study status FILE    finished / running / ... / pending
+        lottery study results FILE   the paper's selection of k, and study.csv
+        lottery study cancel FILE    cancel its Slurm jobs
+        lottery study calibrate      runs per device worth packing
     """
 
 

@@ -42,7 +42,7 @@ def build(name, num_classes=None, input_shape=None, weight_decay=None):
 
     Every argument is checked before any layer is built. `resnet8` is a tiny
     member of the ResNet family for tests and demos; `describe(name)` says
-    what each name is (see also SPEC §4).
+    what each name is.
 
     Args:
         name: one of `available()`.

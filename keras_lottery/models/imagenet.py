@@ -1,7 +1,7 @@
 """ImageNet ResNet-34 v1 (He et al. 2016), the official TensorFlow model's.
 
-For the paper's structured ImageNet configurations (`resnet34-A`/`-B`, SPEC
-§2.4): a 7×7 stride-2 stem convolution with 64 filters, batch norm and ReLU,
+For the paper's structured ImageNet configurations (`resnet34-A`/`-B`):
+a 7×7 stride-2 stem convolution with 64 filters, batch norm and ReLU,
 a 3×3 stride-2 max-pool, basic blocks (64, 3), (128, 4), (256, 6),
 (512, 3) with a 1×1 projection in the first block of every stage, global
 average pooling and a dense 512 → classes layer: 21,783,744 prunable weights

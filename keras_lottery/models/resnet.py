@@ -1,6 +1,6 @@
 """CIFAR ResNet v1 (He et al. 2016) as the paper's original code built it.
 
-Differences from most Keras ResNets, all deliberate (SPEC §4.2): the first
+Differences from most Keras ResNets, all deliberate (the original's): the first
 block of *every* stage has a 1×1 projection shortcut (stage 1's is 16→16,
 stride 1); stride-2 convolutions pad symmetrically and then use VALID
 padding; conv kernels use truncated LeCun-normal init, the classifier

@@ -164,9 +164,10 @@ def iterate(parent=None, *, method="rewind", iteration=None, rounds, rate=0.8,
         out: the study directory; default
             `<root>/<arch>/iterate-<method>-k<k>-r<rate%>-s<seed>`.
         seed: seed of every round; drawn and recorded when None.
-        dataset, data_dir, save_every, callbacks, verbose, root, jit_compile,
-            mixed_precision, steps_per_execution, strategy: as `rewind`
+        dataset, data_dir, save_every, callbacks, verbose, root: as `rewind`
             (callbacks see every round).
+        jit_compile, mixed_precision, steps_per_execution, strategy: as
+            `rewind`.
 
     Returns:
         The list of finished rounds' `Run`s.

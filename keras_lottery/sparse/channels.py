@@ -5,7 +5,7 @@ output. Channel-wise layers (batch norm, activations, padding, pooling,
 dropout) keep channel c as channel c; the kernel layers that take the channel
 next end its way: a convolution reads it as one input channel, a dense layer
 after a `Flatten` as the rows of that channel's positions. A filter's group
-(DESIGN item 24; Torch-Pruning's dependency graph) is its output slice, its
+(as Torch-Pruning's dependency graph has it) is its output slice, its
 channel in the layers on the way (the batch-norm channel) and every reader's
 input slice: removing one without the others changes what the network
 computes, or leaves work that computes nothing.

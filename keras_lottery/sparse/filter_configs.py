@@ -1,7 +1,7 @@
 """The paper's filter-pruning configurations: Li et al. (2017)'s layer lists.
 
 Renda et al. (2020) prune filters as Li et al.'s "Pruning Filters for
-Efficient ConvNets" does, with its configurations (SPEC §2.4): only the
+Efficient ConvNets" does, with its configurations: only the
 first convolution of a residual block (an even `conv_k`; `conv_1` is the
 stem) loses filters, skipping the layers Li et al. found sensitive, each
 listed layer a fraction f of its filters (per stage). On VGG-16, `conv_1`

@@ -1,17 +1,17 @@
 """The original code's other pruning functions, as registered pruners.
 
 The original (Renda et al.'s released code) chose a pruning function by a
-name (`--lottery_pruning_method`, SPEC §2.2–2.4); each family is a
+name (`--lottery_pruning_method`); each family is a
 registered pruner or argument here, and `keras_lottery.spec.pruning_methods`
 reads a name into them (`--pruning-method` on the command line):
 
-| name | here | SPEC |
-|---|---|---|
-| `prune_all_to_global_<p>` (the paper's) | pruner "magnitude", density p % | §2.3 |
-| `zprune_all_to_global_<p>` | pruner "zscore", density p % | §2.3 |
-| `prune_global_<p>[_fc]` | pruner "conv-global", remove=p % [fc=True] | §2.3 |
-| `zprune_global_<p>[_fc]` | pruner "conv-global", remove=p %, zscore=True | §2.3 |
-| `prune_<net>_<A|B>[_<i>]` | filters "<net>-<A|B>", level i (default 1) | §2.4 |
+| name | here |
+|---|---|
+| `prune_all_to_global_<p>` (the paper's) | pruner "magnitude", density p % |
+| `zprune_all_to_global_<p>` | pruner "zscore", density p % |
+| `prune_global_<p>[_fc]` | pruner "conv-global", remove=p % [fc=True] |
+| `zprune_global_<p>[_fc]` | pruner "conv-global", remove=p %, zscore=True |
+| `prune_<net>_<A|B>[_<i>]` | filters "<net>-<A|B>", level i (default 1) |
 
 What differs from the original: counts are exact (the k smallest scores,
 ties in model order) where it thresholded at an interpolated percentile
@@ -28,7 +28,7 @@ def zscores(kernel, mask):
     """|z| of the masked kernel's absolute weights, standardised per layer as
     the original does: for a 4-D kernel along the output channels at each
     (kh, kw, cin) position, for a 2-D one over the whole matrix; pruned
-    entries score 0 (SPEC §2.3)."""
+    entries score 0."""
     magnitude = np.abs(np.asarray(kernel, np.float64) * mask)
     axis = -1 if magnitude.ndim == 4 else None
     mean = magnitude.mean(axis=axis, keepdims=axis is not None)

@@ -6,7 +6,7 @@ kernel over (kh, kw, cin), filters already zero not counted. How many is
 rounded stochastically as the original rounds it: x = filters × fraction
 becomes int(x) + (u < x − int(x)), u drawn from Python's `random` seeded
 with 0 at each call, the layers taken in the order the network creates them
-(SPEC §2.4; a private `random.Random(0)`, so the global generator is left
+(a private `random.Random(0)`, so the global generator is left
 alone). The model's layer order is the order the paper's networks create
 their listed layers in.
 

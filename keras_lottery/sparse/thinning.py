@@ -14,7 +14,7 @@ per-channel constant: the next layer's bias, through the channel-wise layers
 after it. In a residual block whose first convolution lost every filter the
 branch is the second batch norm's shift, which the thinned network keeps
 exactly, as a per-channel offset (`keras.layers.Rescaling`) added to the
-shortcut where the `Add` was (DESIGN item 24).
+shortcut where the `Add` was.
 
 The thinned model is for **inference**: batch norm with its moving
 statistics, as the constants above are computed. Trained, its batch norms

@@ -10,8 +10,8 @@ run is a faithful miniature, except that it evaluates at most
 `SHORT_RUN_EVALUATIONS` (20) times. In `renda2020` (the default) a batch
 size B also scales the LR to 0.1·B/128, the original's rule.
 
-At T = 71,108 and batch 128, `renda2020` is exactly the original (SPEC
-§3–4): TF1 momentum 0.9, LR 0.1 dropped ×0.1 after steps 35,546 and 53,125;
+At T = 71,108 and batch 128, `renda2020` is exactly the original:
+TF1 momentum 0.9, LR 0.1 dropped ×0.1 after steps 35,546 and 53,125;
 checkpoints at 0, 4701, ..., 71108; evaluation every 10,000 steps from a
 run's first step, and at its end.
 """

@@ -3,8 +3,8 @@
 Device-hours count training images only (steps × batch size, evaluation
 left out) at one run per device, divided by the training throughput of one
 run. Without a measured figure, each architecture's estimate below is used;
-all are for the CPU (2 cores) this package was developed on, so a GPU study
-should pass its own, measured with `calibrate`.
+all were measured on, or scaled from, a 2-core CPU (the documentation's
+benchmarks page), so a GPU study should pass its own, measured with `calibrate`.
 """
 
 from keras_lottery import checks
@@ -12,13 +12,13 @@ from keras_lottery.errors import LotteryError
 
 # images/s of one training run at batch 128, and where the figure comes from.
 ESTIMATES = {
-    "resnet20": (468, "measured, 2 CPU cores (benchmarks/RESULTS.md, run D)"),
-    "resnet56": (103, "measured, 2 CPU cores (benchmarks/RESULTS.md, run C)"),
+    "resnet20": (468, "measured on a 2-core CPU; see the docs' benchmarks page"),
+    "resnet56": (103, "measured on a 2-core CPU; see the docs' benchmarks page"),
     "resnet110": (52, "ResNet-56's CPU figure scaled by depth, not measured"),
-    "resnet8": (844, "measured by study calibrate, 2 loaded CPU cores "
-                "(benchmarks/RESULTS.md)"),
-    "lenet300": (5429, "measured by study calibrate on digits, 2 loaded CPU "
-                 "cores (benchmarks/RESULTS.md)"),
+    "resnet8": (844, "measured by study calibrate on a loaded 2-core CPU; "
+                "see the docs' benchmarks page"),
+    "lenet300": (5429, "measured by study calibrate on digits, a loaded "
+                 "2-core CPU; see the docs' benchmarks page"),
     "vgg16": (60, "ResNet-20's CPU figure scaled by multiply-adds, not measured"),
     "vgg16_nofc": (61, "ResNet-20's CPU figure scaled by multiply-adds, not measured"),
     "conv2": (470, "ResNet-20's CPU figure scaled by multiply-adds, not measured"),

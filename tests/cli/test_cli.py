@@ -119,7 +119,7 @@ def test_full_disk_is_one_line_and_resumable(tmp_path, monkeypatch):
 
 # --- Bad input: one line naming the problem and the fix, exit status != 0,
 # no traceback, every existing run directory byte-for-byte untouched. Each
-# message fragment is also in README's table ("When something goes wrong").
+# message fragment is also in the docs' table (docs/how-to/bad-input.md).
 TINY = ["--arch", "resnet8", "--dataset", "synthetic", "--steps", "14",
         "--batch-size", "16", "-q"]
 # Children from k = 1 train 5 steps, evaluated and checkpointed at their end.
@@ -419,11 +419,11 @@ def test_bad_input_in_a_real_process_prints_one_line_and_no_traceback(
     assert snapshot(bad_input_folder) == before
 
 
-def test_bad_input_table_is_in_the_readme():
-    readme = (ROOT / "README.md").read_text()
+def test_bad_input_table_is_in_the_docs():
+    page = (ROOT / "docs" / "how-to" / "bad-input.md").read_text()
     missing = [case for case, _, _, fragment in BAD_INPUT
-               if fragment.replace("runs/parent", "RUN") not in readme.replace("runs/parent", "RUN")]
-    assert not missing, f"README's bad-input table lacks: {missing}"
+               if fragment.replace("runs/parent", "RUN") not in page.replace("runs/parent", "RUN")]
+    assert not missing, f"the docs' bad-input table lacks: {missing}"
 
 
 def test_iterate_controls_grouped_results_and_plots(tmp_path, monkeypatch):
