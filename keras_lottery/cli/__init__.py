@@ -16,6 +16,7 @@ from keras_lottery.cli import demo
 from keras_lottery.cli import results
 from keras_lottery.cli import study
 from keras_lottery.cli import train
+from keras_lottery.cli import worker
 from keras_lottery.version import __version__
 
 
@@ -51,9 +52,19 @@ def main():
     """
 
 
+def entry():
+    """The `lottery` program (and `python -m keras_lottery.cli`): marks when
+    the process started, which the first run it trains records as its
+    start-up (`keras_lottery.training.timing`), then runs `main`."""
+    from keras_lottery.training import timing
+
+    timing.set_origin(timing.process_started())
+    main()
+
+
 for command in (train.train, *train.DERIVED, train.iterate, train.run_request, results.results,
                 results.plot, analysis.stability, analysis.masks, analysis.thin, demo.demo,
-                data.data, study.study):
+                data.data, study.study, worker.worker):
     main.add_command(command)
 
 

@@ -45,10 +45,14 @@ def _warn(path, error):
               "with the best val_top1 (needs --val-split runs).")
 @click.option("--curve", is_flag=True, help="Print the (step, top-1) rows of "
               "every evaluation instead of one row per run.")
+@click.option("--timing", is_flag=True, help="Where each run's wall time went, "
+              "in seconds: start-up, data, build, compile (and tracing), train, "
+              "evaluate, checkpoint, their sum (wall) over its attempts; then "
+              "the sums over the runs.")
 @click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]),
               default="table", show_default=True)
 @options.friendly_errors
-def results(run_dirs, group, select, curve, fmt):
+def results(run_dirs, group, select, curve, timing, fmt):
     """Summarize runs: RUN_DIRS (run directories, folders of runs, study
     files) or every run under ./runs."""
     from keras_lottery.results import tables as report
@@ -57,8 +61,13 @@ def results(run_dirs, group, select, curve, fmt):
         raise click.UsageError("--select picks each run's result within a --group; "
                                "add --group (one row per run shows both final_top1 "
                                "and best_top1)")
+    if sum([group, curve, timing]) > 1:
+        raise click.UsageError("--group, --curve and --timing are different tables; "
+                               "give one")
     opened = open_runs(run_dirs)
-    if curve:
+    if timing:
+        click.echo(report.render(report.timing(opened), report.TIMING_COLUMNS, fmt))
+    elif curve:
         rows = [row for run in opened for row in report.curve(run)]
         click.echo(report.render(rows, report.CURVE_COLUMNS, fmt))
     elif group:

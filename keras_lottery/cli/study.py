@@ -110,7 +110,7 @@ ENGINES = ("local", "ray", "slurm")
 @click.option("--retry-failed", is_flag=True, help="Start failed runs (a NaN "
               "loss, say) again instead of leaving them and their dependents.")
 @click.option("--engine", type=click.Choice(ENGINES), default="local",
-              show_default=True, help="What starts the runs: local, each a process "
+              show_default=True, help="What starts the runs: local, warm worker processes "
               "on this machine's devices; ray, each a task on a Ray cluster "
               "(pip install 'keras-lottery[ray]'); slurm, Slurm jobs through "
               "submitit, submitted and left to the queue (pip install "
@@ -119,20 +119,38 @@ ENGINES = ("local", "ray", "slurm")
               "belongs to), HOST:PORT of its head, ray://HOST:PORT, or local (a new "
               "Ray instance on this machine) [default: RAY_ADDRESS, else the cluster "
               "last started on this machine, else a new local instance].")
+@click.option("--process-per-run", is_flag=True, help="Start each run in a process "
+              "of its own instead of warm workers (slower: each pays the start-up). "
+              "Local engine only.")
 @options.friendly_errors
-def run(file, workers, retry_failed, engine, address):
+def run(file, workers, retry_failed, engine, address, process_per_run):
     """Run FILE's study: every run in dependency order, longest chain
-    first, each its own process on its device. Re-run the same command to
+    first, on its device (locally, in warm worker processes that run one
+    run after another). Re-run the same command to
     resume after any interruption; two drivers on one study never train a
     run twice. With --engine slurm the command submits the jobs and
     returns; lottery study status FILE follows them."""
-    from keras_lottery.study import state
 
     if address is not None and engine != "ray":
         raise click.UsageError("--address is for --engine ray")
-    if workers is not None and engine != "local":
-        raise click.UsageError("--workers is for --engine local (Ray and Slurm "
-                               "pack runs by the file's runs_per_device)")
+    if (workers is not None or process_per_run) and engine != "local":
+        raise click.UsageError("--workers and --process-per-run are for --engine local "
+                               "(Ray and Slurm pack runs by the file's runs_per_device)")
+    warm = None
+    if engine == "local" and not process_per_run:
+        from keras_lottery.study.engines import local as engines
+
+        warm = engines.warmed_for(file)
+    try:
+        return _run(file, workers, retry_failed, engine, address, warm)
+    finally:
+        if warm is not None:
+            warm.close()
+
+
+def _run(file, workers, retry_failed, engine, address, warm):
+    from keras_lottery.study import state
+
     found = _plan(file)
     state.check_disk(found)
     if engine == "slurm":
@@ -149,7 +167,7 @@ def run(file, workers, retry_failed, engine, address):
         if engine == "ray":
             counts = _run_ray(file, found, address, retry_failed, progress)
         else:
-            counts = _run_local(file, found, workers, retry_failed, progress)
+            counts = _run_local(file, found, workers, retry_failed, progress, warm)
     finally:
         signal.signal(signal.SIGTERM, previous)
     click.echo(f"done: {counts['finished']} of {len(found.nodes)} runs finished"
@@ -165,7 +183,7 @@ def run(file, workers, retry_failed, engine, address):
             f"{found.study.root / layout.STUDY_LOGS_DIR}; --retry-failed starts failed runs again")
 
 
-def _run_local(file, found, workers, retry_failed, progress):
+def _run_local(file, found, workers, retry_failed, progress, engine):
     from keras_lottery.study import devices
     from keras_lottery.study.engines import local as engines
     from keras_lottery.study import state
@@ -173,7 +191,8 @@ def _run_local(file, found, workers, retry_failed, progress):
 
     names = devices.resolve(found.study.devices)
     state.write(found)
-    scheduler = Scheduler(found, engines.LocalEngine(), names,
+    engine = engine or engines.LocalEngine(warm=False)
+    scheduler = Scheduler(found, engine, names,
                           found.study.runs_per_device, workers, retry_failed, progress)
     click.echo(f"study {file}: {len(found.nodes)} runs under {found.study.root}; "
                f"{_counts_text(scheduler.found)}; devices {', '.join(names)}, "
@@ -235,8 +254,9 @@ def _interrupt(signum, frame):  # a SIGTERM (a cluster's preemption) as Ctrl-C
 @options.friendly_errors
 def status(file, images_per_second):
     """Count FILE's runs by status (finished, running, resumable, failed,
-    damaged, blocked, pending) and the device-hours left; name each damaged
-    run and why."""
+    damaged, blocked, pending), the throughput so far (runs/hour,
+    device-hours used) and the device-hours left; name each damaged run and
+    why."""
     from keras_lottery.study import state
 
     found = _plan(file)
@@ -251,6 +271,11 @@ def status(file, images_per_second):
             click.echo(f"  damaged: {state.damage(found.path(node))}")
     left = {n.id: state.remaining_steps(found, n, statuses[n.id]) for n in found.nodes}
     left = {k: v for k, v in left.items() if v}
+    from keras_lottery.study import estimates
+
+    used = estimates.throughput_line(found)
+    if used:
+        click.echo(used)
     click.echo(_hours_line(found, left, images_per_second, "device-hours left"))
     saved = state.read(found.study.root)
     if saved is not None and saved.get("file_sha256") != found.study.sha256:

@@ -51,16 +51,18 @@ from keras_lottery.data.normalization import standardize
 from keras_lottery.data.own_data import arrays
 from keras_lottery.data.own_data import read_npz
 from keras_lottery.data.pipeline import batch_indices
+from keras_lottery.data.pipeline import eval_input
 from keras_lottery.data.pipeline import EvalBatches
+from keras_lottery.data.pipeline import train_input
 from keras_lottery.data.pipeline import TrainBatches
 
 __all__ = [
     "CIFAR_URL", "DATASETS", "DOWNLOADS", "Dataset", "EvalBatches", "IMAGE_SHAPE",
     "MeanStd", "PAD", "PER_IMAGE", "TRAIN_SIZES", "TrainBatches", "arrays",
-    "augment", "batch_indices", "digits", "download", "load", "mean_std",
+    "augment", "batch_indices", "digits", "download", "eval_input", "load", "mean_std",
     "normalize_images", "own_fingerprint", "read_cifar10", "read_cifar100", "read_cifar100_binary",
     "read_cifar100_python", "read_cifar10_binary", "read_cifar10_python",
     "read_fashion_mnist", "read_mnist", "read_npz", "spec_name", "standardize",
-    "synthetic",
+    "synthetic", "train_input",
     "train_size",
 ]

@@ -19,12 +19,14 @@ from keras_lottery.sparse import pruning
 from keras_lottery.spec.methods import Masks
 from keras_lottery.spec.methods import Weights
 from keras_lottery.training import compile as compile_lib
+from keras_lottery.training import timing
 from keras_lottery.training.state import load_state
 
 
 def derive(request, *, verbose=1, callbacks=None):
     """Trains (or resumes, or finds finished) the run `request` (a
     `DeriveRequest`) asks for; returns its `Run`."""
+    clock = timing.Stopwatch("data")
     parent = parents.open_parent(request.parent, request.root)
     parents.check_precision(parent, request.execution.precision)
     request.execution.check_devices()
@@ -44,7 +46,7 @@ def derive(request, *, verbose=1, callbacks=None):
         build=lambda: parents.rebuild(parent, model_json, data), bounds=(start, end),
         init_seed=method.init_seed(found.spec.seed, parent.spec.seed),
         model_json=model_json, save_every=request.save_every,
-        root=root if request.out is None else None,
+        root=root if request.out is None else None, clock=clock,
         prepare=lambda model: start_state(model, parent, found.spec, data,
                                           request.execution, start))
     return lifecycle.run(job, verbose=verbose, callbacks=callbacks)

@@ -14,12 +14,14 @@ from keras_lottery.spec.requests import PAPER_DATASETS
 from keras_lottery.spec.requests import PAPER_VAL_SPLIT
 from keras_lottery.spec.runspec import RunSpec
 from keras_lottery.training import keras_optimizers
+from keras_lottery.training import timing
 
 
 
 def train(request, *, verbose=1, callbacks=None):
     """Trains (or resumes, or finds finished) the run `request` (a
     `TrainRequest`) asks for; returns its `Run`."""
+    clock = timing.Stopwatch("data")
     execution = request.execution.check_devices()
     network_lib.check_name(request.arch)  # before any data is read
     data = lifecycle.load_data(request.dataset, request.data_dir)
@@ -54,7 +56,7 @@ def train(request, *, verbose=1, callbacks=None):
                                         recipe.weight_decay),
         bounds=(0, recipe.steps), init_seed=found.spec.seed,
         model_json=network.model_json, save_every=request.save_every,
-        root=root if request.out is None else None)
+        root=root if request.out is None else None, clock=clock)
     return lifecycle.run(job, verbose=verbose, callbacks=callbacks,
                          check=lambda model: network_lib.check_fits(model, data))
 

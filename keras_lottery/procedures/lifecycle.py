@@ -36,6 +36,7 @@ from keras_lottery.training import compile as compile_lib
 from keras_lottery.training import evaluation
 from keras_lottery.training import keras_optimizers
 from keras_lottery.training import loop
+from keras_lottery.training import timing
 from keras_lottery.training.state import load_state
 
 # Datasets that are generated (synthetic) use a fixed seed, so the data is
@@ -62,6 +63,8 @@ class Job:
         save_every: steps between resume states.
         root: the root its default directory went under (recorded for its
             children), or None when its directory was given.
+        clock: the `timing.Stopwatch` started with the request (None: one
+            starts with the run).
     """
 
     found: object
@@ -75,6 +78,7 @@ class Job:
     prepare: object = None
     save_every: int = 1000
     root: object = None
+    clock: object = None
 
     @property
     def spec(self):
@@ -90,29 +94,40 @@ def run(job, *, verbose=1, callbacks=None, check=None):
     if finished(job.found, verbose):
         return job.found.run
     spec = job.spec
+    clock = timing.stopwatch(job.clock)
     with locked(job.found.path), job.execution.building():
+        clock.switch("build")
         keras.utils.set_random_seed(job.init_seed)
         model = job.execution.prepare(job.build())
         if check is not None:
             check(model)
+        clock.switch("compile")
         compile_lib.compile_model(model, spec.recipe, job.execution, lr=spec.lr)
-        the_run, position = open_run(job, model, verbose)
+        clock.switch("build")
+        the_run, position = open_run(job, model, verbose, clock)
         loop.fit(the_run, model, job.data, plan_for(spec, the_run, job.save_every),
-                 position=position, verbose=verbose, callbacks=callbacks)
+                 position=position, verbose=verbose, callbacks=callbacks, clock=clock)
     return the_run
 
 
-def open_run(job, model, verbose):
+def open_run(job, model, verbose, clock):
     """(run, position): the run resumed into `model`, or created after
     `job.prepare` set up its start state."""
     found = job.found
-    position = resume(found.run, model, verbose) if found.run else None
+    with clock.phase("checkpoint"):
+        position = resume(found.run, model, verbose) if found.run else None
     if position is None and job.prepare is not None:
         job.prepare(model)
     if found.run is not None:
         return found.run, position
+    with clock.phase("checkpoint"):
+        return _create(job, model), position
+
+
+def _create(job, model):
+    """The run directory of a new run, its start state set in `model`."""
+    found, data = job.found, job.data
     start, end = job.bounds
-    data = job.data
     new = Run.create(found.path, found.spec, RunRecord(
         status=record.RUNNING, start_step=start, end_step=end,
         density=pruning.density(model, found.spec.exclude), seed_drawn=found.seed_drawn,
@@ -125,7 +140,7 @@ def open_run(job, model, verbose):
     if job.model_json is not None:
         new.write_model_config(job.model_json)
     evaluation.write_hparams(new.path / layout.LOGS_DIR / "hparams", found.spec)
-    return new, position
+    return new
 
 
 def resume(run, model, verbose=1):

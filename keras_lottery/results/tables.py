@@ -13,6 +13,7 @@ import statistics
 
 from keras_lottery.errors import LotteryError
 from keras_lottery.spec.record import FINISHED
+from keras_lottery.spec.record import TIMING_PHASES
 from keras_lottery.runs import layout
 from keras_lottery.runs.run import Run
 
@@ -21,6 +22,8 @@ SUMMARY_COLUMNS = (
     "final_top1", "best_top1",
 )
 CURVE_COLUMNS = ("run", "seed", "step", "top1")
+# Where each run's wall time went (run.json's `timing`, in seconds).
+TIMING_COLUMNS = ("run", "status", *TIMING_PHASES, "wall", "attempts")
 GROUP_COLUMNS = (
     "arch", "dataset", "T", "method", "parent", "k", "density", "n",
     "top1_median", "top1_min", "top1_max",
@@ -34,6 +37,8 @@ FORMATS = ("table", "csv", "json")
 # Columns shown as percent in tables (fractions in files and Python,
 # percent for people).
 PERCENT_COLUMNS = ("density",)
+# Columns of seconds, shown to the hundredth in tables.
+SECONDS_COLUMNS = (*TIMING_PHASES, "wall")
 
 
 def summary(run):
@@ -57,6 +62,24 @@ def summary(run):
         "final_top1": top1[-1] if top1 else None,
         "best_top1": max(top1) if top1 else None,
     }
+
+
+def timing(runs):
+    """One row per run with its time by phase (`TIMING_COLUMNS`; None for
+    runs made before timings were kept), then a row of their sums (named
+    "all N runs").
+
+    Example:
+
+    >>> print(report.render(report.timing(runs), report.TIMING_COLUMNS))
+    """
+    rows = []
+    for run in runs:
+        found = run.config.get("timing") or {}
+        rows.append(dict({k: found.get(k) for k in TIMING_COLUMNS},
+                         run=str(run.path), status=run.status))
+    total = {k: round(sum(r[k] or 0 for r in rows), 3) for k in TIMING_COLUMNS[2:]}
+    return rows + [dict(total, run=f"all {len(rows)} runs", status=None)]
 
 
 def curve(run):
@@ -280,8 +303,8 @@ def render(rows, columns, fmt="table"):
         for row in rows:
             writer.writerow({c: _cell(row[c], plain=True) for c in columns})
         return buffer.getvalue().rstrip("\n")
-    cells = [[_cell(r[c], percent=c in PERCENT_COLUMNS) for c in columns]
-             for r in rows]
+    cells = [[_cell(r[c], percent=c in PERCENT_COLUMNS, seconds=c in SECONDS_COLUMNS)
+              for c in columns] for r in rows]
     widths = [max(len(x) for x in col) for col in zip(columns, *cells)]
     # Numbers right-aligned under a right-aligned heading, text left-aligned.
     numeric = [all(isinstance(r[c], (int, float)) or r[c] is None for r in rows)
@@ -296,13 +319,15 @@ def render(rows, columns, fmt="table"):
     return "\n".join(lines)
 
 
-def _cell(value, plain=False, percent=False):
+def _cell(value, plain=False, percent=False, seconds=False):
     if value is None or (isinstance(value, (list, tuple)) and not value):
         return "" if plain else "-"
     if isinstance(value, (list, tuple)):
         return ",".join(map(str, value))
     if percent and isinstance(value, (int, float)) and not plain:
         return f"{value * 100:.4g}%"
+    if seconds and isinstance(value, (int, float)) and not plain:
+        return f"{value:.2f}"
     if isinstance(value, float):
         return repr(value) if plain else f"{value:.4f}"
     return str(value)

@@ -1,6 +1,8 @@
 """A run's model and data back, from its files: `Run.load_model`,
 `Run.evaluation_data` and `Run.evaluate`."""
 
+import numpy as np
+
 from keras_lottery.models import network as arch_lib
 from keras_lottery import data as data_lib
 from keras_lottery.training import compile as compile_lib
@@ -85,12 +87,14 @@ def evaluation_data(run, split="test", dataset=None):
     if split not in ("test", "validation"):
         raise LotteryError('expected "test" or "validation"', param="split", value=split)
     data = _data(run, dataset)
-    test, val = evaluation.evaluation_sets(data, run.spec.val_split, batch_size=len(data.x_test))
+    test, val = evaluation.evaluation_split(data, run.spec.val_split)
     if split == "validation" and val is None:
         raise LotteryError(f"{run.path} held out no validation images (val_split 0)",
                            param="split", value=split)
-    batches = test if split == "test" else val
-    return batches[0] if len(batches) else (data.x_test[:0], data.y_test[:0])
+    x, y = test if split == "test" else val
+    if not len(x):
+        return x, y
+    return data_lib.normalize_images(x, data.normalize), np.asarray(y, np.int32)
 
 
 def evaluate(run, iteration="final", split="test", dataset=None):
@@ -98,8 +102,8 @@ def evaluate(run, iteration="final", split="test", dataset=None):
     data, as its metrics.csv records them at that step."""
     model = load_model(run, iteration)
     x, y = evaluation_data(run, split, dataset)
-    result = model.evaluate(x, y, batch_size=run.spec.recipe.batch_size, verbose=0,
-                            return_dict=True)
+    result = model.evaluate(x, y, verbose=0, return_dict=True,
+                            batch_size=evaluation.eval_batch_size(run.spec.recipe.batch_size))
     return {k: float(result[k]) for k in ("top1", "top5", "loss")}
 
 

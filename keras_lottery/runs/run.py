@@ -216,14 +216,15 @@ class Run:
         """Removes the resume states (the run has finished)."""
         shutil.rmtree(self.path / layout.RESUME_DIR, ignore_errors=True)
 
-    def stopped(self, error, interrupted, step):
-        """Marks the run interrupted (resumable) or failed at `step`; a full
-        disk here does not hide the first error."""
+    def stopped(self, error, interrupted, step, timing=None):
+        """Marks the run interrupted (resumable) or failed at `step`, adding
+        the attempt's `timing`; a full disk here does not hide the first
+        error."""
         interrupted = interrupted or isinstance(error, KeyboardInterrupt)
         status = record_lib.INTERRUPTED if interrupted else record_lib.FAILED
         try:
             self.set_status(status, error=f"{type(error).__name__}: {error}",
-                            failed_at_step=step)
+                            failed_at_step=step, **self._timing(timing))
         except Exception:
             pass
 
@@ -231,8 +232,14 @@ class Run:
         """A callback of the user's ended the run at `step`."""
         self.config.update(end_step=step, stopped_early=True)
 
-    def finished(self):
-        self.set_status(record_lib.FINISHED, error=None)
+    def finished(self, timing=None):
+        """Marks the run finished, adding the last attempt's `timing`."""
+        self.set_status(record_lib.FINISHED, error=None, **self._timing(timing))
+
+    def _timing(self, attempt):
+        if attempt is None:
+            return {}
+        return {"timing": record_lib.add_timing(self.config.get("timing"), attempt)}
 
     status = _field("status", "running, finished, failed or interrupted")
     mode = _field("mode", "the method's name")

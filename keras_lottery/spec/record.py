@@ -10,11 +10,16 @@ import dataclasses
 import typing
 
 from keras_lottery import checks
+from keras_lottery.errors import LotteryError
 
 RUNNING, FINISHED, FAILED = "running", "finished", "failed"
 INTERRUPTED = "interrupted"  # stopped by Ctrl-C; resumes like a killed run
 STATUSES = (RUNNING, FINISHED, FAILED, INTERRUPTED)
 BACKENDS = ("tensorflow", "jax", "torch", "numpy", "openvino")
+# Where a run's wall time goes (`keras_lottery.training.timing` says what
+# each phase covers); `timing` also holds their sum, "wall", and "attempts".
+TIMING_PHASES = ("startup", "data", "build", "compile", "train", "evaluate", "checkpoint")
+TIMING_KEYS = TIMING_PHASES + ("wall", "attempts")
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -40,6 +45,10 @@ class RunRecord:
             "torch"); None in runs written before it was recorded (their
             `versions` say).
         versions: the packages it ran with.
+        timing: where its wall time went: seconds per phase of
+            `TIMING_PHASES`, their sum `wall`, summed over its `attempts`
+            that ended (finished, failed or interrupted; an attempt killed
+            outright records nothing); None for runs made before it existed.
     """
 
     # What happened to it.
@@ -63,6 +72,7 @@ class RunRecord:
     execution: dict | None = None
     backend: str | None = None
     versions: dict | None = None
+    timing: dict | None = None
     # What every run.json has (missing ones are reported by name).
     REQUIRED: typing.ClassVar = ("status", "start_step", "end_step", "density")
 
@@ -76,6 +86,8 @@ class RunRecord:
             checks.choice(self.backend, "backend", BACKENDS)
         if self.input_shape is not None:
             object.__setattr__(self, "input_shape", tuple(self.input_shape))
+        if self.timing is not None:
+            _check_timing(self.timing)
 
     @classmethod
     def from_config(cls, config):
@@ -92,10 +104,26 @@ class RunRecord:
         """The record as run.json holds it (what did not happen left out)."""
         config = {k: list(v) if isinstance(v, tuple) else v
                   for k, v in dataclasses.asdict(self).items()}
-        for name in ("error", "failed_at_step", "stopped_early"):
+        for name in ("error", "failed_at_step", "stopped_early", "timing"):
             if not config[name]:
                 del config[name]
         return config
 
     def replace(self, **changes):
         return dataclasses.replace(self, **changes)
+
+
+def _check_timing(timing):
+    if not isinstance(timing, dict) or set(timing) - set(TIMING_KEYS) or not all(
+            checks.is_number(v) and v >= 0 for v in timing.values()):
+        raise LotteryError(f"expected a dict of non-negative seconds by phase "
+                           f"({', '.join(TIMING_KEYS)})", param="timing", value=timing)
+
+
+def add_timing(total, attempt):
+    """`total` (a run's `timing`, or None) with one more attempt's added."""
+    found = dict.fromkeys(TIMING_KEYS, 0)
+    for timing in filter(None, (total, attempt)):
+        for key, value in timing.items():
+            found[key] = round(found[key] + value, 3) if key != "attempts" else found[key] + value
+    return found

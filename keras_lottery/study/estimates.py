@@ -52,3 +52,33 @@ def device_hours(plan, steps_by_node=None, images_per_second=None):
             used[arch] = throughput(arch, images_per_second)
         hours += steps * batch / used[arch][0] / 3600
     return hours, used
+
+
+def throughput_line(plan):
+    """The study's throughput so far, from its runs' run.json: finished runs
+    per hour of wall-clock (from the first recorded attempt's start to the
+    last run.json written) and the device-hours its runs' attempts took
+    (their recorded wall time, each run on one device); "" before any run
+    recorded its time."""
+    import os
+
+    from keras_lottery.study import state
+
+    finished, device_seconds, starts, ends = 0, 0.0, [], []
+    for node in plan.nodes:
+        path = plan.path(node) / "run.json"
+        config = state.read_config(path) or {}
+        timing = config.get("timing")
+        if not isinstance(timing, dict) or not timing.get("attempts"):
+            continue
+        ended = os.path.getmtime(path)
+        device_seconds += timing.get("wall", 0.0)
+        starts.append(ended - timing.get("wall", 0.0))
+        ends.append(ended)
+        finished += config.get("status") == "finished"
+    if not ends:
+        return ""
+    span = max(max(ends) - min(starts), 1e-9)
+    return (f"throughput: {finished} runs finished, {finished * 3600 / span:,.0f} runs/hour "
+            f"over {span / 3600:.3g} h of wall-clock; {device_seconds / 3600:.3g} "
+            "device-hours used (the runs' recorded wall time)")

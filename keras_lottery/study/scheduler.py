@@ -95,6 +95,7 @@ class Scheduler:
                 self._release(node_id)
             raise
         finally:
+            getattr(self.engine, "close", lambda: None)()  # its idle workers
             self.report.close()
         final = self.final_statuses()
         if self.tidy:

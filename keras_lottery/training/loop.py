@@ -25,6 +25,7 @@ import numpy as np
 from keras_lottery import checks
 from keras_lottery import data as data_lib
 from keras_lottery.training import evaluation
+from keras_lottery.training import timing
 from keras_lottery.training.callbacks import IterationCheckpoint
 from keras_lottery.training.callbacks import StepCounter
 from keras_lottery.errors import LotteryError
@@ -77,28 +78,31 @@ class Plan:
         )
 
 
-def fit(run, model, data, plan, *, position=None, verbose=1, callbacks=()):
+def fit(run, model, data, plan, *, position=None, verbose=1, callbacks=(), clock=None):
     """Trains `model` from `position` (default: the plan's start) to the
     plan's end, writing the run's checkpoints, metrics and resume states;
     marks the run finished, or failed or interrupted (keeping every file
-    written so far).
+    written so far), with where the attempt's time went (`clock`, a
+    `timing.Stopwatch`).
 
     `callbacks` (Keras callbacks of the user's) see one training: batches
     numbered by global step, an "epoch" per evaluation with its metrics.
     """
+    clock = timing.stopwatch(clock)
+    clock.switch("data")
     position = plan.start if position is None else position
     # Rows after the state we resume from are recomputed, identically.
     run.truncate_metrics(position)
-    checkpoint = IterationCheckpoint(run.checkpoint_dir, plan.checkpoint_iters,
-                                     filename=run.checkpoint_pattern, save_final=False)
+    checkpoint = _TimedCheckpoint(clock, run.checkpoint_dir, plan.checkpoint_iters,
+                                  filename=run.checkpoint_pattern, save_final=False)
     checkpoint.set_model(model)  # a run resumed at its end fits nothing
     stops, saves = plan.stops(position), plan.saves(position)
     user = GlobalSteps(callbacks, position)
-    log = _EvaluationLog(run, model, data, plan, verbose, user)
+    log = _EvaluationLog(run, model, data, plan, verbose, user, clock)
     guard = _NanGuard(stops)
     summaries = evaluation.TrainSummaries(run.logs_dir / "train", plan.summary_every,
                                           plan.lr_at)
-    callbacks = [guard, checkpoint, summaries, user] + (
+    callbacks = [_Phases(clock), guard, checkpoint, summaries, user] + (
         [log.progress] if log.progress else [])
     interrupts = _Interrupts()
     try:
@@ -107,19 +111,18 @@ def fit(run, model, data, plan, *, position=None, verbose=1, callbacks=()):
         if position in plan.eval_steps and position not in log.logged():
             log(position)
         for stop in stops:
-            batches = data_lib.TrainBatches(
-                data.x_train, data.y_train, plan.batch_size, seed=plan.seed,
-                start_step=position, num_steps=stop - position,
-                augment=data.augment, normalize=data.normalize,
-            )
+            clock.switch("data")  # until the segment's first step
             # shuffle=False: Keras would otherwise permute a PyDataset's
             # batches within each segment, breaking data order = f(seed, step).
-            model.fit(batches, steps_per_epoch=stop - position,
-                      callbacks=callbacks, verbose=0, shuffle=False)
+            model.fit(data_lib.train_input(data, plan.batch_size, plan.seed, position,
+                                           stop - position),
+                      steps_per_epoch=stop - position, callbacks=callbacks, verbose=0,
+                      shuffle=False)
             position = stop
             if stop in plan.eval_steps:
                 log(stop)
-            _keep_latest_state(run, model, stop, saves, plan.checkpoint_iters)
+            with clock.phase("checkpoint"):
+                _keep_latest_state(run, model, stop, saves, plan.checkpoint_iters)
             if model.stop_training:  # a user's callback (early stopping)
                 run.stopped_early(stop)
                 break
@@ -127,11 +130,45 @@ def fit(run, model, data, plan, *, position=None, verbose=1, callbacks=()):
         user.finish()
         run.clear_resume_states()
     except BaseException as e:
-        run.stopped(e, interrupts.seen, max(position, guard.step))
+        run.stopped(e, interrupts.seen, max(position, guard.step), clock.timing())
         raise
     finally:
         interrupts.close()
-    run.finished()
+    run.finished(clock.timing())
+
+
+class _Phases(keras.callbacks.Callback):
+    """Charges each segment's first step to training (what came before it
+    in `fit` was making its input), and the run's very first step, which
+    traces the training function, to compiling."""
+
+    def __init__(self, clock):
+        super().__init__()
+        self.clock = clock
+        self.segment_began = self.traced = False
+
+    def on_train_begin(self, logs=None):
+        self.segment_began = False
+
+    def on_train_batch_begin(self, batch, logs=None):
+        if not self.segment_began:
+            self.segment_began = True
+            self.clock.switch("train" if self.traced else "compile")
+
+    def on_train_batch_end(self, batch, logs=None):
+        if not self.traced:
+            self.traced = True
+            self.clock.switch("train")
+
+
+class _TimedCheckpoint(IterationCheckpoint):
+    def __init__(self, clock, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.clock = clock
+
+    def save(self, iteration):
+        with self.clock.phase("checkpoint"):
+            super().save(iteration)
 
 
 class _Interrupts:
@@ -172,10 +209,13 @@ class _EvaluationLog:
     """Evaluates, appends the metrics row, writes its events, prints it,
     and tells the user's callbacks."""
 
-    def __init__(self, run, model, data, plan, verbose, user):
+    def __init__(self, run, model, data, plan, verbose, user, clock):
         self.run, self.model, self.verbose, self.user = run, model, verbose, user
-        self.exclude, self.lr_at = plan.exclude, plan.lr_at
+        self.exclude, self.lr_at, self.clock = plan.exclude, plan.lr_at, clock
+        # Made once: each evaluation then reuses the pipeline and the traced
+        # function.
         self.sets = evaluation.evaluation_sets(data, plan.val_split, plan.batch_size)
+        self.traced = evaluation.FirstStep(clock)
         self.summaries = evaluation.Summaries(run.logs_dir / "eval")
         # A progress bar in a terminal; in a log file, a line per evaluation.
         bar = verbose == 1 and _interactive()
@@ -186,10 +226,12 @@ class _EvaluationLog:
         return {m["step"] for m in self.run.metrics}
 
     def __call__(self, step):
-        row = evaluation.evaluate(self.model, self.sets, step, time.time() - self.began,
-                                  self.lr_at, exclude=self.exclude)
-        self.run.append_metrics(row)
-        self.summaries.write(row)
+        with self.clock.phase("evaluate"):
+            row = evaluation.evaluate(self.model, self.sets, step, time.time() - self.began,
+                                      self.lr_at, exclude=self.exclude,
+                                      callbacks=[self.traced])
+            self.run.append_metrics(row)
+            self.summaries.write(row)
         self.user.evaluated(row)
         if not self.verbose:
             return

@@ -207,3 +207,35 @@ def test_bad_train_arguments(small, kwargs):
 def test_mismatched_labels(small):
     with pytest.raises(LotteryError, match="labels of shape"):
         data.EvalBatches(small.x_test, small.y_test[:-1], 4)
+
+
+# -- What model.fit and model.evaluate are given ---------------------------------
+
+
+@pytest.mark.parametrize("sliced", [True, False])
+def test_train_input_holds_the_train_batches_with_kerass_shapes(small, monkeypatch, sliced):
+    from keras_lottery.data import pipeline
+
+    if not sliced:  # every segment made batch by batch, as long ones are
+        monkeypatch.setattr(pipeline, "SLICED_BYTES", 0)
+    made = data.train_input(small, 8, seed=3, start_step=5, num_steps=4)
+    batches = data.TrainBatches(small.x_train, small.y_train, 8, seed=3, start_step=5,
+                                num_steps=4, augment=small.augment)
+    # The batch size left unknown, as Keras makes it from a PyDataset.
+    assert [tuple(s.shape) for s in made.element_spec] == [(None, 32, 32, 3), (None,)]
+    found = [(x.numpy(), y.numpy()) for x, y in made]
+    assert len(found) == 4
+    for (x, y), (bx, by) in zip(found, (batches[i] for i in range(4))):
+        np.testing.assert_array_equal(x, bx)
+        np.testing.assert_array_equal(y, by)
+
+
+def test_eval_input_holds_the_eval_batches_with_an_unknown_batch_size(small):
+    made = data.eval_input(small.x_test, small.y_test, 6, small.normalize)
+    batches = data.EvalBatches(small.x_test, small.y_test, 6, normalize=small.normalize)
+    assert [tuple(s.shape) for s in made.element_spec] == [(None, 32, 32, 3), (None,)]
+    found = list(made)
+    assert len(found) == len(batches)
+    for (x, y), (bx, by) in zip(found, (batches[i] for i in range(len(batches)))):
+        np.testing.assert_array_equal(x.numpy(), bx)
+        np.testing.assert_array_equal(y.numpy(), by)

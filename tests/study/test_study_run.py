@@ -55,6 +55,13 @@ def test_a_study_runs_every_run_as_its_single_command_with_2_workers(reference, 
     status = _in_process(folder, monkeypatch, "status", "study.toml")
     assert "  finished        5" in status.output, status.output
     assert "device-hours left: 0 (nothing left to train)" in status.output
+    # Throughput from the runs' recorded time: runs/hour and device-hours used.
+    used = sum(Run.open(root / name).config["timing"]["wall"] for name in RUNS) / 3600
+    found = re.search(r"^throughput: 5 runs finished, ([\d,]+) runs/hour over \S+ h of "
+                      r"wall-clock; (\S+) device-hours used", status.output, flags=re.M)
+    assert found, status.output
+    assert int(found[1].replace(",", "")) > 0
+    assert float(found[2]) == pytest.approx(used, rel=0.01)
     again = _in_process(folder, monkeypatch, "run", "study.toml")  # starts nothing
     assert again.exit_code == 0 and _finished_lines(again.output) == []
     logs = [(root / "study-logs" / f"{name}.log").read_text() for name in RUNS]
