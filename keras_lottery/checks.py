@@ -76,6 +76,12 @@ def percent_text(fraction):
     return f"{percent:g}" if percent > 1 else f"{percent:g}%"
 
 
+def percent_shown(fraction):
+    """A density as tables and progress lines show it: percent with its
+    sign (0.2 -> "20%", 0.005 -> "0.5%")."""
+    return f"{float(f'{fraction * 100:.6g}'):g}%"
+
+
 def percent(value, param):
     """A density typed in percent (the command line's "80" or "0.5%", a
     study file's 80 or "0.5%") as the fraction the library takes.

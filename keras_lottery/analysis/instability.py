@@ -216,7 +216,8 @@ def _applies(run, k, density, verbose):
     elif (density is not None and checks.is_number(density) and 0 < density <= 1
           and not parents.can_prune_to(run, density)):
         # The rule `rewind` applies, so no run left in refuses the analysis.
-        why = f"its density {parents.density_limit(run):.4g} is not above {density:g}"
+        why = (f"its density {checks.percent_shown(parents.density_limit(run))} is not above "
+               f"{checks.percent_shown(density)}")
     if why and verbose:
         print(f"skipping {run.path}: {why}")
     return why is None
@@ -328,7 +329,8 @@ def _train_copies(plan):
     done = []
     for index, seed in enumerate(plan.seeds):
         if plan.options["verbose"]:
-            what = "branch" if plan.density is None else f"rewind to density {plan.density:g}"
+            what = ("branch" if plan.density is None
+                    else f"rewind to density {checks.percent_shown(plan.density)}")
             print(f"copy {index + 1}/{len(plan.seeds)}: {what} from k={plan.iteration}, seed {seed}")
         request = _copy_request(plan.parent, plan.iteration, plan.density, seed,
                                 layout.copy_dir(plan.path, index),

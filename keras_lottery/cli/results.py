@@ -3,6 +3,7 @@
 
 import click
 
+from keras_lottery import checks
 from keras_lottery.cli import options
 
 
@@ -76,7 +77,7 @@ def results(run_dirs, group, select, curve, timing, fmt):
         for row in rows:
             for note in row["notes"]:
                 click.echo(f"Warning: the group {row['arch']} {row['method']} "
-                           f"k={row['k']} density {row['density']:g} mixes runs: "
+                           f"k={row['k']} density {checks.percent_shown(row['density'])} mixes runs: "
                            f"{note}", err=True)
     else:
         rows = [report.summary(run) for run in opened]

@@ -2,6 +2,7 @@
 
 import click
 
+from keras_lottery import checks
 from keras_lottery.spec import methods
 from keras_lottery.cli import options
 
@@ -142,7 +143,7 @@ def iterate(parent, method, iteration, rounds, rate, layer_rates, scope, exclude
 
     done = chains.iterate(request, verbose=options.verbosity(quiet))
     for run in done:
-        click.echo(f"finished: {run.path} (density {run.density:.4g})")
+        click.echo(f"finished: {run.path} (density {checks.percent_shown(run.density)})")
 
 
 @click.command("run-request", hidden=True)

@@ -1,6 +1,7 @@
 """Iterative pruning: an `iterate` chain of rounds, each derived from the
 last (`keras_lottery.iterate`)."""
 
+from keras_lottery import checks
 from keras_lottery import files
 from keras_lottery.procedures import derive as derive_lib
 from keras_lottery.procedures import lifecycle
@@ -58,7 +59,7 @@ def _rounds(request, chain, base, verbose, callbacks):
         asked = _round(request, chain, index, base)(previous)
         if verbose:
             print(f"round {index}/{request.rounds}: {request.method} to density "
-                  f"{asked.density:g}")
+                  f"{checks.percent_shown(asked.density)}")
         previous = derive_lib.derive(asked, verbose=verbose, callbacks=callbacks)
         done.append(previous)
     return done

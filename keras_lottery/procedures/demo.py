@@ -11,6 +11,7 @@ import dataclasses
 import pathlib
 
 from keras_lottery.spec import methods
+from keras_lottery import checks
 from keras_lottery import procedures
 from keras_lottery.spec import recipe
 from keras_lottery.results import tables as report
@@ -92,7 +93,7 @@ def run(out=DEFAULT_OUT, quick=False, verbose=1, echo=print):
         made.append(base)
         for density in plan.densities:
             for method in METHODS:
-                note(f"{method.name} k={k} density {density:g} seed {seed}")
+                note(f"{method.name} k={k} density {checks.percent_shown(density)} seed {seed}")
                 made.append(procedures.PROCEDURES[method.name](
                     base, iteration=k, density=density, seed=seed, root=out,
                     verbose=inner,

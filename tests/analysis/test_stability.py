@@ -170,9 +170,9 @@ def test_a_study_is_analysed_run_by_run_skipping_runs_that_cannot_be(
     assert [r.path for r in found] == [pruned.path]
     assert found[0].barriers == pruned.barriers
     said = capsys.readouterr().out
-    assert f"skipping {sparse.path}: its density 0.1 is not above 0.2" in said
+    assert f"skipping {sparse.path}: its density 10% is not above 20%" in said
     # A run at exactly the density asked can't be pruned to it either.
-    assert f"skipping {equal.path}: its density 0.2 is not above 0.2" in said
+    assert f"skipping {equal.path}: its density 20% is not above 20%" in said
     done = CliRunner().invoke(main, ["stability", "--from", str(study), "--iter", str(K),
                                      "--density", "20", "--seed", "1", "--points", "5"])
     assert done.exit_code == 0, done.output

@@ -432,7 +432,7 @@ def test_iterate_controls_grouped_results_and_plots(tmp_path, monkeypatch):
     result = _invoke("iterate", "--iter", "4", "--rounds", "2", "--seed", "1", "-q")
     assert result.exit_code == 0, result.output
     study = pathlib.Path("runs/resnet8/iterate-rewind-k4-r80-s1")
-    assert "density 0.8)" in result.output and "density 0.64)" in result.output
+    assert "density 80%)" in result.output and "density 64%)" in result.output
     assert sorted(p.name for p in study.iterdir()) == ["iterate.json", "round-1", "round-2"]
     for command in (["random", "--iter", "4"], ["lowlr-rewind", "--iter", "4"], ["reinit"]):
         result = _invoke(*command, "--density", "50", "--seed", "2", "-q")
@@ -566,8 +566,8 @@ def test_iterate_takes_rewind_lr_in_either_spelling(bad_input_folder, tmp_path, 
                      if line.startswith(("round", "finished"))])
     # One study, printed the same way whichever spelling was typed.
     assert said[0] == said[1] == [
-        "round 1/1: rewind_lr to density 0.8",
-        "finished: runs/lenet300/iterate-rewind-lr-k1-r80-s0/round-1 (density 0.8)"]
+        "round 1/1: rewind_lr to density 80%",
+        "finished: runs/lenet300/iterate-rewind-lr-k1-r80-s0/round-1 (density 80%)"]
     assert keras_lottery.Run.open(
         "runs/lenet300/iterate-rewind-lr-k1-r80-s0/round-1").spec.mode == "rewind_lr"
     # The command itself also takes either spelling.
@@ -631,7 +631,7 @@ def test_results_group_splits_datasets_and_lengths_and_warns_about_repeated_seed
     assert sorted((r["dataset"], r["T"], r["n"], r["seeds"]) for r in rows) == [
         ("digits", "4", "1", "0"), ("synthetic", "40", "2", "1,1")]
     assert result.stderr.splitlines() == [
-        "Warning: the group resnet8 rewind k=3 density 0.8 mixes runs: seeds repeat (1, 1)"]
+        "Warning: the group resnet8 rewind k=3 density 80% mixes runs: seeds repeat (1, 1)"]
     table = CliRunner().invoke(main, ["results", str(folder)]).stdout.splitlines()
     assert {"dataset", "T", "seed"} <= set(table[0].split())
 

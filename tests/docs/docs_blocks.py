@@ -61,11 +61,31 @@ _FLOAT4 = re.compile(r"\d+\.\d{4}\b")
 def same_output(expected, actual, tolerance=0.003):
     """Whether two outputs agree: line by line, after trailing spaces; four-
     decimal numbers (accuracies, one test image being 0.0028 on the digits)
-    within `tolerance`, everything else exactly. Returns (ok, first difference)."""
+    within `tolerance`, everything else exactly; an expected line `...`
+    stands for any lines (a long command's progress). Returns (ok, first
+    difference)."""
     actual = [line.rstrip() for line in actual]
     expected = [line.rstrip() for line in expected]
-    if len(actual) != len(expected):
-        return False, f"{len(expected)} lines expected, {len(actual)} printed"
+    if "..." not in expected:
+        if len(actual) != len(expected):
+            return False, f"{len(expected)} lines expected, {len(actual)} printed"
+        return _lines_agree(expected, actual, tolerance)
+    cut = expected.index("...")
+    head, rest = expected[:cut], expected[cut + 1:]
+    ok, difference = _lines_agree(head, actual[:cut], tolerance)
+    if not ok or len(actual) < cut:
+        return False, difference or f"{cut} lines expected before '...'"
+    # The lines after '...' at the first place they agree, the rest likewise.
+    seen = []
+    for start in range(cut, len(actual) + 1):
+        ok, difference = same_output(rest, actual[start:], tolerance)
+        if ok:
+            return True, ""
+        seen.append(difference)
+    return False, seen[0] if seen else "no lines after '...'"
+
+
+def _lines_agree(expected, actual, tolerance):
     for want, got in zip(expected, actual):
         if _FLOAT4.sub("#", want) != _FLOAT4.sub("#", got):
             return False, f"expected {want!r}\n     got {got!r}"

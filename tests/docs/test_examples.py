@@ -51,6 +51,7 @@ def test_the_pages_have_examples_and_samples_to_check():
     assert "lottery demo --quick" in commands
     assert any(c.startswith("lottery study plan examples/") for c in commands)
     assert any(c.startswith("lottery masks") for c in commands)
+    assert any(c.startswith("lottery stability") for c in commands)
     assert any(output and output[-1].startswith("Error:") for _, _, output in SAMPLES)
 
 
