@@ -3,7 +3,8 @@
 A study file (TOML) names the base networks (arch, dataset, recipe, seeds),
 the one-shot and iterative sweeps (methods, rewind points k, densities) and
 the controls. The study is a dependency graph of ordinary runs, each made
-by one typed request run as a `lottery` command in its own process, in a
+by one typed request run as a `lottery` command (in a warm worker that
+runs run after run, or in a process of its own), in a
 deterministic directory under the study's root; every state lives on disk
 (each run's run.json and lock), so re-running the driver is how a study
 resumes.

@@ -1,7 +1,8 @@
 """The devices a study's runs go to, and each run's environment.
 
-One process per run: TensorFlow hands GPU memory back only when its
-process exits. Each run sees one device through `CUDA_VISIBLE_DEVICES`
+TensorFlow hands GPU memory back only when its process exits, so a
+process (a warm worker, or a run's own) keeps to one device: each run sees
+one device through `CUDA_VISIBLE_DEVICES`
 ("" for the CPU), with memory growth on (TensorFlow) and preallocation off
 (JAX), so `runs_per_device` runs can share one GPU.
 """

@@ -1,11 +1,12 @@
 """The Ray engine (issue 13) on a real local Ray cluster of this machine,
 `ray.init(num_cpus=2, num_gpus=2)` (two logical GPUs).
 
-Packing, dependencies and retries are checked with a stand-in interpreter
-that records when each run starts and ends and writes a finished run.json
-(a real run takes 15 s here); the tiny digits study then runs for real,
-one run's process killed with SIGKILL mid-training, and must equal the
-single-machine engine's study."""
+Packing, dependencies, retries and the reuse of warm workers are checked
+with a stand-in warm worker that records when each run starts and ends and
+writes a finished run.json (a real run takes 15 s here); the tiny digits
+study then runs for real, the warm worker training one run killed with
+SIGKILL mid-training, and must equal the single-machine engine's study.
+tests/study/test_raycluster.py runs it on a cluster of two Ray nodes."""
 
 import json
 import logging
@@ -37,32 +38,36 @@ from tiny_study import make_folder
 
 ray = pytest.importorskip("ray", reason="Ray is not installed: pip install '.[ray]'")
 
-# A stand-in for the interpreter a run's task starts: `-m keras_lottery.cli
-# run-request REQUEST`. It appends "start"/"end" events, may kill itself or
-# its worker on a first attempt, and leaves a finished run.json in the
-# request's out.
+# A stand-in for the interpreter of the warm worker a run's task keeps:
+# `-m keras_lottery.cli worker`, reading `{"argv": ["run-request", REQUEST],
+# "log": path}` lines. For each it appends "start"/"end" events (with its
+# pid), may kill itself or its Ray worker on a first attempt, and leaves a
+# finished run.json in the request's out.
 FAKE = """#!{python}
 import json, os, signal, sys, time
-argv = sys.argv[3:]
-out = json.loads(argv[1])["out"]
-os.makedirs(out, exist_ok=True)
 events = {events!r}
-def event(kind):
+def event(kind, out):
     with open(events, "a") as f:
         f.write(json.dumps([kind, time.time(), out, os.environ.get("CUDA_VISIBLE_DEVICES"),
                             os.getpid()]) + "\\n")
-event("start")
-first = not os.path.exists(os.path.join(out, "attempted"))
-open(os.path.join(out, "attempted"), "a").close()
-if first and {kill!r} == "run":
-    os.kill(os.getpid(), signal.SIGKILL)
-if first and {kill!r} == "worker":
-    os.kill(os.getppid(), signal.SIGKILL)
-    sys.exit(3)
-time.sleep({seconds!r})
-with open(os.path.join(out, "run.json"), "w") as f:
-    json.dump({{"status": "finished"}}, f)
-event("end")
+def serve(argv):
+    out = json.loads(argv[1])["out"]
+    os.makedirs(out, exist_ok=True)
+    event("start", out)
+    first = not os.path.exists(os.path.join(out, "attempted"))
+    open(os.path.join(out, "attempted"), "a").close()
+    if first and {kill!r} == "run":
+        os.kill(os.getpid(), signal.SIGKILL)
+    if first and {kill!r} == "worker":
+        os.kill(os.getppid(), signal.SIGKILL)
+        sys.exit(3)
+    time.sleep({seconds!r})
+    with open(os.path.join(out, "run.json"), "w") as f:
+        json.dump({{"status": "finished"}}, f)
+    event("end", out)
+for line in sys.stdin:
+    serve(json.loads(line)["argv"])
+    print(json.dumps({{"returncode": 0}}), flush=True)
 """
 
 PACKED = """
@@ -141,8 +146,9 @@ def test_four_runs_at_half_a_gpu_each_and_children_after_their_parents(
     for node in plan.nodes:
         if node.parent is not None:
             assert started[str(plan.path(node))] >= ended[str(plan.path(node.parent))]
-    # max_calls=1: every run's task had a worker process of its own.
-    assert len({pid for kind, *_, pid in found if kind == "start"}) == 12
+    # A Ray worker's warm worker ran several runs (Ray's default for a GPU
+    # task, max_calls=1, would start one for every run).
+    assert len({pid for kind, *_, pid in found if kind == "start"}) < 12
     logs = [state.log_path(plan, n).read_text() for n in plan.nodes]
     assert all(log.count("$ lottery ") == 1 for log in logs)
 
@@ -206,6 +212,30 @@ def test_a_failed_run_blocks_its_children_and_is_reported(cluster, tmp_path):
     assert counts[state.BLOCKED] == 1
     assert len(failures) == 1 and failures[0][0] == "lenet300/train-s1"
     assert "after exit status 5" in failures[0][1], failures
+
+
+def test_a_process_keeps_one_warm_worker_replaced_after_its_runs_or_when_idle(
+        tmp_path, monkeypatch):
+    python, _ = _fake(tmp_path, seconds=0)
+    monkeypatch.setattr(noderun, "RUNS_PER_WORKER", 2)
+    monkeypatch.setattr(noderun, "IDLE_SECONDS", 1.0)
+    warm = noderun.WarmWorkers()
+
+    def run_on(device):
+        worker = warm.take(python, device, None)
+        worker.send(["run-request", json.dumps({"out": str(tmp_path / "out")})],
+                    tmp_path / "log")
+        assert worker.wait(30) == 0
+        warm.give_back(worker)
+        return worker
+
+    first, second, third = (run_on("cpu") for _ in range(3))
+    assert first is second and third is not second  # replaced after 2 runs
+    assert second.process.wait(30) == 0
+    other = run_on("0")  # another device: another worker
+    assert other is not third and third.process.wait(30) == 0
+    time.sleep(3)  # idle: it ends
+    assert other.process.poll() == 0 and warm.kept is None
 
 
 def test_visibility_problems_name_the_node_and_the_path(cluster, tmp_path):

@@ -1,8 +1,9 @@
 """Engines: what starts a node's process. An engine only dispatches.
 
-- `local`: one process per run on this machine (also what runs a Slurm
-  job's bundle);
-- `ray`: the plan as Ray tasks, parents' tasks as dependencies;
+- `local`: warm workers on this machine, each running run after run (also
+  what runs a Slurm job's bundle);
+- `ray`: the plan as Ray tasks, parents' tasks as dependencies, each Ray
+  worker running its tasks through the warm worker it keeps;
 - `slurm`: the plan as Slurm job arrays, one per dependency wave, through
   submitit; `bundle`: what one such job runs; `slurmconfig`: the study
   file's [slurm] section;

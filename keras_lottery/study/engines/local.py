@@ -90,11 +90,8 @@ class LocalEngine:
                 self.idle.remove(worker)
                 return worker
         self.workers_started += 1
-        return Worker(device, subprocess.Popen(
-            [self.python, "-m", "keras_lottery.cli", "worker"],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-            env=devices_lib.environment(device, self.environ), preexec_fn=self.preexec,
-            text=True, bufsize=1))
+        return start_worker(self.python, device, devices_lib.environment(device, self.environ),
+                            self.preexec)
 
     def warm_up(self, device):
         """Starts a worker on `device` now, unless one waits there already."""
@@ -165,6 +162,15 @@ def warmed_for(file):
     for name in names:
         engine.warm_up(name)
     return engine
+
+
+def start_worker(python, device, env, preexec=None):
+    """A new warm worker (`python -m keras_lottery.cli worker`) on `device`,
+    in the environment `env`."""
+    return Worker(device, subprocess.Popen(
+        [python, "-m", "keras_lottery.cli", "worker"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+        env=env, preexec_fn=preexec, text=True, bufsize=1))
 
 
 class Worker:

@@ -2,11 +2,19 @@
 
 The worker has the study root and the node, not the plan. It claims the
 node (waiting while another driver's process holds it), reads its status
-again, tidies what a killed attempt left, and runs the node's `lottery`
-command as a child process, its output appended to the node's log. The
-child is polled, so an interruption (a cancelled task) reaches it as
-Ctrl-C and the run marks itself resumable (it resumes from its latest
-saved state).
+again, tidies what a killed attempt left, and hands the node's `lottery`
+command to a warm worker (`lottery worker`, as the local engine's) that
+this process keeps from one node to the next, its output appended to the
+node's log. So the backend's import and start-up are paid once per warm
+worker, not once per run. The warm worker is polled, so an interruption
+(a cancelled task) reaches it as Ctrl-C and the run marks itself
+resumable (it resumes from its latest saved state); a warm worker that
+dies (killed, out of memory) ends its run as a killed process would.
+
+A process keeps one warm worker, for one interpreter, device and backend;
+it is replaced after `RUNS_PER_WORKER` runs, by a node on another device,
+after an interruption, and it ends when left idle `IDLE_SECONDS` (handing
+its device's memory back) or when this process ends (its input closes).
 """
 
 import os
@@ -14,16 +22,22 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 
 from keras_lottery.study import claims
 from keras_lottery.study import devices as devices_lib
 from keras_lottery.study import state
+from keras_lottery.study.engines import local
 
 # Seconds between looks at a node another process holds.
 WAIT_SECONDS = 5.0
 # Seconds an interrupted run has to mark itself resumable before it is killed.
 GRACE_SECONDS = 60.0
+# Runs a warm worker makes before a new one replaces it (as the local engine's).
+RUNS_PER_WORKER = 25
+# Seconds a warm worker waits for this process's next node before it ends.
+IDLE_SECONDS = 30.0
 
 
 class RunKilled(RuntimeError):
@@ -47,7 +61,7 @@ def visible(paths):
     return {"host": socket.gethostname(), "files": found}
 
 
-def run(root, node, python=None, device=None, backend=None):
+def run(root, node, python=None, device=None, backend=None, where=None):
     """Runs `node` under `root` to its end; returns (status, seconds).
 
     Args:
@@ -55,6 +69,7 @@ def run(root, node, python=None, device=None, backend=None):
             for the CPU.
         backend: the Keras backend the run trains on (the driver's); None:
             this process's.
+        where: where it runs, for the log (default: "host NAME").
 
     Raises:
         RunKilled: the process died by a signal.
@@ -68,7 +83,8 @@ def run(root, node, python=None, device=None, backend=None):
         state.tidy_in(root, node)
         started = time.monotonic()
         returncode = _child(root, node, python or sys.executable,
-                            device or devices_lib.CPU, backend)
+                            device or devices_lib.CPU, backend,
+                            where or f"host {socket.gethostname()}")
         status = state.status_in(root, node, claimed=True)
     finally:
         claim.release()
@@ -91,31 +107,77 @@ def _claim(root, node):
         time.sleep(WAIT_SECONDS)
 
 
-def _child(root, node, python, device, backend):
+def _child(root, node, python, device, backend, where):
     log_path = state.log_in(root, node)
     log_path.parent.mkdir(parents=True, exist_ok=True)
+    worker = WARM.take(python, device, backend)
     with open(log_path, "a") as log:
-        log.write(f"$ lottery {' '.join(node.argv)}  # host {socket.gethostname()}, "
-                  f"device {device}\n")
-        log.flush()
-        child = subprocess.Popen(
-            [python, "-m", "keras_lottery.cli", *node.argv], stdin=subprocess.DEVNULL,
-            stdout=log, stderr=subprocess.STDOUT,
-            env=devices_lib.environment(device, backend=backend))
+        log.write(f"$ lottery {' '.join(node.argv)}  # {where}, device {device}, "
+                  f"worker {worker.pid}\n")
+    worker.send(node.argv, log_path)
     try:
-        while child.poll() is None:
-            time.sleep(0.5)
+        while worker.poll() is None:
+            time.sleep(0.1)
     except BaseException:  # cancelled: let the run save itself, as Ctrl-C does
-        _stop(child)
+        _stop(worker)
         raise
-    return child.returncode
+    WARM.give_back(worker)
+    return worker.returncode
 
 
-def _stop(child):
-    if child.poll() is None:
-        os.kill(child.pid, signal.SIGINT)
+def _stop(worker):
+    if worker.poll() is None:
+        os.kill(worker.pid, signal.SIGINT)
     try:
-        child.wait(GRACE_SECONDS)
+        worker.wait(GRACE_SECONDS)
     except subprocess.TimeoutExpired:
-        child.kill()
-        child.wait()
+        pass
+    worker.kill()
+
+
+class WarmWorkers:
+    """The one warm worker a process keeps between the nodes it is given."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.kept = None  # (key, worker)
+        self.lent = None  # the key of the worker taken
+        self.timer = None
+
+    def take(self, python, device, backend):
+        """A warm worker for `python`, `device` and `backend`: the kept one
+        if it is theirs and alive, else a new one."""
+        key = self.lent = (python, device, backend)
+        with self.lock:
+            kept, self.kept = self.kept, None
+            if self.timer is not None:
+                self.timer.cancel()
+        if kept is not None:
+            if kept[0] == key and kept[1].process.poll() is None:
+                return kept[1]
+            kept[1].close()
+        return local.start_worker(python, device,
+                                  devices_lib.environment(device, backend=backend))
+
+    def give_back(self, worker):
+        """Keeps `worker` for the next node (closes it once it has made
+        `RUNS_PER_WORKER` runs, or died); it ends if none comes within
+        `IDLE_SECONDS`."""
+        if worker.process.poll() is not None or worker.runs >= RUNS_PER_WORKER:
+            worker.close()
+            return
+        with self.lock:
+            self.kept = (self.lent, worker)
+            self.timer = threading.Timer(IDLE_SECONDS, self.close)
+            self.timer.daemon = True
+            self.timer.start()
+
+    def close(self):
+        """Ends the kept worker, if any (at the end of its input)."""
+        with self.lock:
+            kept, self.kept = self.kept, None
+        if kept is not None:
+            kept[1].close()
+
+
+WARM = WarmWorkers()

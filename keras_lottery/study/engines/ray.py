@@ -3,10 +3,13 @@
 Each run is one Ray task that runs the run's own `lottery` command
 (`noderun`), asking for `1 / runs_per_device` of a GPU (one CPU on a
 cluster without GPUs), with its parent's task as its dependency, so Ray,
-not this package, decides what runs when and where. `max_calls=1` gives
-every task a fresh worker process, so GPU memory is handed back. A worker
-that dies, or a run process killed by a signal, is retried up to `RETRIES`
-times; the run resumes from its own saved state. A run that fails stops
+not this package, decides what runs when and where. A Ray worker process
+runs task after task (one at a time), each through the warm `lottery
+worker` it keeps, so the backend starts once per worker, not per run; the
+Ray worker itself never imports the backend, and its warm worker ends when
+left idle, so GPU memory is handed back. A Ray worker that dies, or a warm
+worker killed by a signal, is retried up to `RETRIES` times; the run
+resumes from its own saved state. A run that fails stops
 its descendants (Ray does not start a task whose dependency failed).
 
 If the driver dies, Ray ends its tasks; the same command then re-plans
@@ -64,7 +67,9 @@ def _task(root, node, python, backend, *parents):
     import ray
 
     gpus = ",".join(str(i) for i in ray.get_gpu_ids()) or None
-    status, seconds = noderun.run(root, node, python, gpus, backend)
+    where = (f"host {socket.gethostname()}, "
+             f"Ray node {ray.get_runtime_context().get_node_id()[:8]}")
+    status, seconds = noderun.run(root, node, python, gpus, backend, where)
     return node.id, status, seconds
 
 
@@ -150,7 +155,9 @@ class RayEngine:
 
     def _run(self, ray, plan, runs_per_device, retry_failed, progress):
         found = state.statuses(plan)
-        remote = ray.remote(max_calls=1, max_retries=RETRIES,
+        # max_calls=0: a worker runs any number of tasks (Ray's default for
+        # a GPU task is one).
+        remote = ray.remote(max_calls=0, max_retries=RETRIES,
                             retry_exceptions=[noderun.RunKilled])(_task)
         options = self.resources(ray, runs_per_device)
         refs = submit(plan, found, retry_failed, lambda node, parents: remote.options(
