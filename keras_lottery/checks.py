@@ -78,8 +78,8 @@ def percent_text(fraction):
 
 def percent_shown(fraction):
     """A density as tables and progress lines show it: percent with its
-    sign (0.2 -> "20%", 0.005 -> "0.5%")."""
-    return f"{float(f'{fraction * 100:.6g}'):g}%"
+    sign, to 4 significant digits (0.2 -> "20%", 0.005 -> "0.5%")."""
+    return f"{fraction * 100:.4g}%"
 
 
 def percent(value, param):

@@ -241,7 +241,7 @@ class _EvaluationLog:
         print(
             f"step {step}: top-1 {row['top1']:.4f}  top-5 "
             f"{row['top5']:.4f}  loss {row['loss']:.4f}  "
-            f"lr {row['lr']:g}  density {row['density']:.4f}"
+            f"lr {row['lr']:g}  density {checks.percent_shown(row['density'])}"
         )
 
 
