@@ -26,6 +26,7 @@ from keras_lottery.runs.run import Run
 from keras_lottery.cli import main
 from keras_lottery.errors import LotteryError
 from keras_lottery.study import claims
+from keras_lottery.study.engines import local
 from keras_lottery.study.engines import noderun
 from keras_lottery.study import planner
 from keras_lottery.study.engines import ray as rayengine
@@ -217,7 +218,7 @@ def test_a_failed_run_blocks_its_children_and_is_reported(cluster, tmp_path):
 def test_a_process_keeps_one_warm_worker_replaced_after_its_runs_or_when_idle(
         tmp_path, monkeypatch):
     python, _ = _fake(tmp_path, seconds=0)
-    monkeypatch.setattr(noderun, "RUNS_PER_WORKER", 2)
+    monkeypatch.setattr(local, "RUNS_PER_WORKER", 2)
     monkeypatch.setattr(noderun, "IDLE_SECONDS", 1.0)
     warm = noderun.WarmWorkers()
 

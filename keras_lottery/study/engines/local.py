@@ -41,6 +41,11 @@ class Job:
     returncode: int = None
 
 
+# Runs a warm worker makes before a new one replaces it: TensorFlow keeps
+# about 2 MB of every model a process trained.
+RUNS_PER_WORKER = 25
+
+
 class LocalEngine:
     """Runs nodes on this machine, in warm workers (or a process each).
 
@@ -51,13 +56,13 @@ class LocalEngine:
             runs ignore the signal submitit handles).
         warm: run nodes in warm workers (False: a process per node).
         runs_per_worker: nodes a worker runs before a new one replaces it
-            (TensorFlow keeps about 2 MB of every model a process trained).
+            (default `RUNS_PER_WORKER`).
     """
 
     name = "local"
 
     def __init__(self, python=None, environ=None, preexec=None, warm=True,
-                 runs_per_worker=25):
+                 runs_per_worker=RUNS_PER_WORKER):
         self.python = python or sys.executable
         self.environ = environ
         self.preexec = preexec

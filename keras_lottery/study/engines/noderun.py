@@ -12,7 +12,7 @@ resumable (it resumes from its latest saved state); a warm worker that
 dies (killed, out of memory) ends its run as a killed process would.
 
 A process keeps one warm worker, for one interpreter, device and backend;
-it is replaced after `RUNS_PER_WORKER` runs, by a node on another device,
+it is replaced after `local.RUNS_PER_WORKER` runs, by a node on another device,
 after an interruption, and it ends when left idle `IDLE_SECONDS` (handing
 its device's memory back) or when this process ends (its input closes).
 """
@@ -34,8 +34,6 @@ from keras_lottery.study.engines import local
 WAIT_SECONDS = 5.0
 # Seconds an interrupted run has to mark itself resumable before it is killed.
 GRACE_SECONDS = 60.0
-# Runs a warm worker makes before a new one replaces it (as the local engine's).
-RUNS_PER_WORKER = 25
 # Seconds a warm worker waits for this process's next node before it ends.
 IDLE_SECONDS = 30.0
 
@@ -161,9 +159,9 @@ class WarmWorkers:
 
     def give_back(self, worker):
         """Keeps `worker` for the next node (closes it once it has made
-        `RUNS_PER_WORKER` runs, or died); it ends if none comes within
+        `local.RUNS_PER_WORKER` runs, or died); it ends if none comes within
         `IDLE_SECONDS`."""
-        if worker.process.poll() is not None or worker.runs >= RUNS_PER_WORKER:
+        if worker.process.poll() is not None or worker.runs >= local.RUNS_PER_WORKER:
             worker.close()
             return
         with self.lock:
