@@ -8,6 +8,7 @@ import json
 import keras
 import numpy as np
 import pytest
+from backend_script import LRs
 
 import keras_lottery as kl
 from keras_lottery.errors import LotteryError
@@ -73,19 +74,6 @@ class Forgetful(keras.optimizers.SGD):
 
 
 keras.saving.register_keras_serializable(package="tests")(Forgetful)
-
-
-class LRs(keras.callbacks.Callback):
-    """The LR the optimizer applies at each step, and the step."""
-
-    def __init__(self):
-        super().__init__()
-        self.seen = []
-
-    def on_train_batch_begin(self, batch, logs=None):
-        optimizer = self.model.optimizer
-        self.seen.append((int(keras.ops.convert_to_numpy(optimizer.iterations)),
-                          float(keras.ops.convert_to_numpy(optimizer.learning_rate))))
 
 
 def _slots(model):
