@@ -5,8 +5,9 @@ The worker imports the Keras backend once, then reads requests from stdin,
 one JSON line each: `{"argv": [...], "log": path}`. It runs each `argv` as
 the `lottery` command it stands for, in this process, its output (file
 descriptors 1 and 2) appended to `log`, and answers one JSON line on its
-own stdout: `{"returncode": n}`. Between two runs it clears Keras's state
-(`keras.backend.clear_session`); every run sets its own seeds and draws its
+own stdout: `{"returncode": n}`. Between two runs it clears what the run
+left (`keras_lottery.training.session`: Keras's state, TensorFlow's traced
+gradients), so its memory stays flat; every run sets its own seeds and draws its
 data order from its seed and step, so a run here is the run a fresh
 `lottery` process makes, bit for bit. It ends at the end of its input, or
 at a Ctrl-C while it waits.
@@ -27,8 +28,9 @@ import click
 @click.command("worker", hidden=True)
 def worker():
     """Run requests from stdin one after another (used by `lottery study run`)."""
-    import keras  # the backend, once for every run that follows
+    from keras_lottery.training.session import Session  # the backend, once for all runs
 
+    session = Session()
     replies = os.fdopen(os.dup(1), "w", buffering=1)
     try:
         for line in sys.stdin:
@@ -38,7 +40,7 @@ def worker():
             code = serve(asked["argv"], asked["log"])
             replies.write(json.dumps({"returncode": code}) + "\n")
             # After the reply: the driver picks the next run meanwhile.
-            keras.backend.clear_session(free_memory=True)  # and collects
+            session.clear()
     except KeyboardInterrupt:  # stopped while it waited
         pass
 

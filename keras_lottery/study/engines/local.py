@@ -41,9 +41,11 @@ class Job:
     returncode: int = None
 
 
-# Runs a warm worker makes before a new one replaces it: TensorFlow keeps
-# about 2 MB of every model a process trained.
-RUNS_PER_WORKER = 25
+# Runs a warm worker makes before a new one replaces it. Its memory stays
+# flat over Keras's own layers (`keras_lottery.training.session`); a user's
+# own model or callbacks may keep state that nothing clears, so a worker is
+# still replaced now and then (a new one costs one start-up).
+RUNS_PER_WORKER = 100
 
 
 class LocalEngine:
