@@ -210,6 +210,26 @@ def test_the_tiny_study_through_the_debug_executor(tmp_path_factory, reference_s
     assert_same_study(folder, reference_study[0])
 
 
+def test_a_job_of_several_runs_runs_them_in_turn_in_one_warm_worker(tmp_path_factory,
+                                                                   reference_study):
+    folder = make_folder(tmp_path_factory, "per-job", STUDY + CPU_SECTION + "runs_per_job = 3\n")
+    plan = planner.expand(studyfile.load(folder / "study.toml"))
+    submitted = slurmengine.SlurmEngine(cluster="debug").submit(plan)
+    # Wave 1's three runs (rewind, finetune, round 1) are one job.
+    assert [[sorted(b) for b in r["bundles"]] for r in submitted.records] == [
+        [[BASE]], [DERIVED], [[ROUND2]]]
+    for wave in submitted.jobs:
+        for job in wave:
+            assert job.exception() is None
+    assert_same_study(folder, reference_study[0])
+    # Each log's first line: "$ lottery ...  # device cpu, worker PID".
+    heads = {n.id: state.log_path(plan, n).read_text().splitlines()[0] for n in plan.nodes}
+    workers = {i: re.search(r"# device cpu, worker (\d+)$", head).group(1)
+               for i, head in heads.items()}
+    assert len({workers[i] for i in DERIVED}) == 1, heads  # one slot: one worker, in turn
+    assert workers[BASE] != workers[DERIVED[0]]  # each job starts its own
+
+
 def test_a_bundle_that_does_not_finish_fails_its_job(tmp_path_factory):
     text = (STUDY + CPU_SECTION).replace("batch_size = 32", "batch_size = 32\nlr = 1e30")
     folder = make_folder(tmp_path_factory, "nan", text[:text.index("[oneshot]")] + CPU_SECTION)

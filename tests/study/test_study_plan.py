@@ -331,6 +331,8 @@ BAD = [
      "[slurm] unknown key 'partiton' (did you mean partition?)"),
     ("[base]\nseeds = [1]\n[slurm]\ntime = '4h'\n",
      "[slurm] time: expected minutes or \"HH:MM:SS\", got '4h'"),
+    ("[base]\nseeds = [1]\n[slurm]\nruns_per_job = 0\n",
+     "[slurm] runs_per_job: expected an integer >= 1, got 0"),
     ("[base]\nseeds = [1]\n[slurm]\nsbatch = ['--dependency=afterok:1']\n",
      "[slurm] sbatch: '--dependency=afterok:1': the engine sets dependency itself"),
     ("[base]\nseeds = [1]\n[ray]\naddress = 'auto'\n", "unknown section [ray]"),

@@ -1,5 +1,6 @@
-"""A Slurm job's work: a few runs of one dependency wave, side by side on
-the job's GPUs (`runs_per_device` on each), by the single-machine pool.
+"""A Slurm job's work: runs of one dependency wave, side by side on the
+job's GPUs (`runs_per_device` on each), by the single-machine pool: its
+warm workers run a bundle of more runs than slots in turn.
 
 A submitit callable. Its `checkpoint` (called by submitit when Slurm
 signals the time limit, or a preemption where the cluster sends that
@@ -62,9 +63,11 @@ class Bundle:
                                    "node mounts at the same path")
         plan = planner.Plan(study, nodes)
         names = [devices_lib.CPU] if gpus == 0 else devices_lib.resolve("auto")
+        # More runs than slots: the slots' warm workers run them in turn.
         self.scheduler = Scheduler(
             plan, engines.LocalEngine(preexec=_ignore_requeue_signal), names,
-            runs_per_device, len(node_ids), retry_failed, tidy=False)
+            runs_per_device, min(len(node_ids), len(names) * runs_per_device), retry_failed,
+            tidy=False)
         try:
             counts = self.scheduler.run()
         finally:

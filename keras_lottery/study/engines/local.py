@@ -74,20 +74,24 @@ class LocalEngine:
         self.workers_started = 0
 
     def start(self, node, device, log_path):
-        """Starts `node`'s command on `device`; returns its `Job`."""
+        """Starts `node`'s command on `device`; returns its `Job`. The log's
+        first line is the command, its device and its warm worker's pid."""
         log_path.parent.mkdir(parents=True, exist_ok=True)
-        with open(log_path, "a") as log:
-            log.write(f"$ lottery {' '.join(node.argv)}  # device {device}\n")
-            log.flush()
-            if not self.warm:
+        head = f"$ lottery {' '.join(node.argv)}  # device {device}"
+        if not self.warm:
+            with open(log_path, "a") as log:
+                log.write(head + "\n")
+                log.flush()
                 handle = subprocess.Popen(
                     [self.python, "-m", "keras_lottery.cli", *node.argv],
                     stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                     env=devices_lib.environment(device, self.environ),
                     preexec_fn=self.preexec,
                 )
-                return Job(node, device, time.monotonic(), handle)
+            return Job(node, device, time.monotonic(), handle)
         worker = self._worker(device)
+        with open(log_path, "a") as log:
+            log.write(f"{head}, worker {worker.pid}\n")
         worker.send(node.argv, log_path)
         return Job(node, device, time.monotonic(), worker)
 

@@ -3,8 +3,9 @@ dependency wave, and left to the queue.
 
 Wave 0 holds the runs whose parent is finished on disk (or that have
 none); wave i + 1 the runs whose parent is in wave i. Each wave's runs are
-bundled `runs_per_device x gpus_per_job` to a job (`bundle.Bundle`, run on
-the job's GPUs by the single-machine pool), and submitted as one array
+bundled `runs_per_job` to a job (default `runs_per_device x gpus_per_job`,
+one per slot; `bundle.Bundle`, run on the job's GPUs by the single-machine
+pool, in its warm workers), and submitted as one array
 throttled by `array_parallelism` (split in arrays of `MAX_ARRAY_JOBS`),
 `afterok` on the previous wave's arrays:
 only on jobs of this invocation, since a finished parent needs none (and
@@ -175,8 +176,8 @@ class SlurmEngine:
                     f"wait for them, or cancel them: lottery study cancel {plan.study.path}")
             check_visible(plan)
         found = state.statuses(plan)
-        size = plan.study.runs_per_device * max(1, settings.gpus_per_job)
-        planned, left_out = waves(plan, found, retry_failed, size)
+        planned, left_out = waves(plan, found, retry_failed,
+                                  settings.job_size(plan.study.runs_per_device))
         state.write(plan)
         stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
         folder = root / JOBS_DIR / stamp

@@ -7,12 +7,18 @@
     cpus_per_job = 8             # default: the cluster's default
     mem_gb = 32                  # default: the cluster's default
     array_parallelism = 64       # jobs of one array running at once
+    runs_per_job = 8             # default: one run per slot (see below)
     max_requeues = 3             # requeues after reaching the time limit
     sbatch = ["--account=lab", "--qos=normal"]   # extra sbatch options
     setup = ["module load cuda"] # shell lines run before each job
     python = "/shared/venv/bin/python"           # default: this interpreter
 
-Each job runs `runs_per_device` runs on each of its GPUs at once.
+Each job runs `runs_per_device` runs on each of its GPUs at once (its
+slots). By default a job holds one run per slot; with `runs_per_job` larger,
+its slots' warm workers run the job's runs in turn, so many short runs pay
+one job's queueing and one start-up per slot, not one per run (the time
+limit must then fit several runs: a job that reaches it is requeued, and its
+runs resume).
 """
 
 import dataclasses
@@ -23,7 +29,7 @@ from keras_lottery import checks
 
 SECTION = "slurm"
 KEYS = ("partition", "time", "gpus_per_job", "cpus_per_job", "mem_gb",
-        "array_parallelism", "max_requeues", "sbatch", "setup", "python")
+        "array_parallelism", "runs_per_job", "max_requeues", "sbatch", "setup", "python")
 DEFAULT_TIME = "4:00:00"
 # Options the engine sets itself, which `sbatch` lines may not.
 ENGINE_OPTIONS = ("array", "dependency", "job-name", "output", "error", "signal",
@@ -47,6 +53,7 @@ class SlurmSettings:
     cpus_per_job: int = None
     mem_gb: float = None
     array_parallelism: int = 256
+    runs_per_job: int = None
     max_requeues: int = 3
     sbatch: tuple = ()
     setup: tuple = ()
@@ -58,6 +65,14 @@ class SlurmSettings:
 
     def options(self):
         return dict(self.sbatch)
+
+    def slots(self, runs_per_device):
+        """Runs a job trains at once."""
+        return runs_per_device * max(1, self.gpus_per_job)
+
+    def job_size(self, runs_per_device):
+        """Runs a job holds: `runs_per_job`, or one per slot."""
+        return self.runs_per_job or self.slots(runs_per_device)
 
 
 def minutes(text):
@@ -97,7 +112,7 @@ def read(table, fail):
     else:
         found["time_min"] = minutes(DEFAULT_TIME)
     for key, low in (("gpus_per_job", 0), ("cpus_per_job", 1), ("array_parallelism", 1),
-                     ("max_requeues", 0)):
+                     ("runs_per_job", 1), ("max_requeues", 0)):
         if key in table:
             value = table[key]
             if not checks.is_count(value, low):
