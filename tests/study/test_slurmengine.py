@@ -347,6 +347,22 @@ def test_the_tiny_study_on_a_real_slurm_one_job_preempted(cluster, tmp_path_fact
     assert "none of its Slurm jobs is still in the queue" in cancel.stdout, cancel.stderr
 
 
+def test_a_real_job_of_three_runs_trains_them_in_one_warm_worker(cluster, tmp_path_factory,
+                                                                reference_study):
+    folder = make_folder(tmp_path_factory, "real-per-job",
+                         STUDY + CPU_SECTION + "runs_per_job = 3\n")
+    done = _lottery(cluster, folder, "run", "study.toml", "--engine", "slurm")
+    assert done.returncode == 0, done.stdout + done.stderr[-3000:]
+    assert "submitted 5 runs in 3 Slurm jobs, 3 waves:" in done.stdout
+    root = folder / "runs/tiny"
+    for submitted in state.jobs(root):
+        for each in submitted["jobs"]:
+            assert cluster.wait(each, timeout=600) == "COMPLETED", cluster.show_job(each)
+    assert_same_study(folder, reference_study[0])
+    heads = [(root / "study-logs" / f"{i}.log").read_text().splitlines()[0] for i in DERIVED]
+    assert len({re.search(r"worker (\d+)$", head).group(1) for head in heads}) == 1, heads
+
+
 def test_a_real_submission_is_refused_while_queued_then_cancelled(
         cluster, tmp_path_factory, monkeypatch):
     folder = make_folder(tmp_path_factory, "cancelled", STUDY + CPU_SECTION)
