@@ -4,7 +4,8 @@ its `BACKEND` and imports these).
 
 One subprocess on that backend (tests/backend_script.py) runs every
 procedure, an interrupted and resumed run, a rewind of a TensorFlow parent
-made here, AdamW with cosine decay, bf16 and a tiny study; the checks read
+made here, AdamW with cosine decay, bf16 and a tiny study on each engine
+(local, Slurm, Ray); the checks read
 what it left, in this (TensorFlow) process, which also shows that the
 backend's checkpoints load on TensorFlow.
 """
@@ -153,11 +154,13 @@ def test_what_the_backend_lacks_is_one_line(made):
     assert "\n" not in report["mirrored"]
 
 
-def test_a_tiny_study_runs_on_the_backend(made, request):
+@pytest.mark.parametrize("engine", ["local", "slurm", "ray"])
+def test_a_tiny_study_runs_on_the_backend(made, request, engine):
     out, report, _, _ = made
-    returncode, output = report["study"]
+    folder = "study" if engine == "local" else f"study-{engine}"
+    returncode, output = report[folder]
     assert returncode == 0, output
-    runs = [kl.Run.open(p) for p in layout.find_runs(out / "study" / "runs")]
+    runs = [kl.Run.open(p) for p in layout.find_runs(out / folder / "runs")]
     assert len(runs) == 2
     for run in runs:
         assert run.status == record.FINISHED

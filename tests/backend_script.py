@@ -8,7 +8,9 @@ procedure on the bundled digits (train, the derived methods, branch,
 iterate, stability, mask overlap, results and a plot), a run interrupted
 and resumed, a run of the same seed again, a rewind of the TensorFlow run
 TF_PARENT, AdamW with cosine decay rewound, a bf16 ResNet-8 and a tiny
-study. OUT/report.json holds what only this process can see.
+study on each engine (local; Slurm through submitit's debug executor, its
+jobs in this process; Ray on a local cluster). OUT/report.json holds what
+only this process can see.
 """
 
 import json
@@ -113,6 +115,26 @@ def adamw(out):
     return lrs.seen
 
 
+def slurm_study(folder):
+    """[0, ""] once the tiny study's Slurm jobs ran here (submitit's debug
+    executor), else [1, the error]."""
+    from keras_lottery.study import planner
+    from keras_lottery.study import studyfile
+    from keras_lottery.study.engines import slurm as slurmengine
+
+    folder.mkdir()
+    (folder / "study.toml").write_text(STUDY + "[slurm]\ngpus_per_job = 0\ntime = 10\n")
+    plan = planner.expand(studyfile.load(folder / "study.toml"))
+    try:
+        submitted = slurmengine.SlurmEngine(cluster="debug").submit(plan)
+        for wave in submitted.jobs:
+            for job in wave:
+                job.result()
+    except Exception as e:  # reported, for the test's message
+        return [1, f"{type(e).__name__}: {e}"]
+    return [0, ""]
+
+
 def main(out, tf_parent):
     out.mkdir(parents=True, exist_ok=True)
     report = {"backend": keras.backend.backend(), **chain(out)}
@@ -128,11 +150,15 @@ def main(out, tf_parent):
         kl.train("lenet300", strategy="mirrored", out=out / "mirrored", **KW)
     except kl.LotteryError as e:
         report["mirrored"] = str(e)
-    (out / "study").mkdir()
-    (out / "study" / "study.toml").write_text(STUDY)
-    done = subprocess.run([sys.executable, "-m", "keras_lottery.cli", "study", "run",
-                           "study.toml"], cwd=out / "study", capture_output=True, text=True)
-    report["study"] = [done.returncode, done.stdout[-2000:] + done.stderr[-2000:]]
+    for engine in ("local", "ray"):
+        folder = out / ("study" if engine == "local" else f"study-{engine}")
+        folder.mkdir()
+        (folder / "study.toml").write_text(STUDY)
+        done = subprocess.run([sys.executable, "-m", "keras_lottery.cli", "study", "run",
+                               "study.toml", "--engine", engine], cwd=folder,
+                              capture_output=True, text=True)
+        report[folder.name] = [done.returncode, done.stdout[-2000:] + done.stderr[-2000:]]
+    report["study-slurm"] = slurm_study(out / "study-slurm")
     (out / "report.json").write_text(json.dumps(report))
 
 
