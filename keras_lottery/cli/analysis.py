@@ -150,7 +150,8 @@ def _one_run(path, iteration):
               "[default: the final one].")
 @click.option("--multiple", type=click.IntRange(min=1), default=1, show_default=True,
               help="Keep a multiple of this many channels per layer (8 suits CPU "
-              "and GPU convolutions better than any count).")
+              "and GPU convolutions better than any count; on a CPU, use 8 for a "
+              "network you will train).")
 @options.friendly_errors
 def thin(run, output, iteration, multiple):
     """Write RUN's network with its pruned filters physically removed: a
