@@ -13,7 +13,9 @@ over rounds.
 
     python benchmarks/odd_channels.py --channels 16,15,14,8 --reps 7
     python benchmarks/odd_channels.py --channels 16,15 --no-remapping
+    python benchmarks/odd_channels.py --channels 16,15 --norms none,fused
 
+`--norms none` leaves the batch norms out (the convolutions alone);
 `--no-remapping` turns off Grappler's remapper (which fuses a convolution
 with its batch norm), to see whether that fusion is what odd counts lose.
 """
@@ -33,7 +35,8 @@ import numpy as np  # noqa: E402
 
 from keras_lottery.sparse.layers import FusedBatchNormalization  # noqa: E402
 
-NORMS = {"fused": FusedBatchNormalization, "keras": keras.layers.BatchNormalization}
+NORMS = {"fused": FusedBatchNormalization, "keras": keras.layers.BatchNormalization,
+         "none": keras.layers.Identity}
 
 
 def network(channels, norm):
@@ -54,6 +57,8 @@ def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--channels", default="16,15,14,8")
     p.add_argument("--reps", type=int, default=7)
+    p.add_argument("--norms", default="fused,keras",
+                   help="batch norms to compare: fused, keras, none (no batch norm)")
     p.add_argument("--no-remapping", action="store_true")
     args = p.parse_args()
     if args.no_remapping:
@@ -63,8 +68,8 @@ def main():
     rng = np.random.default_rng(0)
     x = rng.random((128, 32, 32, 16), dtype="float32")
     y = rng.integers(0, 10, 128)
-    models = {(int(c), n): network(int(c), cls) for c in args.channels.split(",")
-              for n, cls in NORMS.items()}
+    models = {(int(c), n): network(int(c), NORMS[n]) for c in args.channels.split(",")
+              for n in args.norms.split(",")}
     for model in models.values():  # traced before timing
         model.train_on_batch(x, y)
         model.predict_on_batch(x)
