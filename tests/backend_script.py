@@ -125,13 +125,13 @@ def slurm_study(folder):
     folder.mkdir()
     (folder / "study.toml").write_text(STUDY + "[slurm]\ngpus_per_job = 0\ntime = 10\n")
     plan = planner.expand(studyfile.load(folder / "study.toml"))
-    try:
-        submitted = slurmengine.SlurmEngine(cluster="debug").submit(plan)
-        for wave in submitted.jobs:
-            for job in wave:
-                job.result()
-    except Exception as e:  # reported, for the test's message
-        return [1, f"{type(e).__name__}: {e}"]
+    submitted = slurmengine.SlurmEngine(cluster="debug").submit(plan)
+    for wave in submitted.jobs:
+        for job in wave:
+            # exception(), not result(): the debug executor would open pdb.
+            error = job.exception()
+            if error is not None:
+                return [1, f"{type(error).__name__}: {error}"]
     return [0, ""]
 
 

@@ -25,6 +25,7 @@ from keras_lottery.cli import main
 from keras_lottery.errors import LotteryError
 from keras_lottery.study import planner
 from keras_lottery.study.engines import slurm as slurmengine
+from keras_lottery.study.engines.slurmconfig import SlurmSettings
 from keras_lottery.study import state
 from keras_lottery.study import studyfile
 from error_messages import one_error_line
@@ -115,6 +116,13 @@ def _script(fake, job_id):
 
 def _sbatch(text):
     return dict(re.findall(r"^#SBATCH --([a-z-]+)(?:=(.*))?$", text, flags=re.M))
+
+
+def test_a_job_holds_runs_per_job_runs_and_at_least_one_per_slot():
+    assert SlurmSettings(gpus_per_job=4).job_size(runs_per_device=2) == 8  # the slots
+    assert SlurmSettings(gpus_per_job=4, runs_per_job=20).job_size(2) == 20
+    assert SlurmSettings(gpus_per_job=4, runs_per_job=2).job_size(1) == 4  # no GPU idle
+    assert SlurmSettings(gpus_per_job=0, runs_per_job=3).job_size(1) == 3
 
 
 def test_the_sbatch_scripts_of_a_fresh_study(tmp_path, fake_slurm):

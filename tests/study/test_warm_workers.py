@@ -92,6 +92,20 @@ def _rss_kib(pid):
     raise AssertionError("no VmRSS")
 
 
+def _settled_rss_kib(pid, timeout=30):
+    """The RSS once the worker has cleared the run it replied for (it
+    clears after its reply): two equal readings 0.3 s apart."""
+    deadline = time.monotonic() + timeout
+    before = _rss_kib(pid)
+    while time.monotonic() < deadline:
+        time.sleep(0.3)
+        now = _rss_kib(pid)
+        if now == before:
+            return now
+        before = now
+    return before
+
+
 class _Node:
     def __init__(self, argv):
         self.argv = argv
@@ -101,7 +115,7 @@ def _train_in(engine, out, log):
     """Trains a run in `engine`'s worker; the worker's RSS (KiB) after it."""
     job = engine.start(_Node(TRAIN + ["--out", str(out)]), "cpu", log)
     job.handle.wait(300)
-    rss = _rss_kib(job.handle.pid)  # before the engine may replace the worker
+    rss = _settled_rss_kib(job.handle.pid)  # before the engine may replace the worker
     assert engine.wait([job], 1.0) == [job]
     assert job.returncode == 0, log.read_text()[-3000:]
     return rss

@@ -41,10 +41,11 @@ class Job:
     returncode: int = None
 
 
-# Runs a warm worker makes before a new one replaces it. Its memory stays
-# flat over Keras's own layers (`keras_lottery.training.session`); a user's
-# own model or callbacks may keep state that nothing clears, so a worker is
-# still replaced now and then (a new one costs one start-up).
+# Runs a warm worker makes before a new one replaces it. On TensorFlow its
+# memory stays flat (`keras_lottery.training.session`; JAX keeps a little,
+# about 0.25 MB a run), but a user's own model or callbacks may keep state
+# that nothing clears: so a worker is still replaced now and then (a new one
+# costs one start-up).
 RUNS_PER_WORKER = 100
 
 
@@ -74,8 +75,9 @@ class LocalEngine:
         self.workers_started = 0
 
     def start(self, node, device, log_path):
-        """Starts `node`'s command on `device`; returns its `Job`. The log's
-        first line is the command, its device and its warm worker's pid."""
+        """Starts `node`'s command on `device`; returns its `Job`. Each
+        attempt's part of the log starts with a line naming the command, its
+        device and its warm worker's pid."""
         log_path.parent.mkdir(parents=True, exist_ok=True)
         head = f"$ lottery {' '.join(node.argv)}  # device {device}"
         if not self.warm:

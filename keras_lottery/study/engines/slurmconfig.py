@@ -7,7 +7,7 @@
     cpus_per_job = 8             # default: the cluster's default
     mem_gb = 32                  # default: the cluster's default
     array_parallelism = 64       # jobs of one array running at once
-    runs_per_job = 8             # default: one run per slot (see below)
+    runs_per_job = 8             # default and least: one run per slot (see below)
     max_requeues = 3             # requeues after reaching the time limit
     sbatch = ["--account=lab", "--qos=normal"]   # extra sbatch options
     setup = ["module load cuda"] # shell lines run before each job
@@ -71,8 +71,9 @@ class SlurmSettings:
         return runs_per_device * max(1, self.gpus_per_job)
 
     def job_size(self, runs_per_device):
-        """Runs a job holds: `runs_per_job`, or one per slot."""
-        return self.runs_per_job or self.slots(runs_per_device)
+        """Runs a job holds: `runs_per_job`, and at least one per slot (a
+        job's GPUs are asked for whatever it holds)."""
+        return max(self.runs_per_job or 0, self.slots(runs_per_device))
 
 
 def minutes(text):
