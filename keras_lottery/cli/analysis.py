@@ -168,3 +168,22 @@ def thin(run, output, iteration, multiple):
     thinned.save(output)
     click.echo(f"wrote {output}: {after:,} parameters (masked: "
                f"{before.total.remaining:,} of {before.total.total:,} kernel weights kept)")
+    unblocked = _unblocked(model, thinned)
+    if unblocked:
+        click.echo(f"note: {len(unblocked)} convolutions ({', '.join(unblocked[:3])}"
+                   f"{', ...' if len(unblocked) > 3 else ''}) lost their multiple of "
+                   f"{BLOCK} filters; on a CPU that makes training slower, not faster: "
+                   f"to train it, thin with --multiple {BLOCK}")
+
+
+# Channels CPU convolution and batch-norm kernels are blocked by.
+BLOCK = 8
+
+
+def _unblocked(model, thinned):
+    """Names of the convolutions whose filters were a multiple of `BLOCK`
+    before thinning and are not after."""
+    before = {layer.name: layer for layer in model.layers}
+    return [layer.name for layer in thinned.layers
+            if isinstance(getattr(layer, "filters", None), int) and layer.name in before
+            and before[layer.name].filters % BLOCK == 0 and layer.filters % BLOCK]

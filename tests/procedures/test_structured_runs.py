@@ -132,3 +132,18 @@ def test_a_study_file_has_filters_and_levels(tmp_path):
                     "iters = [0]\ndensities = [50]\nfilters = 'resnet56-A'\nlevels = [1]\n")
     with pytest.raises(kl.LotteryError, match="give densities, or filters and levels"):
         studyfile.load(path)
+
+
+def test_lottery_thin_says_when_odd_filter_counts_would_slow_training(base, tmp_path):
+    pruned = kl.rewind(base, iteration=3, filters="resnet56-A", level=1, seed=0,
+                       out=tmp_path / "a1", verbose=0)
+    exact = CliRunner().invoke(main, ["thin", str(pruned.path), "-o", str(tmp_path / "a.keras")])
+    assert exact.exit_code == 0, exact.output
+    (note,) = [line for line in exact.output.splitlines() if line.startswith("note:")]
+    assert "lost their multiple of 8 filters" in note, note
+    assert note.endswith("to train it, thin with --multiple 8")
+    kept = CliRunner().invoke(main, ["thin", str(pruned.path), "-o", str(tmp_path / "b.keras"),
+                                     "--multiple", "8"])
+    assert kept.exit_code == 0, kept.output
+    assert "note:" not in kept.output
+    assert (tmp_path / "a.keras").is_file() and (tmp_path / "b.keras").is_file()
