@@ -295,14 +295,25 @@ def _lottery(cluster, folder, *args):
                           capture_output=True, text=True, timeout=300)
 
 
-def _wait_training(path, timeout=300):
+def _frozen_mid_training(path, timeout=300):
+    """The pid of the process training the run at `path`, stopped (SIGSTOP)
+    while the run is mid-training; None when the run finished first (40
+    steps take well under a second, and a loaded machine may not poll in
+    time)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
             run = Run.open(path)
+            if run.status == record.FINISHED:
+                return None
             if run.status == record.RUNNING and run.checkpoints:
-                return
-        except (LotteryError, OSError, ValueError, KeyError):
+                pid = locks.holder(path / layout.LOCK)["pid"]
+                os.kill(pid, signal.SIGSTOP)
+                if Run.open(path).status == record.RUNNING:
+                    return pid
+                os.kill(pid, signal.SIGCONT)
+                return None
+        except (LotteryError, OSError, ValueError, KeyError, TypeError):
             pass
         time.sleep(0.05)
     raise AssertionError(f"{path} never trained")
@@ -329,13 +340,15 @@ def test_the_tiny_study_on_a_real_slurm_one_job_preempted(cluster, tmp_path_fact
     assert "submitted 5 runs in 5 Slurm jobs, 3 waves:" in done.stdout
     root = folder / "runs/tiny"
     records = state.jobs(root)
-    victim, job = records[1]["bundles"][0][0], records[1]["jobs"][0]
-    _wait_training(root / victim)
     # The run is frozen while the preemption lands, so that it cannot end
-    # first (40 steps take well under a second): USR2, the signal submitit
-    # waits for, then the bundle's SIGINT to the run, then the requeue.
-    pid = locks.holder(root / victim / layout.LOCK)["pid"]
-    os.kill(pid, signal.SIGSTOP)
+    # first: USR2, the signal submitit waits for, then the bundle's SIGINT
+    # to the run, then the requeue. A run that finished before it could be
+    # frozen leaves the next (wave 1's three jobs run at once, then wave 2's).
+    candidates = [(b[0], j) for r in records[1:] for b, j in zip(r["bundles"], r["jobs"])]
+    frozen = next(((victim, job, pid) for victim, job in candidates
+                   if (pid := _frozen_mid_training(root / victim)) is not None), None)
+    assert frozen is not None, "every run finished before it could be frozen"
+    victim, job, pid = frozen
     try:
         cluster.run("scancel", "--signal=USR2", job)
         _wait_pending(pid, signal.SIGINT)
